@@ -1,0 +1,61 @@
+"""Shared test fixtures.
+
+Every test ends with no qemu-system-arm (or renode) process that it started
+still alive: the autouse fixture below fails the test that leaked one.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO.parent / "shared" / "models"
+
+
+def _emulator_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if os.path.basename(cmd) in (b"qemu-system-arm", b"renode", b"Renode"):
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_emulators():
+    before = _emulator_pids()
+    yield
+    leaked = _emulator_pids() - before
+    assert not leaked, f"test left emulator processes running: {sorted(leaked)}"
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    if not MODELS.is_dir():
+        pytest.skip(f"real models not found at {MODELS} (expected ../shared/models beside the repo)")
+    return MODELS
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        pytest.skip(f"{name} not on PATH")
+    return path
+
+
+@pytest.fixture(scope="session")
+def qemu() -> str:
+    return require_tool("qemu-system-arm")
+
+
+@pytest.fixture(scope="session")
+def arm_gcc() -> str:
+    return require_tool("arm-none-eabi-gcc")
