@@ -1,0 +1,163 @@
+"""Backends: run one model on one implementation and return a Capture per input.
+
+Every backend runs in a fresh worker process (`python -m simrun.backends.worker`)
+because the native interpreters can refuse a model, abort or corrupt their heap;
+such a failure becomes a `BackendError` for that backend and the rest of a diff
+matrix goes on. Inputs and Captures cross the process boundary as .npz files.
+
+Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `target:<cpu>:<kernels>`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..capture import Capture
+from ..errors import BackendError, BadInput
+from ..targets import KERNEL_VARIANTS, TARGETS
+
+HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")
+DEFAULT_TIMEOUT = 300.0
+# A worker asked to stop gets this long to close its emulator before it is killed.
+_TERM_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed backend label: which module runs it and with what options."""
+
+    label: str
+    module: str                     # simrun.backends.<module>.run(model_path, inputs, **options)
+    options: dict
+
+
+def parse_backend(label: str) -> BackendSpec:
+    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `target:<cpu>:<kernels>`."""
+    if label == "tflite-optimized":
+        return BackendSpec(label, "tflite", {"kernels": "optimized"})
+    if label == "tflite-reference":
+        return BackendSpec(label, "tflite", {"kernels": "reference"})
+    if label == "tflm-host":
+        return BackendSpec(label, "tflm_host", {})
+    if label.startswith("target:"):
+        parts = label.split(":")
+        if len(parts) != 3:
+            raise BadInput(f"backend {label!r}: expected target:<cpu>:<kernels>")
+        _, cpu, kernels = parts
+        if cpu not in TARGETS:
+            raise BadInput(f"backend {label!r}: unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
+        if kernels not in KERNEL_VARIANTS:
+            raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
+                           f"known: {', '.join(KERNEL_VARIANTS)}")
+        return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels})
+    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_BACKENDS)}, "
+                   f"target:<cpu>:<kernels>")
+
+
+def target_label(cpu: str, kernels: str) -> str:
+    return f"target:{cpu}:{kernels}"
+
+
+# --- the parent side ----------------------------------------------------------
+def save_inputs(inputs: list[list[np.ndarray]], path: Path) -> None:
+    arrays = {f"s{i}_t{j}": np.asarray(a) for i, sample in enumerate(inputs)
+              for j, a in enumerate(sample)}
+    arrays["__shape__"] = np.array([len(inputs), len(inputs[0]) if inputs else 0])
+    np.savez(path, **arrays)
+
+
+def load_saved_inputs(path: Path) -> list[list[np.ndarray]]:
+    with np.load(path, allow_pickle=False) as z:
+        n, k = (int(x) for x in z["__shape__"])
+        return [[z[f"s{i}_t{j}"] for j in range(k)] for i in range(n)]
+
+
+def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]], *,
+                timeout: float = DEFAULT_TIMEOUT, **options) -> list[Capture]:
+    """Run backend `name` on every input (one list of arrays per sample) in a worker
+    process. Returns one Capture per input; any failure raises BackendError(name, ...)."""
+    spec = parse_backend(name)
+    model_path = Path(model_path).resolve()
+    if not inputs:
+        raise BadInput("no inputs to run")
+    opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
+                               for k, v in options.items() if v is not None}}
+    with tempfile.TemporaryDirectory(prefix="simrun-backend-") as tmp:
+        work = Path(tmp)
+        save_inputs(inputs, work / "inputs.npz")
+        job = {"label": spec.label, "module": spec.module, "model": str(model_path),
+               "inputs": str(work / "inputs.npz"), "out": str(work), "options": opts}
+        (work / "job.json").write_text(json.dumps(job))
+        returncode, stderr = _run_worker(work / "job.json", timeout, spec.label)
+        error_file = work / "error.json"
+        if error_file.exists():
+            raise BackendError(spec.label, json.loads(error_file.read_text())["message"])
+        if returncode != 0:
+            raise BackendError(spec.label, _describe_exit(returncode, stderr))
+        count = json.loads((work / "done.json").read_text())["captures"]
+        return [Capture.load(work / f"capture{i}.npz") for i in range(count)]
+
+
+def _worker_env() -> dict:
+    env = dict(os.environ)
+    # The worker must import this very simrun, installed or not.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _run_worker(job: Path, timeout: float, label: str) -> tuple[int, str]:
+    # Own process group: a timeout or Ctrl-C stops the worker and anything it started.
+    proc = subprocess.Popen([sys.executable, "-m", "simrun.backends.worker", str(job)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_worker_env(), start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        raise BackendError(label, f"timed out after {timeout:g} s") from None
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc.returncode, err.decode(errors="replace")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM lets the worker leave its `with Session` block (stopping the emulator);
+    SIGKILL to the group after a grace period catches what is left."""
+    for sig, wait in ((signal.SIGTERM, _TERM_GRACE), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.communicate(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # stray children of a worker that exited
+    except ProcessLookupError:
+        pass
+
+
+def _describe_exit(returncode: int, stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()
+             and "warn" not in ln.lower() and not ln.startswith("INFO:")]
+    last = lines[-1] if lines else "no message on stderr"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"aborted by {name}: {last}" if lines else f"aborted by {name}"
+    return f"worker exited with status {returncode}: {last}"

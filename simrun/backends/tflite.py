@@ -1,0 +1,79 @@
+"""Desktop TFLite: `tflite-optimized` and `tflite-reference`.
+
+Interpreted with ai-edge-litert (LiteRT); TensorFlow's own `tf.lite` is used only
+when ai-edge-litert is not installed, because importing TensorFlow costs seconds.
+"optimized" is the BUILTIN resolver without default delegates: XNNPACK would
+take whole partitions over and their intermediate tensors would not be the
+outputs of TFLite kernels. "reference" is BUILTIN_REF.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..capture import Capture
+from ..errors import BackendError
+from ..model import Model
+from .collect import collect, package_versions
+
+
+def _interpreter_api():
+    """(Interpreter, OpResolverType, runtime versions) from LiteRT, else tf.lite."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        return Interpreter, OpResolverType, {"runtime": "ai-edge-litert",
+                                             **package_versions("ai-edge-litert", "numpy")}
+    except ImportError:
+        pass
+    try:
+        from tensorflow.lite.python.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        raise BackendError("tflite", "neither ai-edge-litert nor tensorflow is installed "
+                                     "(pip install ai-edge-litert)") from None
+    return Interpreter, OpResolverType, {"runtime": "tensorflow.lite",
+                                         **package_versions("tensorflow", "numpy")}
+
+
+def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
+        kernels: str = "optimized", num_threads: int = 1) -> list[Capture]:
+    Interpreter, OpResolverType, versions = _interpreter_api()
+    versions["resolver"] = {"optimized": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+                            "reference": "BUILTIN_REF"}[kernels]
+    model = Model.from_file(model_path)
+    try:
+        interp = Interpreter(model_content=model.data, num_threads=num_threads,
+                             experimental_op_resolver_type=getattr(OpResolverType, versions["resolver"]),
+                             experimental_preserve_all_tensors=True)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise BackendError(label, f"refused the model: {_first_sentence(str(err))}") from None
+
+    def read(subgraph: int, index: int):
+        try:
+            return interp.get_tensor(index, subgraph)
+        except ValueError:          # e.g. a tensor with no data in a subgraph that never ran
+            return None
+
+    captures = []
+    for sample in inputs:
+        for tensor_index, array in zip(model.main.inputs, sample):
+            interp.set_tensor(tensor_index, array)
+        start = time.perf_counter()
+        try:
+            interp.invoke()
+        except RuntimeError as err:
+            raise BackendError(label, f"invoke failed: {_first_sentence(str(err))}") from None
+        seconds = time.perf_counter() - start
+        captures.append(collect(model, label, read, versions=dict(versions),
+                                meta={"invoke_seconds": seconds}))
+    return captures
+
+
+def _first_sentence(text: str) -> str:
+    """TFLite repeats one complaint per tensor ("... Was 3.Tensor 33 has ..."): keep the first."""
+    text = " ".join(text.split())
+    for stop in (".Tensor ", ". Tensor "):
+        if stop in text:
+            return text.split(stop, 1)[0] + " (and more)"
+    return text[:400]

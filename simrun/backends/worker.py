@@ -1,0 +1,56 @@
+"""The process one backend runs in: `python -m simrun.backends.worker JOB.json`.
+
+Reads the model path, the inputs (.npz) and the backend options from the job
+file, writes `capture<i>.npz` per input and `done.json`, or `error.json` with a
+message when the backend refuses. A crash leaves neither, and the parent reads
+the exit signal and stderr instead.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+
+def _terminate(signum, frame):
+    # Unwinds through `with Session(...)`, so an emulator is stopped on timeout.
+    raise SystemExit(128 + signum)
+
+
+def main(job_path: str) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    job = json.loads(Path(job_path).read_text())
+    out = Path(job["out"])
+    from ..errors import SimrunError
+    from . import load_saved_inputs
+    try:
+        module = importlib.import_module(f"simrun.backends.{job['module']}")
+        inputs = load_saved_inputs(Path(job["inputs"]))
+        captures = module.run(job["model"], inputs, label=job["label"], **job["options"])
+    except SimrunError as err:
+        message = getattr(err, "message", None) or str(err)
+        (out / "error.json").write_text(json.dumps({"message": message}))
+        return 1
+    except Exception as err:  # noqa: BLE001 - a backend's native layer raises anything
+        traceback.print_exc()
+        message = f"{type(err).__name__}: {_first_lines(str(err))}"
+        (out / "error.json").write_text(json.dumps({"message": message}))
+        return 1
+    for i, cap in enumerate(captures):
+        cap.save(out / f"capture{i}.npz")
+    (out / "done.json").write_text(json.dumps({"captures": len(captures)}))
+    sys.stdout.flush()
+    return 0
+
+
+def _first_lines(text: str, limit: int = 400) -> str:
+    """Native errors repeat themselves per tensor; the first sentence says it."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
