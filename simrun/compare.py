@@ -1,0 +1,293 @@
+"""Align Captures of one input layer by layer and measure how far they drift apart.
+
+A *layer* is one output tensor of one operator: key (subgraph, operator index,
+tensor index). Two Captures are aligned on that key; a layer captured by only
+one side (desktop TFLite sees only subgraph 0, a target may stop early) is
+kept with status "only_a" / "only_b" instead of being dropped. Depth is the
+operator's position in the execution order of side `a` (the reference-like
+side of the pair).
+
+Metrics are facts, not judgements (simrun.policy judges):
+- integer tensors: Δ = b - a in integer steps, exact equality; `mismatched`
+  counts values with Δ != 0; `histogram` counts Δ in bins HIST_BINS.
+- float tensors: Δ in float units, `mismatched` counts values not exactly
+  equal; no histogram (None).
+- both: MAE / RMSE / cosine similarity of the dequantized values
+  (Tensor.dequantized(), per-channel aware; a side without quantization
+  parameters borrows the model's).
+- different shape or dtype: status "shape_mismatch" / "dtype_mismatch", no
+  value metrics.
+The model's final outputs are compared the same way (PairResult.outputs).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .capture import Capture, Tensor
+from .errors import BadInput
+
+# Integer Δ histogram bins; the outer ones collect everything beyond ±2.
+HIST_BINS = ("<=-3", "-2", "-1", "0", "+1", "+2", ">=+3")
+
+# Which side of a pair is "a" (the reference-like one): lower rank first.
+_RANKS = (("tflite-reference", 0), ("tflm-host", 1), ("tflite-optimized", 2),
+          ("target:*:reference", 3), ("target:*", 4))
+
+
+def backend_rank(label: str) -> tuple[int, str]:
+    from fnmatch import fnmatchcase
+    for pattern, rank in _RANKS:
+        if fnmatchcase(label, pattern):
+            return rank, label
+    return len(_RANKS), label
+
+
+def default_pairs(labels) -> list[tuple[str, str]]:
+    """Every pair, the more reference-like backend first."""
+    return list(itertools.combinations(sorted(labels, key=backend_rank), 2))
+
+
+@dataclass
+class LayerStats:
+    subgraph: int
+    op_index: int | None                    # None for a final model output
+    op_name: str                            # "CONV_2D"; "OUTPUT" for a final model output
+    tensor_index: int
+    tensor_name: str
+    depth: int | None                       # execution position on side a; None if a lacks it
+    status: str                             # compared | shape_mismatch | dtype_mismatch | only_a | only_b
+    shape_a: tuple[int, ...] | None = None
+    shape_b: tuple[int, ...] | None = None
+    dtype_a: str | None = None
+    dtype_b: str | None = None
+    integer: bool = False                   # Δ in integer steps (else float units)
+    count: int = 0                          # values compared
+    mismatched: int = 0
+    max_abs_delta: float = 0.0
+    histogram: dict[str, int] | None = None
+    mae: float | None = None                # dequantized
+    rmse: float | None = None
+    cosine: float | None = None
+
+    @property
+    def id(self) -> str:
+        if self.op_index is None:
+            return f"output/{self.tensor_index}"
+        return f"{self.subgraph}:{self.op_index}/{self.tensor_index}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} {self.op_name} {self.tensor_name}".rstrip()
+
+    @property
+    def compared(self) -> bool:
+        return self.status == "compared"
+
+    @property
+    def mismatch_ratio(self) -> float:
+        return self.mismatched / self.count if self.count else 0.0
+
+    @property
+    def diverges(self) -> bool:
+        """Any difference at all: a mismatched value, shape or dtype."""
+        return self.status in ("shape_mismatch", "dtype_mismatch") or self.mismatched > 0
+
+    def severity(self) -> tuple:
+        return (self.status in ("shape_mismatch", "dtype_mismatch"), self.mismatched > 0,
+                self.max_abs_delta, self.mismatch_ratio)
+
+
+@dataclass
+class PairResult:
+    a: str
+    b: str
+    layers: list[LayerStats]                # a's execution order, then layers only b has
+    outputs: list[LayerStats]
+    first_divergent: LayerStats | None      # first layer (execution order) with any difference
+
+    @property
+    def name(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+    @property
+    def compared_layers(self) -> list[LayerStats]:
+        return [s for s in self.layers if s.compared]
+
+    @property
+    def worst(self) -> LayerStats | None:
+        candidates = [s for s in self.layers if s.status not in ("only_a", "only_b")]
+        if not candidates:
+            return None
+        worst = max(candidates, key=LayerStats.severity)
+        return worst if worst.diverges else None
+
+    @property
+    def mismatch_ratio(self) -> float:
+        """Mismatched share over every value compared in every layer."""
+        count = sum(s.count for s in self.layers)
+        return sum(s.mismatched for s in self.layers) / count if count else 0.0
+
+    @property
+    def max_abs_delta(self) -> float:
+        return max((s.max_abs_delta for s in self.layers + self.outputs), default=0.0)
+
+
+@dataclass
+class Comparison:
+    backends: list[str]
+    pairs: list[PairResult]
+
+    def pair(self, a: str, b: str) -> PairResult:
+        for p in self.pairs:
+            if (p.a, p.b) == (a, b):
+                return p
+        raise KeyError(f"no pair {a} vs {b} (have: {', '.join(p.name for p in self.pairs)})")
+
+
+@dataclass
+class DiffRun:
+    """Everything one `simrun diff` produced; reports and the policy read only this."""
+    model: object                           # simrun.model.Model
+    comparisons: list[Comparison]           # one per input
+    backend_errors: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    input_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.input_names:
+            self.input_names = [f"input{i}" for i in range(len(self.comparisons))]
+        if len(self.input_names) != len(self.comparisons):
+            raise ValueError(f"{len(self.input_names)} input names for {len(self.comparisons)} comparisons")
+
+    @property
+    def backends(self) -> list[str]:
+        """Every backend that took part: ran (in some comparison) or failed."""
+        seen = {b for c in self.comparisons for b in c.backends} | set(self.backend_errors)
+        return sorted(seen, key=backend_rank)
+
+
+# --- comparing ------------------------------------------------------------------
+
+def compare(model, captures: dict[str, Capture], pairs=None) -> Comparison:
+    """Compare the Captures of one input, every pair (or `pairs`, (a, b) tuples)."""
+    for label, cap in captures.items():
+        if cap.model_sha256 and cap.model_sha256 != model.sha256:
+            raise BadInput(f"capture of {label} is for model sha256 {cap.model_sha256[:12]}…, "
+                           f"not {model.sha256[:12]}…")
+    if pairs is None:
+        pairs = default_pairs(captures)
+    for a, b in pairs:
+        for label in (a, b):
+            if label not in captures:
+                raise BadInput(f"pair {a} vs {b}: no capture from {label} "
+                               f"(have: {', '.join(captures) or 'none'})")
+    return Comparison(backends=sorted(captures, key=backend_rank),
+                      pairs=[compare_pair(model, a, captures[a], b, captures[b]) for a, b in pairs])
+
+
+def compare_pair(model, a: str, cap_a: Capture, b: str, cap_b: Capture) -> PairResult:
+    side_a, side_b = _layers_by_key(cap_a), _layers_by_key(cap_b)
+    layers = []
+    for key, (depth, op_name, ta) in side_a.items():
+        hit = side_b.get(key)
+        layers.append(_stats(model, key, op_name, depth, ta, hit[2] if hit else None))
+    for key, (_, op_name, tb) in side_b.items():
+        if key not in side_a:
+            layers.append(_stats(model, key, op_name, None, None, tb))
+
+    outs_b = {t.index: t for t in cap_b.outputs}
+    outputs = [_stats(model, (0, None, t.index), "OUTPUT", None, t, outs_b.get(t.index))
+               for t in cap_a.outputs]
+    outputs += [_stats(model, (0, None, t.index), "OUTPUT", None, None, t)
+                for t in cap_b.outputs if t.index not in {o.index for o in cap_a.outputs}]
+
+    first = next((s for s in layers if s.depth is not None and s.diverges), None)
+    return PairResult(a, b, layers, outputs, first)
+
+
+def _layers_by_key(cap: Capture) -> dict[tuple, tuple[int, str, Tensor]]:
+    out = {}
+    for depth, rec in enumerate(cap.ops):
+        for t in rec.outputs:
+            out[(rec.subgraph, rec.index, t.index)] = (depth, rec.op_name, t)
+    return out
+
+
+def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> LayerStats:
+    sg, op_index, t_index = key
+    name = (ta or tb).name or _model_tensor_name(model, sg, t_index)
+    s = LayerStats(sg, op_index, op_name, t_index, name, depth, "compared")
+    if ta is not None:
+        s.shape_a, s.dtype_a = ta.shape, ta.dtype
+    if tb is not None:
+        s.shape_b, s.dtype_b = tb.shape, tb.dtype
+    if ta is None or tb is None:
+        s.status = "only_b" if ta is None else "only_a"
+        return s
+    if ta.dtype != tb.dtype:
+        s.status = "dtype_mismatch"
+        return s
+    if ta.shape != tb.shape:
+        s.status = "shape_mismatch"
+        return s
+
+    va, vb = ta.values, tb.values
+    s.count = int(va.size)
+    s.integer = va.dtype.kind in "iub"
+    if s.integer:
+        delta = vb.astype(np.int64) - va.astype(np.int64)
+        s.histogram = dict(zip(HIST_BINS, (int(n) for n in
+                                            np.bincount(np.clip(delta, -3, 3).ravel() + 3, minlength=7))))
+    else:
+        delta = vb.astype(np.float64) - va.astype(np.float64)
+    s.mismatched = int(np.count_nonzero(delta))
+    s.max_abs_delta = float(np.abs(delta).max()) if delta.size else 0.0
+    if s.integer:
+        s.max_abs_delta = int(s.max_abs_delta)
+
+    da, db = _dequantized(model, sg, ta), _dequantized(model, sg, tb)
+    if da is not None and db is not None and da.size:
+        err = (db - da).ravel()
+        s.mae = float(np.mean(np.abs(err)))
+        s.rmse = float(np.sqrt(np.mean(err * err)))
+        s.cosine = _cosine(da.ravel(), db.ravel())
+    return s
+
+
+def _dequantized(model, sg: int, t: Tensor) -> np.ndarray | None:
+    if not t.quantization.scale and t.values.dtype.kind in "iu":
+        info = _model_tensor(model, sg, t.index)
+        if info is not None and info.quantization.scale:
+            t = Tensor(t.index, t.name, t.values, info.quantization)
+    try:
+        return t.dequantized()
+    except ValueError:  # per-channel scales that do not fit the tensor's shape
+        return None
+
+
+def _cosine(x: np.ndarray, y: np.ndarray) -> float:
+    nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
+    if nx == 0.0 or ny == 0.0:
+        return 1.0 if nx == ny else 0.0
+    return max(-1.0, min(1.0, float(np.dot(x, y)) / (nx * ny)))
+
+
+def _model_tensor(model, sg: int, index: int):
+    try:
+        return model.tensor(sg, index)
+    except (IndexError, AttributeError):
+        return None
+
+
+def _model_tensor_name(model, sg: int, index: int) -> str:
+    info = _model_tensor(model, sg, index)
+    return info.name if info is not None else ""
+
+
+def finite_or_none(x):
+    """JSON has no NaN/inf: report them as null."""
+    return x if x is None or not isinstance(x, float) or math.isfinite(x) else None

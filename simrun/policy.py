@@ -1,0 +1,253 @@
+"""Tolerance policy: turns the metrics of a DiffRun into pass/fail.
+
+A policy is a TOML file. Without one, `Policy.default()` reads the packaged
+simrun/data/policy-default.toml: every backend pair is judged; integer tensors
+may differ by one quantization step (rounding) on any share of their values,
+float tensors by 1e-4; `tflm-host vs target:*:reference` (the same kernels on
+host and target) must agree bit for bit; a backend error fails the run.
+
+    [defaults]
+    pairs = ["*"]                # pairs to judge: globs on "A vs B" (either order);
+                                 # other pairs are reported but not judged
+    max_abs_delta = 1            # integer tensors: max |Δ| in integer steps
+    max_mismatch_ratio = 1.0     # integer tensors: max share of values with Δ != 0
+    float_max_abs_delta = 1e-4   # float tensors: max |Δ|
+    skip = false                 # true: do not judge
+
+    [pair."tflm-host vs target:*:reference"]   # same keys (not `pairs`), for matching pairs
+    max_abs_delta = 0
+
+    [op.LOGISTIC]                # same keys, for layers of an operator type (glob; final
+    max_abs_delta = 2            # model outputs have the type OUTPUT)
+
+    [layer."*/Softmax*"]         # same keys, for layers whose tensor name (or id such as
+    skip = true                  # "0:12/45" / "output/3") matches the glob
+
+    [backend_errors]             # backend label glob -> "fail" | "warn"; first match in
+    "tflite-*" = "warn"          # file order wins; unmatched backends: "fail"
+
+Settings apply from general to specific: defaults, then [pair.*], then [op.*],
+then [layer.*]; a later table overrides the keys it sets. Layers that only one
+side of a pair has are reported, never judged. A dtype or shape mismatch fails.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+
+from .compare import DiffRun, LayerStats, PairResult
+from .errors import BadInput
+
+_TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "skip")
+_TABLES = ("defaults", "pair", "op", "layer", "backend_errors")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs_delta: float = 1
+    max_mismatch_ratio: float = 1.0
+    float_max_abs_delta: float = 1e-4
+    skip: bool = False
+
+    def violations(self, s: LayerStats) -> list[str]:
+        """Reasons this layer is out of tolerance; empty when it is fine."""
+        if s.status == "dtype_mismatch":
+            return [f"dtype {s.dtype_a} vs {s.dtype_b}"]
+        if s.status == "shape_mismatch":
+            return [f"shape {list(s.shape_a)} vs {list(s.shape_b)}"]
+        if not s.compared:
+            return []
+        if not s.integer:
+            if s.max_abs_delta > self.float_max_abs_delta:
+                return [f"max |Δ| {s.max_abs_delta:.3g} > {self.float_max_abs_delta:g}"]
+            return []
+        out = []
+        if s.max_abs_delta > self.max_abs_delta:
+            out.append(f"max |Δ| {s.max_abs_delta:g} > {self.max_abs_delta:g}")
+        if s.mismatch_ratio > self.max_mismatch_ratio:
+            out.append(f"mismatch {s.mismatch_ratio:.2%} > {self.max_mismatch_ratio:.2%}")
+        return out
+
+
+@dataclass
+class PairVerdict:
+    input_name: str
+    a: str
+    b: str
+    judged: bool
+    failing: dict[str, list[str]] = field(default_factory=dict)   # layer id -> reasons
+    first_failing: LayerStats | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failing
+
+    @property
+    def status(self) -> str:
+        return "unjudged" if not self.judged else "pass" if self.passed else "fail"
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    failures: list[str]                     # one readable reason per failing pair / backend
+    warnings: list[str]
+    pairs: list[PairVerdict]                # parallel to run.comparisons[i].pairs, input by input
+    backend_errors: dict[str, str]          # label -> "fail" | "warn"
+
+    def pair(self, input_name: str, a: str, b: str) -> PairVerdict:
+        for p in self.pairs:
+            if (p.input_name, p.a, p.b) == (input_name, a, b):
+                return p
+        raise KeyError(f"no verdict for {input_name}: {a} vs {b}")
+
+
+@dataclass
+class Policy:
+    defaults: Tolerance = field(default_factory=Tolerance)
+    pairs_judged: tuple[str, ...] = ("*",)
+    pair_rules: list[tuple[str, dict]] = field(default_factory=list)
+    op_rules: list[tuple[str, dict]] = field(default_factory=list)
+    layer_rules: list[tuple[str, dict]] = field(default_factory=list)
+    backend_error_rules: list[tuple[str, str]] = field(default_factory=list)
+    source: str = "built-in"
+
+    # --- loading --------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None) -> "Policy":
+        if path is None:
+            return cls.default()
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise BadInput(f"cannot read policy {path}: {err.strerror}") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def default(cls) -> "Policy":
+        text = resources.files("simrun").joinpath("data/policy-default.toml").read_text()
+        return cls.parse(text, "default policy (simrun/data/policy-default.toml)")
+
+    @classmethod
+    def parse(cls, text: str, source: str = "policy") -> "Policy":
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise BadInput(f"policy {source}: not valid TOML ({err})") from None
+        _check_keys(doc, _TABLES, source, "the top level")
+        defaults = dict(doc.get("defaults", {}))
+        _check_table(defaults, "defaults", source)
+        pairs = defaults.pop("pairs", ["*"])
+        if not isinstance(pairs, list) or not all(isinstance(p, str) for p in pairs):
+            raise BadInput(f"policy {source}: [defaults] pairs must be a list of strings, got {pairs!r}")
+        policy = cls(defaults=replace(Tolerance(), **_validated(defaults, "defaults", source)),
+                     pairs_judged=tuple(pairs), source=source)
+        for kind, rules in (("pair", policy.pair_rules), ("op", policy.op_rules),
+                            ("layer", policy.layer_rules)):
+            table = doc.get(kind, {})
+            if not isinstance(table, dict):
+                raise BadInput(f"policy {source}: `{kind}` must be a table of tables like [{kind}.\"NAME\"]")
+            for pattern, settings in table.items():
+                where = f'{kind}."{pattern}"'
+                if not isinstance(settings, dict):
+                    raise BadInput(f"policy {source}: [{where}] must be a table, got {settings!r}")
+                _check_keys(settings, _TOLERANCE_KEYS, source, f"[{where}]")
+                rules.append((pattern, _validated(settings, where, source)))
+        errors = doc.get("backend_errors", {})
+        if not isinstance(errors, dict):
+            raise BadInput(f"policy {source}: [backend_errors] must be a table of \"glob\" = \"fail\"|\"warn\"")
+        for pattern, action in errors.items():
+            if action not in ("fail", "warn"):
+                raise BadInput(f"policy {source}: [backend_errors] \"{pattern}\" must be \"fail\" or "
+                               f"\"warn\", got {action!r}")
+            policy.backend_error_rules.append((pattern, action))
+        return policy
+
+    # --- judging --------------------------------------------------------------
+    def judges(self, a: str, b: str) -> bool:
+        return any(_pair_matches(p, a, b) for p in self.pairs_judged)
+
+    def tolerance(self, a: str, b: str, s: LayerStats) -> Tolerance:
+        settings: dict = {}
+        for pattern, values in self.pair_rules:
+            if _pair_matches(pattern, a, b):
+                settings.update(values)
+        for pattern, values in self.op_rules:
+            if fnmatchcase(s.op_name, pattern):
+                settings.update(values)
+        for pattern, values in self.layer_rules:
+            if (s.tensor_name and fnmatchcase(s.tensor_name, pattern)) or fnmatchcase(s.id, pattern):
+                settings.update(values)
+        return replace(self.defaults, **settings)
+
+    def backend_error_action(self, label: str) -> str:
+        return next((action for pattern, action in self.backend_error_rules
+                     if fnmatchcase(label, pattern)), "fail")
+
+    def evaluate(self, run: DiffRun) -> Verdict:
+        failures, warnings, pair_verdicts = [], [], []
+        actions = {}
+        for label, message in run.backend_errors.items():
+            actions[label] = self.backend_error_action(label)
+            (failures if actions[label] == "fail" else warnings).append(
+                f"backend {label} failed: {message}")
+        for input_name, cmp in zip(run.input_names, run.comparisons):
+            for pair in cmp.pairs:
+                pv = self._judge_pair(input_name, pair)
+                pair_verdicts.append(pv)
+                if pv.failing:
+                    first = pv.first_failing
+                    failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
+                                    f"tolerance, first {first.label} ({'; '.join(pv.failing[first.id])})")
+        return Verdict(not failures, failures, warnings, pair_verdicts, actions)
+
+    def _judge_pair(self, input_name: str, pair: PairResult) -> PairVerdict:
+        pv = PairVerdict(input_name, pair.a, pair.b, judged=self.judges(pair.a, pair.b))
+        if not pv.judged:
+            return pv
+        for s in pair.layers + pair.outputs:
+            tol = self.tolerance(pair.a, pair.b, s)
+            reasons = [] if tol.skip else tol.violations(s)
+            if reasons:
+                pv.failing[s.id] = reasons
+                if pv.first_failing is None:
+                    pv.first_failing = s
+        return pv
+
+
+def _pair_matches(pattern: str, a: str, b: str) -> bool:
+    return fnmatchcase(f"{a} vs {b}", pattern) or fnmatchcase(f"{b} vs {a}", pattern)
+
+
+def _check_keys(table: dict, allowed, source: str, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise BadInput(f"policy {source}: unknown key {key!r} in {where} "
+                           f"(allowed: {', '.join(allowed)})")
+
+
+def _check_table(table, where: str, source: str) -> None:
+    if not isinstance(table, dict):
+        raise BadInput(f"policy {source}: [{where}] must be a table")
+    _check_keys(table, _TOLERANCE_KEYS + ("pairs",), source, f"[{where}]")
+
+
+def _validated(settings: dict, where: str, source: str) -> dict:
+    out = {}
+    for key, value in settings.items():
+        if key == "skip":
+            if not isinstance(value, bool):
+                raise BadInput(f"policy {source}: [{where}] skip must be true or false, got {value!r}")
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise BadInput(f"policy {source}: [{where}] {key} must be a non-negative number, "
+                               f"got {value!r}")
+            if key == "max_mismatch_ratio" and value > 1:
+                raise BadInput(f"policy {source}: [{where}] max_mismatch_ratio is a share in [0, 1], "
+                               f"got {value!r}")
+        out[key] = value
+    return out
