@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from robot.api import SkipExecution, logger
+from robot.api.deco import keyword
 
 from simrun.capture import Capture
 from simrun.errors import BackendError, SimrunError
@@ -434,7 +435,7 @@ class SimrunLibrary:
                 self.run_backend(name)
                 ok.append(name)
             except BackendError as err:
-                logger.warn(f"backend failed: {err}")
+                logger.info(f"backend failed: {err}")
         self.compare_captures(*ok)
 
     def compare_captures(self, *labels: str) -> None:
@@ -537,6 +538,7 @@ class SimrunLibrary:
         logger.info(f"reports written to {out}")
         return str(out)
 
+    @keyword("Skip Unless TFLM Sources")
     def skip_unless_tflm_sources(self) -> None:
         """Skips the current test unless local TFLM / CMSIS-NN source trees are available.
 
