@@ -1,0 +1,65 @@
+"""Small models of our own, built with TensorFlow at test time (never committed as files).
+
+`conv_logistic_int8`: three Conv2D, a DepthwiseConv2D, a Dense + sigmoid
+(LOGISTIC) head, int8 full-integer quantization from a representative dataset,
+so weights are quantized per channel.
+
+What makes `tflite-optimized` differ from `tflite-reference` here: the BUILTIN
+resolver applies LiteRT's default XNNPACK delegate, whose int8 requantization
+rounds once (fp32 multiplier), while the reference kernels (and TFLM's) round
+twice (gemmlowp-style fixed point): CONV_2D / DEPTHWISE_CONV_2D /
+FULLY_CONNECTED outputs differ by 1-2 steps. LiteRT's own optimized kernels
+(BUILTIN_WITHOUT_DEFAULT_DELEGATES) matched the reference exactly on this model
+(ai-edge-litert 2.3). A 64-wide sigmoid head made TFLM's LOGISTIC differ from
+LiteRT's reference LOGISTIC in 1 of 192 values, so the head stays 1 wide.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+INPUT_SHAPE = (24, 24, 3)
+
+
+def conv_logistic_int8(out_dir: Path, seed: int = 7) -> Path:
+    """Build (once per directory) and return the .tflite path."""
+    path = Path(out_dir) / f"conv_logistic_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # slow (~7 s): only here, only when a test needs the model
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    # Wide layers with large random weights make many requantized values land
+    # near a rounding boundary.
+    init = tf.keras.initializers.RandomNormal(stddev=0.6, seed=seed)
+    model = tf.keras.Sequential([
+        tf.keras.Input(shape=INPUT_SHAPE),
+        layers.Conv2D(16, 3, padding="same", activation="relu", kernel_initializer=init),
+        layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", kernel_initializer=init),
+        layers.DepthwiseConv2D(3, padding="same", activation="relu", depthwise_initializer=init),
+        layers.Conv2D(32, 1, activation="relu", kernel_initializer=init),
+        layers.Flatten(),
+        layers.Dense(1, activation="sigmoid", kernel_initializer=init),
+    ])
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-1.0, 1.0, (1, *INPUT_SHAPE)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
