@@ -127,6 +127,9 @@ class SimrunLibrary:
                                arena_limit: int | None = None) -> None:
         """Starts the emulator with the current firmware; stops any session already running.
 
+        A model loaded before (`Load Model`, `Load Fixture Model`) is loaded
+        into the new session.
+
         ``timeout`` is the wall-clock budget in seconds for each step inside
         the emulator; when it runs out the emulator is killed and the keyword
         fails with ``EmulatorTimeout``. ``arena_limit`` (bytes) makes the
@@ -146,6 +149,8 @@ class SimrunLibrary:
         self._session = session.__enter__()
         if self._model is not None:
             self._session.load_model(self._model)
+        elif self._fixture_model is not None:
+            self._session.load_model(self._fixture_model.to_bytes(), raw=True)
 
     def stop_emulator_session(self) -> None:
         """Stops the emulator session, if one is running. Safe to call twice.
