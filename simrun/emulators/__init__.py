@@ -1,0 +1,115 @@
+"""Emulator launchers: start an emulator halted with a GDB stub, and stop it.
+
+A launcher only knows how to start its emulator; everything after the GDB
+connection is the shared controller in simrun.session. Every process started
+here runs in its own process group, gets SIGKILL when the Python thread that
+started it dies (PR_SET_PDEATHSIG), is killed at interpreter exit (atexit) and
+by EmulatorProcess.stop(), which is idempotent.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Callable
+
+from ..errors import EmulatorError
+from ..gdbremote import GdbRemote
+
+EMULATORS = ("qemu", "renode")
+PR_SET_PDEATHSIG = 1
+
+_live: set["EmulatorProcess"] = set()
+_live_lock = threading.Lock()
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:
+        pass  # not Linux: atexit and stop() still apply
+
+
+class EmulatorProcess:
+    """A running emulator and how to reach its GDB stub."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path,
+                 connector: Callable[[float], GdbRemote], stdin_pipe: bool = False):
+        self.name = name
+        self.argv = argv
+        self.workdir = workdir
+        self._connector = connector
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+                stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
+                start_new_session=True, preexec_fn=_die_with_parent)
+        except OSError as err:
+            self._log.close()
+            raise EmulatorError(f"cannot start {argv[0]}: {err.strerror}") from None
+        with _live_lock:
+            _live.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self, limit: int = 2000) -> str:
+        try:
+            return self.log_path.read_bytes()[-limit:].decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def connect(self, deadline: float) -> GdbRemote:
+        try:
+            return self._connector(deadline)
+        except EmulatorError as err:
+            if not self.alive():
+                raise EmulatorError(f"{self.name} exited with status {self.proc.returncode}: "
+                                    f"{self.output() or '(no output)'}") from None
+            raise err
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not take this long
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            self.proc.wait()
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self._log.close()
+        with _live_lock:
+            _live.discard(self)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for emu in list(_live):
+        emu.stop()
+
+
+def launch(emulator: str, elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
+    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded."""
+    if emulator == "qemu":
+        from .qemu import launch_qemu
+        return launch_qemu(elf, cpu, workdir)
+    if emulator == "renode":
+        from .renode import launch_renode
+        return launch_renode(elf, cpu, workdir)
+    raise EmulatorError(f"unknown emulator {emulator!r}; known: {', '.join(EMULATORS)}")

@@ -1,0 +1,106 @@
+"""What the host needs from a firmware ELF: symbols, entry point, segments.
+
+Read once with pyelftools. `FirmwareImage.check_abi()` makes sure every symbol
+of firmware/include/simrun_abi.h is there with a plausible size; the ABI
+version itself is read from simrun_status at run time (the firmware writes it
+at boot), so no initial values are read here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AbiMismatch, BadInput
+
+# Struct sizes from simrun_abi.h; they pin the layout the session decodes.
+TENSOR_BYTES = 52
+STATUS_BYTES = 9 * 4 + 32
+OP_EVENT_BYTES = 4 * 4 + 32 + 4 + 8 * TENSOR_BYTES
+FAULT_BYTES = 12 * 4
+MAX_IO = 16
+
+REQUIRED = {
+    # name: minimum size in bytes (0: any, e.g. functions)
+    "simrun_model": 1, "simrun_model_size": 4, "simrun_arena": 1, "simrun_arena_limit": 4,
+    "simrun_command": 4, "simrun_status": STATUS_BYTES, "simrun_inputs": MAX_IO * TENSOR_BYTES,
+    "simrun_outputs": MAX_IO * TENSOR_BYTES, "simrun_op_event": OP_EVENT_BYTES,
+    "simrun_fault": FAULT_BYTES,
+    "simrun_hook_ready": 0, "simrun_hook_op_begin": 0, "simrun_hook_op_end": 0,
+    "simrun_hook_done": 0, "simrun_hook_fault": 0,
+}
+
+
+@dataclass(frozen=True)
+class Symbol:
+    name: str
+    address: int          # thumb bit cleared for functions
+    size: int
+    kind: str             # "STT_OBJECT", "STT_FUNC", ...
+
+
+@dataclass(frozen=True)
+class Segment:
+    vaddr: int
+    paddr: int
+    filesz: int
+    memsz: int
+
+
+class FirmwareImage:
+    def __init__(self, path: str | Path):
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                elf = ELFFile(f)
+                if elf["e_machine"] != "EM_ARM":
+                    raise BadInput(f"{self.path}: not an ARM ELF (machine {elf['e_machine']})")
+                self.entry = elf["e_entry"] & ~1
+                self.segments = [Segment(s["p_vaddr"], s["p_paddr"], s["p_filesz"], s["p_memsz"])
+                                 for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+                symtab = elf.get_section_by_name(".symtab")
+                if symtab is None:
+                    raise BadInput(f"{self.path}: ELF has no symbol table (stripped?)")
+                self.symbols: dict[str, Symbol] = {}
+                for sym in symtab.iter_symbols():
+                    kind = sym["st_info"]["type"]
+                    if not sym.name or kind not in ("STT_OBJECT", "STT_FUNC"):
+                        continue
+                    addr = sym["st_value"] & ~1 if kind == "STT_FUNC" else sym["st_value"]
+                    self.symbols[sym.name] = Symbol(sym.name, addr, sym["st_size"], kind)
+        except OSError as err:
+            raise BadInput(f"cannot read firmware ELF {self.path}: {err.strerror}") from None
+        except ELFError as err:
+            raise BadInput(f"{self.path}: not a valid ELF ({err})") from None
+
+    def symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise AbiMismatch(f"{self.path}: symbol {name!r} missing (not a simrun firmware?)") from None
+
+    def address(self, name: str) -> int:
+        return self.symbol(name).address
+
+    def size(self, name: str) -> int:
+        return self.symbol(name).size
+
+    def check_abi(self) -> "FirmwareImage":
+        missing = [n for n in REQUIRED if n not in self.symbols]
+        if missing:
+            raise AbiMismatch(f"{self.path}: not a simrun firmware, missing symbols: {', '.join(missing)}")
+        for name, minimum in REQUIRED.items():
+            if minimum and self.symbols[name].size < minimum:
+                raise AbiMismatch(f"{self.path}: {name} is {self.symbols[name].size} bytes, "
+                                  f"ABI needs at least {minimum}")
+        return self
+
+    @property
+    def model_capacity(self) -> int:
+        return self.size("simrun_model")
+
+    @property
+    def arena_capacity(self) -> int:
+        return self.size("simrun_arena")
