@@ -97,6 +97,7 @@ class Verdict:
     warnings: list[str]
     pairs: list[PairVerdict]                # parallel to run.comparisons[i].pairs, input by input
     backend_errors: dict[str, str]          # label -> "fail" | "warn"
+    policy_source: str = "built-in"
 
     def pair(self, input_name: str, a: str, b: str) -> PairVerdict:
         for p in self.pairs:
@@ -203,7 +204,7 @@ class Policy:
                     first = pv.first_failing
                     failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
                                     f"tolerance, first {first.label} ({'; '.join(pv.failing[first.id])})")
-        return Verdict(not failures, failures, warnings, pair_verdicts, actions)
+        return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.source)
 
     def _judge_pair(self, input_name: str, pair: PairResult) -> PairVerdict:
         pv = PairVerdict(input_name, pair.a, pair.b, judged=self.judges(pair.a, pair.b))

@@ -1,0 +1,24 @@
+"""Reports of a DiffRun: terminal table, summary.json, junit.xml, report.html (+ plot PNGs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import terminal  # noqa: F401  (report.terminal.render is part of the API)
+
+
+def write_reports(run, verdict, out_dir) -> dict[str, Path]:
+    """Write every file report into out_dir (created if needed).
+
+    Returns {"json": summary.json, "junit": junit.xml, "html": report.html,
+    "plots": the plots/ directory (one PNG per input and pair; absent if no pairs)}.
+    """
+    from . import html, json_report, junit
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, _ = html.write(run, verdict, out_dir)
+    return {
+        "json": json_report.write(run, verdict, out_dir / "summary.json"),
+        "junit": junit.write(run, verdict, out_dir / "junit.xml"),
+        "html": html_path,
+        "plots": out_dir / "plots",
+    }
