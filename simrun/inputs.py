@@ -32,6 +32,12 @@ Sample = list[np.ndarray]
 
 
 def load_inputs(model: Model, specs: list[str] | None, count: int = 1) -> list[Sample]:
+    return [sample for _, sample in load_named_inputs(model, specs, count)]
+
+
+def load_named_inputs(model: Model, specs: list[str] | None,
+                      count: int = 1) -> list[tuple[str, Sample]]:
+    """Like load_inputs, each sample with a name for reports ("random:0#1", "cat.png")."""
     if count < 1:
         raise BadInput(f"--count must be at least 1, got {count}")
     if not model.inputs:
@@ -39,10 +45,21 @@ def load_inputs(model: Model, specs: list[str] | None, count: int = 1) -> list[S
     for info in model.inputs:
         if info.dtype is None:
             raise BadInput(f"model input {info.name!r} has a type simrun cannot feed")
-    samples: list[Sample] = []
+    named: list[tuple[str, Sample]] = []
     for spec in specs or ["random:0"]:
-        samples.extend(_load_spec(model, spec, count))
-    return samples
+        samples = _load_spec(model, spec, count)
+        label = spec if re.fullmatch(r"random(:\d+)?", spec) else Path(spec).name
+        if len(samples) == 1:
+            named.append((label, samples[0]))
+        else:
+            named.extend((f"{label}#{i}", s) for i, s in enumerate(samples))
+    # Reports key results by input name: the same file given twice gets a suffix.
+    seen: dict[str, int] = {}
+    unique = []
+    for name, sample in named:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append((name if seen[name] == 1 else f"{name}({seen[name]})", sample))
+    return unique
 
 
 def _load_spec(model: Model, spec: str, count: int) -> list[Sample]:

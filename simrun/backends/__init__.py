@@ -161,3 +161,54 @@ def _describe_exit(returncode: int, stderr: str) -> str:
             name = f"signal {-returncode}"
         return f"aborted by {name}: {last}" if lines else f"aborted by {name}"
     return f"worker exited with status {returncode}: {last}"
+
+
+# --- a matrix of backends -------------------------------------------------------
+@dataclass
+class MatrixResult:
+    captures: dict[str, list[Capture]]      # label -> one Capture per input, backends that ran
+    errors: dict[str, str]                  # label -> message, backends that failed
+    seconds: dict[str, float]               # label -> wall time of its worker
+    versions: dict[str, dict[str, str]]     # label -> versions (from the Capture, or installed packages)
+
+
+def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]], *,
+               timeout: float = DEFAULT_TIMEOUT, progress=None, **target_options) -> MatrixResult:
+    """Run every backend in turn; one failing never stops the others.
+    `progress(label, event, seconds, message)` with event started | finished | failed."""
+    import time
+    result = MatrixResult({}, {}, {}, {})
+    for label in labels:
+        spec = parse_backend(label)
+        options = target_options if spec.module == "target" else {}
+        if progress:
+            progress(label, "started", 0.0, "")
+        start = time.perf_counter()
+        try:
+            caps = run_backend(label, model_path, inputs, timeout=timeout, **options)
+        except BackendError as err:
+            result.seconds[label] = time.perf_counter() - start
+            result.errors[label] = err.message
+            result.versions[label] = installed_versions(label)
+            if progress:
+                progress(label, "failed", result.seconds[label], err.message)
+            continue
+        result.seconds[label] = time.perf_counter() - start
+        result.captures[label] = caps
+        result.versions[label] = dict(caps[0].versions) if caps else installed_versions(label)
+        if progress:
+            progress(label, "finished", result.seconds[label], "")
+    return result
+
+
+def installed_versions(label: str) -> dict[str, str]:
+    """What a backend would have run with, for reporting a backend that failed
+    (a version mismatch is a classic cause). Reads package metadata only."""
+    from .collect import package_versions
+    module = parse_backend(label).module
+    if module == "tflite":
+        found = package_versions("ai-edge-litert", "numpy")
+        return found if "ai-edge-litert" in found else package_versions("tensorflow", "numpy")
+    if module == "tflm_host":
+        return package_versions("tflite-micro", "numpy")
+    return package_versions("numpy")

@@ -1,0 +1,123 @@
+"""`simrun diff`: run one model on a matrix of backends and compare them layer by layer."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix, target_label
+from ..errors import BadInput
+from ..targets import KERNEL_VARIANTS, TARGETS
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "diff", help="compare a model across desktop TFLite, host TFLM and emulated targets",
+        description="Run MODEL on every backend for every input, compare all operator outputs "
+                    "pair by pair, judge them with a tolerance policy and write reports. "
+                    "Exit 0: policy passed; 1: policy failed; 2: usage or input error.")
+    p.add_argument("model", type=Path, help=".tflite model")
+    p.add_argument("--input", action="append", metavar="SPEC", dest="inputs",
+                   help=".npy, .npz, an image, or random[:SEED] (repeatable; default random:0)")
+    p.add_argument("--count", type=int, default=1,
+                   help="samples per random input spec (default 1)")
+    p.add_argument("--cpu", action="append", metavar="CPU", dest="cpus", default=[],
+                   help=f"add target backends for this CPU (repeatable or comma-separated; "
+                        f"known: {', '.join(TARGETS)})")
+    p.add_argument("--kernels", default=",".join(KERNEL_VARIANTS),
+                   help="kernel variants for target backends (default reference,cmsis-nn)")
+    p.add_argument("--backends", metavar="LIST",
+                   help=f"comma-separated backends (default: {','.join(HOST_BACKENDS)}, plus "
+                        f"target:<cpu>:<kernels> per --cpu); 'target' expands to the --cpu variants")
+    p.add_argument("--policy", type=Path, help="tolerance policy TOML (default: built-in)")
+    p.add_argument("--report", type=Path, default=Path("simrun-report"), metavar="DIR",
+                   help="report directory (default ./simrun-report)")
+    p.add_argument("--sources", type=Path, metavar="DIR",
+                   help="local TFLM/CMSIS source trees for target builds (else SIMRUN_SOURCES_DIR "
+                        "or pinned downloads)")
+    p.add_argument("--emulator", default="qemu", choices=("qemu", "renode"),
+                   help="emulator for target backends (default qemu)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
+    p.set_defaults(func=run)
+
+
+def backend_labels(backends: str | None, cpus: list[str], kernels: str) -> list[str]:
+    cpu_list = [c for arg in cpus for c in arg.split(",") if c]
+    kernel_list = [k for k in kernels.split(",") if k]
+    for cpu in cpu_list:
+        if cpu not in TARGETS:
+            raise BadInput(f"unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
+    for k in kernel_list:
+        if k not in KERNEL_VARIANTS:
+            raise BadInput(f"unknown kernel variant {k!r}; known: {', '.join(KERNEL_VARIANTS)}")
+    targets = [target_label(c, k) for c in cpu_list for k in kernel_list]
+    if backends is None:
+        labels = list(HOST_BACKENDS) + targets
+    else:
+        labels = []
+        for name in (b.strip() for b in backends.split(",")):
+            if name == "target":
+                if not targets:
+                    raise BadInput("backend 'target' needs --cpu")
+                labels += targets
+            elif name:
+                labels.append(name)
+    for label in labels:
+        parse_backend(label)                # a typo is a usage error before anything runs
+    labels = list(dict.fromkeys(labels))
+    if not labels:
+        raise BadInput("no backends to run")
+    return labels
+
+
+def _progress(label: str, event: str, seconds: float, message: str) -> None:
+    if event == "started":
+        print(f"[diff] {label}: started", file=sys.stderr, flush=True)
+    elif event == "finished":
+        print(f"[diff] {label}: finished in {seconds:.1f} s", file=sys.stderr, flush=True)
+    else:
+        print(f"[diff] {label}: FAILED after {seconds:.1f} s: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy modules load after argument checks so usage errors stay instant.
+    from ..model import Model
+    from ..inputs import load_named_inputs
+
+    labels = backend_labels(args.backends, args.cpus, args.kernels)
+    if args.timeout <= 0:
+        raise BadInput("--timeout must be positive")
+    if args.sources is not None and not args.sources.is_dir():
+        raise BadInput(f"--sources {args.sources}: not a directory")
+    model = Model.from_file(args.model)
+    named = load_named_inputs(model, args.inputs, count=args.count)
+    run_ = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
+                    timeout=args.timeout, progress=_progress,
+                    sources_dir=args.sources, emulator=args.emulator)
+    return judge_and_report(run_, args.policy, args.report)
+
+
+def diff_run(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, progress=None,
+             **target_options):
+    """Run the matrix and compare: a DiffRun (also what the Robot library and bench use)."""
+    from ..compare import DiffRun, compare
+
+    matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
+                        **target_options)
+    comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
+                   for i in range(len(samples))]
+    return DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
+                   input_names=list(input_names))
+
+
+def judge_and_report(run_, policy_path, report_dir: Path) -> int:
+    from ..policy import Policy
+    from .. import report
+
+    verdict = Policy.load(policy_path).evaluate(run_)
+    print(report.terminal.render(run_, verdict))
+    written = report.write_reports(run_, verdict, report_dir)
+    where = written if isinstance(written, (str, Path)) else report_dir
+    print(f"[diff] reports in {where}", file=sys.stderr)
+    return 0 if verdict.passed else 1
