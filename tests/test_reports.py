@@ -1,0 +1,183 @@
+"""Reports of a DiffRun: summary.json shape, junit.xml validity, terminal table,
+and report.html rendered in headless Chromium with its plots loaded."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from simrun.compare import DiffRun
+from simrun.policy import Policy
+from simrun.report import terminal, write_reports
+
+from synthetic_captures import FakeModel, sample_run
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    run = sample_run()
+    verdict = Policy.default().evaluate(run)
+    return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("report"))
+
+
+def test_write_reports_returns_the_files(written):
+    _, _, paths = written
+    for key in ("json", "junit", "html"):
+        assert paths[key].is_file() and paths[key].stat().st_size > 0
+    pngs = sorted(paths["plots"].glob("*.png"))
+    assert len(pngs) == 6                                   # 2 inputs x 3 pairs
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_summary_json_shape(written):
+    run, _, paths = written
+    doc = json.loads(paths["json"].read_text())
+    assert doc["schema"] == 1
+    assert doc["model"]["sha256"] == FakeModel.sha256
+    assert doc["inputs"] == ["random:1", "cat.png"]
+    assert doc["backends"] == ["tflite-reference", "tflm-host", "tflite-optimized", "target:cortex-m55:cmsis-nn"]
+    assert doc["versions"]["tflite-reference"] == {"ai-edge-litert": "2.3.0"}
+    assert doc["backend_errors"] == {"target:cortex-m55:cmsis-nn": {
+        "message": "emulator timed out after 120 s", "action": "fail"}}
+    assert doc["verdict"]["passed"] is False and len(doc["verdict"]["failures"]) == 3
+    assert "simrun/data/policy-default.toml" in doc["policy"]
+
+    first, second = doc["comparisons"]
+    assert first["input"] == "random:1"
+    pairs = {(p["a"], p["b"]): p for p in first["pairs"]}
+    exact = pairs[("tflite-reference", "tflm-host")]
+    assert exact["verdict"] == "pass" and exact["first_divergent"] is None
+    assert exact["mismatch_ratio"] == 0 and exact["layers_diverging"] == 0
+    off = pairs[("tflite-reference", "tflite-optimized")]
+    assert off["first_divergent"]["id"] == "0:2/12" and off["first_divergent"]["depth"] == 2
+    assert off["layers_total"] == off["layers_compared"] == 6 and off["layers_diverging"] == 4
+    layer = off["layers"][2]
+    assert set(layer) >= {"id", "subgraph", "op_index", "op_name", "tensor_index", "tensor_name", "depth",
+                          "status", "shape_a", "shape_b", "dtype_a", "dtype_b", "count", "mismatched",
+                          "mismatch_ratio", "max_abs_delta", "histogram", "mae", "rmse", "cosine",
+                          "verdict", "reasons"}
+    assert layer["histogram"] == {"<=-3": 0, "-2": 0, "-1": 0, "0": 127, "+1": 1, "+2": 0, ">=+3": 0}
+    assert layer["shape_a"] == [1, 4, 4, 8] and layer["dtype_a"] == "int8" and layer["verdict"] == "pass"
+    assert off["outputs"][0]["id"] == "output/15" and off["outputs"][0]["op_index"] is None
+
+    failing = {(p["a"], p["b"]): p for p in second["pairs"]}[("tflite-reference", "tflite-optimized")]
+    assert failing["verdict"] == "fail" and failing["first_failing"]["id"] == "0:4/14"
+    assert failing["layers"][4]["reasons"] == ["max |Δ| 5 > 1"] and failing["layers"][4]["verdict"] == "fail"
+    assert failing["worst"]["id"] == "0:4/14" and failing["max_abs_delta"] == 5
+
+
+def test_junit_xml_counts(written):
+    _, verdict, paths = written
+    root = ET.parse(paths["junit"]).getroot()
+    assert root.tag == "testsuites"
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"backends"} | {f"{i}: {a} vs {b}" for i in ("random:1", "cat.png")
+                                          for a, b in (("tflite-reference", "tflm-host"),
+                                                       ("tflite-reference", "tflite-optimized"),
+                                                       ("tflm-host", "tflite-optimized"))}
+    backends = suites["backends"]
+    assert backends.get("errors") == "1" and backends.get("tests") == "4"
+    (error,) = backends.iter("error")
+    assert error.get("message") == "emulator timed out after 120 s"
+    bad = suites["cat.png: tflite-reference vs tflite-optimized"]
+    assert bad.get("tests") == "7" and bad.get("failures") == "1"
+    (failure,) = bad.iter("failure")
+    assert failure.get("message") == "max |Δ| 5 > 1"
+    for suite in suites.values():                         # declared counts match the cases
+        cases = suite.findall("testcase")
+        assert int(suite.get("tests")) == len(cases)
+        assert int(suite.get("failures")) == sum(c.find("failure") is not None for c in cases)
+    assert int(root.get("failures")) == 2 and int(root.get("errors")) == 1
+
+
+def test_junit_marks_unjudged_pairs_and_warned_backends_skipped(tmp_path):
+    run = sample_run()
+    policy = Policy.parse('[defaults]\npairs = ["tflite-reference vs tflm-host"]\n'
+                          '[backend_errors]\n"target:*" = "warn"\n', "p.toml")
+    verdict = policy.evaluate(run)
+    assert verdict.passed
+    root = ET.parse(write_reports(run, verdict, tmp_path)["junit"]).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert suites["random:1: tflm-host vs tflite-optimized"].get("skipped") == "7"
+    assert suites["random:1: tflite-reference vs tflm-host"].get("skipped") == "0"
+    assert suites["backends"].get("errors") == "0" and suites["backends"].get("skipped") == "1"
+
+
+def test_terminal_table(written):
+    run, verdict, _ = written
+    text = terminal.render(run, verdict)
+    header = text.splitlines()[0].split()
+    assert header[:3] == ["input", "pair", "layers"] and header[-1] == "verdict"
+    row = next(line for line in text.splitlines()
+               if line.startswith("cat.png") and "tflite-reference vs tflite-optimized" in line)
+    assert "0:2/12 CONV_2D (#2)" in row and "0:4/14 RESHAPE (#4)" in row and row.rstrip().endswith("FAIL")
+    assert "target:cortex-m55:cmsis-nn (fail): emulator timed out after 120 s" in text
+    assert "tflite-reference: ai-edge-litert 2.3.0" in text
+    assert text.rstrip().splitlines()[-1].startswith("verdict: FAILED")
+
+
+def test_reports_with_only_backend_errors(tmp_path):
+    run = DiffRun(FakeModel(), [], backend_errors={"tflite-optimized": "refused"})
+    verdict = Policy.default().evaluate(run)
+    paths = write_reports(run, verdict, tmp_path)
+    assert json.loads(paths["json"].read_text())["comparisons"] == []
+    assert "no backend pair to compare" in terminal.render(run, verdict)
+    assert "refused" in paths["html"].read_text()
+
+
+def test_html_highlights_first_divergent_layer(written):
+    _, _, paths = written
+    html = paths["html"].read_text()
+    rows = re.findall(r"<tr class='[^']*first-divergent[^']*'>.*?</tr>", html)
+    assert len(rows) == 4                                  # 2 inputs x 2 diverging pairs
+    assert all("0:2/12" in r for r in rows)
+    assert html.count("<img class='plot'") == 6
+    assert "emulator timed out after 120 s" in html and "ai-edge-litert 2.3.0" in html
+
+
+# --- rendered in a browser -------------------------------------------------------------
+
+_CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.querySelectorAll('img.plot')];
+  const out = document.createElement('pre');
+  out.id = 'plot-check';
+  out.textContent = JSON.stringify(imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight]));
+  document.body.appendChild(out);
+});
+</script></body>"""
+
+
+def test_html_plots_load_in_headless_chromium(written, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("chromium not on PATH (Debian: apt-get install chromium)")
+    _, _, paths = written
+    # A copy with a probe script: the report itself stays script-free.
+    probe = tmp_path / "probe.html"
+    probe.write_text(paths["html"].read_text().replace("</body>", _CHECK_SCRIPT))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+           probe.as_uri()]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        dom, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("chromium did not finish rendering report.html within 90 s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    match = re.search(rb'<pre id="plot-check">(.*?)</pre>', dom)
+    assert match, f"probe did not run; chromium exit {proc.returncode}: {err.decode(errors='replace')[-800:]}"
+    images = json.loads(match.group(1))
+    assert len(images) == 6
+    assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
