@@ -81,15 +81,24 @@ def load_saved_inputs(path: Path) -> list[list[np.ndarray]]:
 
 
 def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]], *,
-                timeout: float = DEFAULT_TIMEOUT, **options) -> list[Capture]:
+                timeout: float = DEFAULT_TIMEOUT, progress=None, **options) -> list[Capture]:
     """Run backend `name` on every input (one list of arrays per sample) in a worker
-    process. Returns one Capture per input; any failure raises BackendError(name, ...)."""
+    process. Returns one Capture per input; any failure raises BackendError(name, ...).
+
+    Target options: `sources_dir`, `cache_dir` (firmware build), `emulator`,
+    `session_timeout`, or `firmware_elf` to skip the build. `progress(message)`
+    hears the firmware build."""
     spec = parse_backend(name)
     model_path = Path(model_path).resolve()
     if not inputs:
         raise BadInput("no inputs to run")
     opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
                                for k, v in options.items() if v is not None}}
+    if spec.module == "target":
+        build_opts = {k: opts.pop(k) for k in ("sources_dir", "cache_dir") if k in opts}
+        opts.setdefault("session_timeout", timeout)
+        if "firmware_elf" not in opts:
+            opts["firmware_elf"] = str(_firmware(spec, build_opts, progress).elf)
     with tempfile.TemporaryDirectory(prefix="simrun-backend-") as tmp:
         work = Path(tmp)
         save_inputs(inputs, work / "inputs.npz")
@@ -104,6 +113,18 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
             raise BackendError(spec.label, _describe_exit(returncode, stderr))
         count = json.loads((work / "done.json").read_text())["captures"]
         return [Capture.load(work / f"capture{i}.npz") for i in range(count)]
+
+
+def _firmware(spec: BackendSpec, build_opts: dict, progress):
+    """Build or fetch from the cache in this process: a build is not crash-prone and
+    its minutes must not count against the backend timeout."""
+    from ..errors import SimrunError
+    try:
+        from ..build import ensure_firmware
+        return ensure_firmware(spec.options["cpu"], spec.options["kernels"], progress=progress,
+                               **build_opts)
+    except SimrunError as err:
+        raise BackendError(spec.label, f"firmware: {err}") from None
 
 
 def _worker_env() -> dict:
@@ -151,16 +172,23 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _describe_exit(returncode: int, stderr: str) -> str:
+    """"aborted by SIGABRT while releasing the interpreter: double free or corruption (out)"."""
+    from .collect import STAGE_MARK
+    stages = [ln[len(STAGE_MARK):] for ln in stderr.splitlines() if ln.startswith(STAGE_MARK)]
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()
-             and "warn" not in ln.lower() and not ln.startswith("INFO:")]
-    last = lines[-1] if lines else "no message on stderr"
+             and not ln.startswith(STAGE_MARK) and "warn" not in ln.lower()
+             and not ln.startswith("INFO:")]
+    when = f" while {stages[-1]}" if stages else ""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
+            what = signal.strsignal(-returncode) or ""
         except ValueError:
-            name = f"signal {-returncode}"
-        return f"aborted by {name}: {last}" if lines else f"aborted by {name}"
-    return f"worker exited with status {returncode}: {last}"
+            name, what = f"signal {-returncode}", ""
+        detail = lines[-1] if lines else what.lower()
+        return f"aborted by {name}{when}: {detail}" if detail else f"aborted by {name}{when}"
+    last = lines[-1] if lines else "no message on stderr"
+    return f"worker exited with status {returncode}{when}: {last}"
 
 
 # --- a matrix of backends -------------------------------------------------------
@@ -175,7 +203,7 @@ class MatrixResult:
 def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]], *,
                timeout: float = DEFAULT_TIMEOUT, progress=None, **target_options) -> MatrixResult:
     """Run every backend in turn; one failing never stops the others.
-    `progress(label, event, seconds, message)` with event started | finished | failed."""
+    `progress(label, event, seconds, message)` with event started | progress | finished | failed."""
     import time
     result = MatrixResult({}, {}, {}, {})
     for label in labels:
@@ -183,6 +211,7 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
         options = target_options if spec.module == "target" else {}
         if progress:
             progress(label, "started", 0.0, "")
+            options = {**options, "progress": lambda msg, _l=label: progress(_l, "progress", 0.0, msg)}
         start = time.perf_counter()
         try:
             caps = run_backend(label, model_path, inputs, timeout=timeout, **options)

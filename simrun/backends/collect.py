@@ -1,6 +1,7 @@
 """Turn an interpreter's preserved tensors into a Capture, the same way for every host backend."""
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from typing import Callable
 
@@ -54,3 +55,11 @@ def package_versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+STAGE_MARK = "@simrun-stage "
+
+
+def stage(what: str) -> None:
+    """Tell the parent what the worker is doing, so a crash can say when it happened."""
+    print(f"{STAGE_MARK}{what}", file=sys.stderr, flush=True)

@@ -1,6 +1,14 @@
-"""The emulated target (`target:<cpu>:<kernels>`): cached firmware in one emulator
-session for all inputs of a run, stopping after every operator to read its outputs."""
+"""The emulated target (`target:<cpu>:<kernels>`): one emulator session for all
+inputs of a run, stopping after every operator to read its outputs.
+
+The firmware is built (or found in the cache) by the parent before the worker
+starts, so a first build's minutes do not count against the backend timeout;
+the worker gets the ELF path.
+"""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -9,21 +17,28 @@ from ..model import Model
 from .collect import package_versions
 
 
+def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
+    """The build facts that decide what runs: compiler, flags, source pins."""
+    meta_path = Path(elf).parent / "metadata.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    versions = {"emulator": emulator, "firmware": str(elf)}
+    for key in ("kernels", "compiler", "opt_flags", "cmsis_nn_path", "cache_key"):
+        if meta.get(key) is not None:
+            versions[f"firmware.{key}"] = str(meta[key])
+    for tree, pin in (meta.get("sources") or {}).items():
+        versions[f"source.{tree}"] = str(pin)
+    return {**versions, **package_versions("numpy")}
+
+
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
-        kernels: str, emulator: str = "qemu", sources_dir: str | None = None,
+        kernels: str, firmware_elf: str, emulator: str = "qemu",
         session_timeout: float = 600.0) -> list[Capture]:
-    # Imported here: the host backends must not need the build or controller modules.
-    from ..build import ensure_firmware
-    from ..session import Session
+    from ..session import Session     # the host backends must not need the controller
 
     model = Model.from_file(model_path)
-    firmware = ensure_firmware(cpu, kernels, sources_dir=sources_dir)
-    versions = {"firmware": str(firmware.elf.name), "emulator": emulator,
-                **{f"firmware.{k}": str(v) for k, v in firmware.metadata.items()
-                   if isinstance(v, (str, int, float))},
-                **package_versions("numpy")}
+    versions = firmware_versions(Path(firmware_elf), emulator)
     captures = []
-    with Session(firmware.elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
+    with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
                  label=label) as session:
         session.load_model(model)
         for sample in inputs:

@@ -15,7 +15,7 @@ import numpy as np
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
-from .collect import collect, package_versions
+from .collect import collect, package_versions, stage
 
 
 def _interpreter_api():
@@ -41,6 +41,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
     versions["resolver"] = {"optimized": "BUILTIN",
                             "reference": "BUILTIN_REF"}[kernels]
     model = Model.from_file(model_path)
+    stage(f"creating the interpreter ({versions['resolver']})")
     try:
         interp = Interpreter(model_content=model.data, num_threads=num_threads,
                              experimental_op_resolver_type=getattr(OpResolverType, versions["resolver"]),
@@ -56,7 +57,8 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
             return None
 
     captures = []
-    for sample in inputs:
+    for i, sample in enumerate(inputs):
+        stage(f"invoking input {i}")
         for tensor_index, array in zip(model.main.inputs, sample):
             interp.set_tensor(tensor_index, array)
         start = time.perf_counter()
@@ -67,6 +69,9 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         seconds = time.perf_counter() - start
         captures.append(collect(model, label, read, versions=dict(versions),
                                 meta={"invoke_seconds": seconds}))
+    stage("releasing the interpreter")
+    del interp
+    stage("saving captures")
     return captures
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
-from .collect import collect, package_versions
+from .collect import collect, package_versions, stage
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
@@ -23,6 +23,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         raise BackendError(label, "the tflite-micro wheel is not installed (pip install tflite-micro)") from None
     model = Model.from_file(model_path)
     versions = {"runtime": "tflite-micro", **package_versions("tflite-micro", "numpy")}
+    stage("creating the interpreter")
     try:
         interp = runtime.Interpreter.from_bytes(
             model.data, arena_size=arena_size,
@@ -37,7 +38,8 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
             return None
 
     captures = []
-    for sample in inputs:
+    for i, sample in enumerate(inputs):
+        stage(f"invoking input {i}")
         for position, array in enumerate(sample):
             interp.set_input(array, position)
         start = time.perf_counter()
@@ -48,4 +50,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         seconds = time.perf_counter() - start
         captures.append(collect(model, label, read, versions=dict(versions),
                                 meta={"invoke_seconds": seconds}))
+    stage("releasing the interpreter")
+    del interp
+    stage("saving captures")
     return captures

@@ -74,6 +74,8 @@ def backend_labels(backends: str | None, cpus: list[str], kernels: str) -> list[
 def _progress(label: str, event: str, seconds: float, message: str) -> None:
     if event == "started":
         print(f"[diff] {label}: started", file=sys.stderr, flush=True)
+    elif event == "progress":
+        print(f"[diff] {label}: {message}", file=sys.stderr, flush=True)
     elif event == "finished":
         print(f"[diff] {label}: finished in {seconds:.1f} s", file=sys.stderr, flush=True)
     else:
@@ -118,6 +120,5 @@ def judge_and_report(run_, policy_path, report_dir: Path) -> int:
     verdict = Policy.load(policy_path).evaluate(run_)
     print(report.terminal.render(run_, verdict))
     written = report.write_reports(run_, verdict, report_dir)
-    where = written if isinstance(written, (str, Path)) else report_dir
-    print(f"[diff] reports in {where}", file=sys.stderr)
+    print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
     return 0 if verdict.passed else 1
