@@ -135,6 +135,9 @@ class Session:
         self._hooks = {name: self.image.address(name) for name in
                        ("simrun_hook_ready", "simrun_hook_op_end", "simrun_hook_done", "simrun_hook_fault")}
         self._hook_at = {addr: name for name, addr in self._hooks.items()}
+        if len(self._hook_at) != len(self._hooks):
+            raise AbiMismatch(f"{self.elf}: simrun_hook_* functions share an address (merged by the "
+                              f"linker?); each hook needs its own body")
         self._layer_bp = False
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
@@ -225,6 +228,12 @@ class Session:
         if not self._ready and not self._inputs:
             raise SimrunError("no model loaded: call load_model() first")
         return list(self._inputs)
+
+    def read_input(self, i: int = 0) -> np.ndarray:
+        """Input i as it is in target memory now (to check what the firmware sees)."""
+        if self._gdb is None or not 0 <= i < len(self._inputs):
+            raise SimrunError(f"no input {i} in a running session")
+        return self._tensor(0, self._inputs[i]).values
 
     # --- invoke ------------------------------------------------------------
     def invoke(self, inputs, capture_layers: bool = True) -> Capture:
@@ -402,7 +411,11 @@ class Session:
         if e == ERR_ARENA_TOO_SMALL:
             raise ArenaTooSmall(status.bytes_needed, self.arena_limit or self.image.arena_capacity)
         if e == ERR_BAD_MODEL:
-            raise FirmwareError(f"firmware rejected the model (bad model){self._log_tail()}")
+            hint = ""
+            if self._gdb.read_u32(self.image.address("simrun_model_size")) == 0:
+                hint = (" (simrun_model_size reads 0: the firmware cleared it at boot; host-written "
+                        "variables must live in a section the startup code does not zero, e.g. .noinit)")
+            raise FirmwareError(f"firmware rejected the model (bad model){hint}{self._log_tail()}")
         if e == ERR_ALLOCATE:
             raise FirmwareError(f"tensor allocation failed{self._log_tail()}")
         if e == ERR_INVOKE:
