@@ -11,7 +11,7 @@ from simrun.policy import Policy
 from synthetic_captures import FakeModel, base_layers, make_capture, off_by
 
 
-def run_with(ref_layers, other_layers, other="tflite-optimized", backend_errors=None) -> DiffRun:
+def run_with(ref_layers, other_layers, other="tflm-host", backend_errors=None) -> DiffRun:
     model = FakeModel()
     caps = {"tflite-reference": make_capture("tflite-reference", ref_layers),
             other: make_capture(other, other_layers)}
@@ -28,10 +28,17 @@ def test_default_policy_allows_one_step_but_not_two():
     verdict = Policy.default().evaluate(run_with(layers, off_by(layers, 3, 2)))
     assert not verdict.passed
     (failure,) = verdict.failures
-    assert "tflite-reference vs tflite-optimized" in failure and "0:3/13" in failure and "max |Δ| 2 > 1" in failure
+    assert "tflite-reference vs tflm-host" in failure and "0:3/13" in failure and "max |Δ| 2 > 1" in failure
     pv = verdict.pairs[0]
     assert pv.first_failing.depth == 3
     assert set(pv.failing) == {"0:3/13", "0:4/14", "0:5/15", "output/15"}
+
+
+def test_default_policy_gives_desktop_optimized_kernels_three_steps():
+    layers = base_layers()
+    assert Policy.default().evaluate(run_with(layers, off_by(layers, 1, 3), other="tflite-optimized")).passed
+    verdict = Policy.default().evaluate(run_with(layers, off_by(layers, 1, 4), other="tflite-optimized"))
+    assert not verdict.passed and "max |Δ| 4 > 3" in verdict.failures[0]
 
 
 def test_default_policy_wants_host_and_target_reference_bit_exact():
@@ -79,7 +86,7 @@ def test_override_per_layer_name_glob_and_id():
 
 def test_specific_tables_override_general_ones():
     layers = base_layers()
-    run = run_with(layers, off_by(layers, 0, 1))
+    run = run_with(layers, off_by(layers, 0, 1), other="tflite-optimized")
     text = ('[defaults]\nmax_abs_delta = 5\n'
             '[pair."tflite-optimized vs tflite-reference"]\nmax_abs_delta = 0\n'   # either order matches
             '[op."CONV_*"]\nmax_abs_delta = 1\n')
@@ -90,7 +97,7 @@ def test_specific_tables_override_general_ones():
 
 def test_pairs_not_selected_are_reported_unjudged():
     layers = base_layers()
-    run = run_with(layers, off_by(layers, 0, 50))
+    run = run_with(layers, off_by(layers, 0, 50), other="tflite-optimized")
     verdict = policy('[defaults]\npairs = ["tflm-host vs *"]\n').evaluate(run)
     assert verdict.passed and verdict.pairs[0].status == "unjudged"
 

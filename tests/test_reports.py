@@ -68,7 +68,7 @@ def test_summary_json_shape(written):
 
     failing = {(p["a"], p["b"]): p for p in second["pairs"]}[("tflite-reference", "tflite-optimized")]
     assert failing["verdict"] == "fail" and failing["first_failing"]["id"] == "0:4/14"
-    assert failing["layers"][4]["reasons"] == ["max |Δ| 5 > 1"] and failing["layers"][4]["verdict"] == "fail"
+    assert failing["layers"][4]["reasons"] == ["max |Δ| 5 > 3"] and failing["layers"][4]["verdict"] == "fail"
     assert failing["worst"]["id"] == "0:4/14" and failing["max_abs_delta"] == 5
 
 
@@ -88,7 +88,7 @@ def test_junit_xml_counts(written):
     bad = suites["cat.png: tflite-reference vs tflite-optimized"]
     assert bad.get("tests") == "7" and bad.get("failures") == "1"
     (failure,) = bad.iter("failure")
-    assert failure.get("message") == "max |Δ| 5 > 1"
+    assert failure.get("message") == "max |Δ| 5 > 3"
     for suite in suites.values():                         # declared counts match the cases
         cases = suite.findall("testcase")
         assert int(suite.get("tests")) == len(cases)

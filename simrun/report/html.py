@@ -27,6 +27,7 @@ tr.failing td { background: #fdecea; }
 tr.first-divergent td { background: #fff3cd; font-weight: bold; }
 tr.first-divergent td:first-child::before { content: "▶ "; color: #e65100; }
 tr.one-side td { color: #888; }
+.scroll { overflow-x: auto; }
 img.plot { max-width: 100%; border: 1px solid #eee; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 td.mono { white-space: nowrap; }
@@ -58,8 +59,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[str, str, str], bytes]) -> s
             anchor = _anchor(input_name, pair.a, pair.b)
             first = pair.first_divergent
             out.append(f"<h3 id='{anchor}'>{escape(pair.name)} {_badge(pv.status, pv.status)}</h3>")
-            out.append(f"<p>first divergent layer: <b>{escape(first.label) if first else 'none'}</b>"
-                       f" · first out of tolerance: <b>{escape(pv.first_failing.label) if pv.first_failing else 'none'}</b>"
+            out.append(f"<p>first divergent layer: <b>{_layer_ref(first) if first else 'none'}</b>"
+                       f" · first out of tolerance: <b>{_layer_ref(pv.first_failing) if pv.first_failing else 'none'}</b>"
                        f" · mismatched values overall: {100 * pair.mismatch_ratio:.2f}%"
                        f" · max |Δ| {pair.max_abs_delta:g}</p>")
             png = plots.get((input_name, pair.a, pair.b))
@@ -68,7 +69,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[str, str, str], bytes]) -> s
                            f"{escape(pair.name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
             out.append(f"<details{' open' if pv.failing or first else ''}><summary>layers "
                        f"({len(pair.compared_layers)} compared of {len(pair.layers)}; ▶ highlighted: first divergent)</summary>"
-                       + _layer_table(pair.layers + pair.outputs, pair, pv) + "</details>")
+                       + "<div class='scroll'>" + _layer_table(pair.layers + pair.outputs, pair, pv) + "</div></details>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -108,7 +109,7 @@ def _overview(run: DiffRun, verdict) -> str:
                 f"<tr><td>{escape(input_name)}</td>"
                 f"<td><a href='#{_anchor(input_name, pair.a, pair.b)}'>{escape(pair.name)}</a></td>"
                 f"<td class='num'>{len(pair.compared_layers)}/{len(pair.layers)}</td>"
-                f"<td>{escape(first.label) if first else '—'}</td><td>{escape(worst.label) if worst else '—'}</td>"
+                f"<td>{_layer_ref(first)}</td><td>{_layer_ref(worst)}</td>"
                 f"<td class='num'>{100 * pair.mismatch_ratio:.2f}%</td><td class='num'>{pair.max_abs_delta:g}</td>"
                 f"<td>{_badge(pv.status, pv.status)}</td></tr>")
     return "".join(rows) + "</table>"
@@ -141,13 +142,26 @@ def _layer_table(layers: list[LayerStats], pair, pv) -> str:
         hist = " ".join(str(n) for n in s.histogram.values()) if s.histogram else "—"
         rows.append(
             f"<tr class='{' '.join(classes)}'><td class='num'>{'' if s.depth is None else s.depth}</td>"
-            f"<td class='mono'>{escape(s.id)}</td><td>{escape(s.op_name)}</td><td class='mono'>{escape(s.tensor_name)}</td>"
+            f"<td class='mono'>{escape(s.id)}</td><td>{escape(s.op_name)}</td>"
+            f"<td class='mono' title='{escape(s.tensor_name)}'>{escape(short_name(s.tensor_name))}</td>"
             f"<td>{escape(status)}</td><td class='mono'>{escape(shape_text)}</td>"
             f"<td class='num'>{s.count}</td><td class='num'>{_pct(s) if s.compared else '—'}</td>"
             f"<td class='num'>{f'{s.max_abs_delta:g}' if s.compared else '—'}</td><td class='mono'>{hist}</td>"
             f"<td class='num'>{_num(s.mae)}</td><td class='num'>{_num(s.rmse)}</td>"
             f"<td class='num'>{_num(s.cosine, 6)}</td><td>{escape(verdict_text)}</td></tr>")
     return "".join(rows) + "</table>"
+
+
+def short_name(name: str, width: int = 48) -> str:
+    """Converter names like 'seq/conv_1/Relu;seq/conv_1/convolution': keep the first, cut the middle."""
+    name = name.split(";", 1)[0]
+    return name if len(name) <= width else name[: width // 3] + "…" + name[-(2 * width // 3 - 1):]
+
+
+def _layer_ref(s: LayerStats | None) -> str:
+    if s is None:
+        return "—"
+    return f"<span title='{escape(s.label)}'><code>{escape(s.id)}</code> {escape(s.op_name)}</span>"
 
 
 def _pct(s: LayerStats) -> str:
