@@ -219,3 +219,26 @@ print(s.emulator_pid, flush=True)
     if alive:
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"qemu {pid} outlived its Python process ({ending})"
+
+
+def test_run_command_prints_layers_and_saves_capture(elfs, tmp_path, capsys):
+    from simrun.capture import Capture
+    from simrun.cli import main
+
+    model = fixture.demo_model(seed=2)
+    model_path = tmp_path / "fixture.bin"
+    model_path.write_bytes(model.to_bytes())
+    x = sample(9)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "cap.npz"
+    rc = main(["run", str(model_path), "--cpu", "cortex-m55", "--elf", str(elfs["cortex-m55"]), "--raw",
+               "--input", str(tmp_path / "x.npy"), "--out", str(out), "--kernels", "reference"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "0:1   RELU" in text and "int8[1, 48]" in text
+    cap = Capture.load(out)
+    for rec, expected in zip(cap.ops, fixture.reference(model, x), strict=True):
+        assert np.array_equal(rec.outputs[0].values, expected)
+    rc = main(["run", str(model_path), "--cpu", "cortex-m55", "--elf", str(elfs["cortex-m55"]), "--raw",
+               "--arena-limit", "16"])
+    assert rc == 2 and "arena too small" in capsys.readouterr().err

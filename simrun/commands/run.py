@@ -1,0 +1,113 @@
+"""`simrun run`: one model on one emulated target, per-layer shapes and checksums."""
+from __future__ import annotations
+
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..capture import Capture, Tensor
+from ..errors import BadInput
+from ..targets import KERNEL_VARIANTS, TARGETS
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="run a model on one emulated CPU and capture every layer's outputs",
+        description="Build (or reuse) the firmware for CPU and KERNELS, run MODEL in the emulator "
+                    "on one input, print each operator's outputs (shape, dtype, CRC32) and save "
+                    "the capture as .npz.")
+    p.add_argument("model", type=Path, help=".tflite model (or fixture model bytes with --raw)")
+    p.add_argument("--cpu", required=True, choices=sorted(TARGETS), help="emulated CPU")
+    p.add_argument("--kernels", default="reference", choices=KERNEL_VARIANTS,
+                   help="TFLM kernel variant (default reference)")
+    p.add_argument("--input", default="random:0", metavar="SPEC",
+                   help=".npy/.npz/image or random[:SEED] (default random:0)")
+    p.add_argument("--out", type=Path, metavar="FILE.npz", help="save the Capture here")
+    p.add_argument("--no-layers", action="store_true",
+                   help="plain run: final outputs only (faster, no per-operator stops)")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                   help="wall-clock budget per emulator wait (default 300)")
+    p.add_argument("--elf", type=Path, metavar="PATH",
+                   help="use this firmware ELF instead of building one")
+    p.add_argument("--emulator", default="qemu", choices=("qemu", "renode"))
+    p.add_argument("--arena-limit", type=int, metavar="BYTES",
+                   help="let the firmware use only this much of its arena")
+    p.add_argument("--raw", action="store_true",
+                   help="MODEL is not TFLite but the fixture firmware's own format (needs --elf)")
+    p.set_defaults(func=run)
+
+
+def checksum(values: np.ndarray) -> str:
+    return f"{zlib.crc32(np.ascontiguousarray(values).tobytes()):08x}"
+
+
+def describe(t: Tensor) -> str:
+    return f"t{t.index} {t.dtype}{list(t.shape)} crc32={checksum(t.values)}"
+
+
+def print_capture(cap: Capture, out=sys.stdout) -> None:
+    for rec in cap.ops:
+        outs = ", ".join(describe(t) for t in rec.outputs)
+        print(f"{rec.subgraph}:{rec.index:<3} {rec.op_name:<22} {outs}", file=out)
+    for i, t in enumerate(cap.outputs):
+        print(f"output {i}: {describe(t)}", file=out)
+    meta = cap.meta
+    print(f"{cap.backend}: {len(cap.ops)} operators, invoke {meta.get('invoke_seconds', 0):.3f} s, "
+          f"arena used {meta.get('arena_used', '?')} bytes", file=out)
+
+
+def _firmware(args) -> tuple[Path, str | None]:
+    if args.elf:
+        if not args.elf.is_file():
+            raise BadInput(f"--elf {args.elf}: no such file")
+        # A simrun-built ELF has metadata.json beside it naming its kernels; let the Session read it.
+        has_meta = (args.elf.parent / "metadata.json").is_file()
+        return args.elf, None if has_meta else f"target:{args.cpu}:{args.kernels}"
+    if args.raw:
+        raise BadInput("--raw models run only on a firmware given with --elf (e.g. the fixture)")
+    from ..build import ensure_firmware
+    fw = ensure_firmware(args.cpu, args.kernels, progress=lambda msg: print(msg, file=sys.stderr))
+    return fw.elf, f"target:{args.cpu}:{args.kernels}"
+
+
+def _raw_input(spec: str, details) -> list[np.ndarray]:
+    # Fixture models carry no TFLite metadata: shape and dtype come from the firmware.
+    if spec.startswith("random"):
+        seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        rng = np.random.default_rng(seed)
+        return [rng.integers(np.iinfo(d.dtype).min, np.iinfo(d.dtype).max, d.shape, endpoint=True)
+                .astype(d.dtype) for d in details]
+    if spec.endswith(".npy") and len(details) == 1:
+        return [np.load(spec, allow_pickle=False)]
+    raise BadInput(f"--raw takes --input random[:SEED] or one .npy, not {spec!r}")
+
+
+def run(args) -> int:
+    from ..model import Model
+    from ..session import Session
+
+    if args.raw:
+        model, samples = None, None
+    else:
+        from ..inputs import load_inputs
+        model = Model.from_file(args.model)
+        samples = load_inputs(model, [args.input])
+        if len(samples) != 1:
+            print(f"note: {args.input} holds {len(samples)} samples; running the first", file=sys.stderr)
+    elf, label = _firmware(args)
+    with Session(elf, cpu=args.cpu, emulator=args.emulator, timeout=args.timeout,
+                 arena_limit=args.arena_limit, label=label) as session:
+        if args.raw:
+            session.load_model(args.model, raw=True)
+            sample = _raw_input(args.input, session.input_details)
+        else:
+            session.load_model(model)
+            sample = samples[0]
+        cap = session.invoke(sample, capture_layers=not args.no_layers)
+    print_capture(cap)
+    if args.out:
+        cap.save(args.out)
+        print(f"saved {args.out}")
+    return 0
