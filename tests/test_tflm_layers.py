@@ -1,0 +1,87 @@
+"""The reference-kernel TFLM firmware on QEMU equals host TFLM bit for bit, layer by layer.
+
+Needs the TFLM source trees (SIMRUN_SOURCES_DIR) to build the firmware; skipped
+with the reason otherwise. The host side is the tflite-micro wheel with
+kPreserveAllTensors, read directly here (not through simrun.backends) so this
+test checks the controller against an independent path.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simrun.model import Model
+
+pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
+
+INT8_MODELS = ("hello_world_int8.tflite", "micro_speech_quantized.tflite",
+               "keyword_scrambled_8bit.tflite", "person_detect.tflite")
+CPUS = ("cortex-m55", "cortex-m4")
+
+
+@pytest.fixture(scope="session")
+def reference_firmware(qemu, arm_gcc):
+    try:
+        from simrun.sources import local_sources
+    except ImportError:
+        pytest.skip("simrun.sources is not available yet")
+    if local_sources() is None:
+        pytest.skip("TFLM sources not available: set SIMRUN_SOURCES_DIR to a directory holding "
+                    "tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/")
+    from simrun.build import ensure_firmware
+    return {cpu: ensure_firmware(cpu, "reference") for cpu in CPUS}
+
+
+def random_inputs(model: Model, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for info in model.inputs:
+        if info.dtype.kind in "iu":
+            lim = np.iinfo(info.dtype)
+            out.append(rng.integers(lim.min, lim.max, info.shape, endpoint=True).astype(info.dtype))
+        else:
+            out.append(rng.uniform(-1, 1, info.shape).astype(info.dtype))
+    return out
+
+
+def host_tflm(model: Model, inputs: list[np.ndarray]):
+    from tflite_micro.python.tflite_micro import runtime
+    interp = runtime.Interpreter.from_bytes(
+        model.data, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    for i, x in enumerate(inputs):
+        interp.set_input(x, i)
+    interp.invoke()
+    return interp
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("model_name", INT8_MODELS)
+def test_every_layer_bit_identical_to_host_tflm(reference_firmware, models_dir, cpu, model_name):
+    from simrun.session import Session
+
+    model = Model.from_file(models_dir / model_name)
+    inputs = random_inputs(model, seed=7)
+    fw = reference_firmware[cpu]
+    with Session(fw.elf, cpu=cpu, timeout=600) as s:
+        s.load_model(model)
+        cap = s.invoke(inputs, capture_layers=True)
+    assert cap.backend == f"target:{cpu}:reference"
+    assert [(r.subgraph, r.index, r.op_name) for r in cap.ops] == \
+        [(op.subgraph, op.index, op.op_name) for op in model.operators()]
+    host = host_tflm(model, inputs)
+    compared = 0
+    for rec in cap.ops:
+        op = model.subgraphs[rec.subgraph].operators[rec.index]
+        assert [t.index for t in rec.outputs] == list(op.outputs)
+        for t in rec.outputs:
+            expected = host.GetTensor(t.index, rec.subgraph)["tensor_data"]
+            assert t.values.dtype == expected.dtype and t.values.shape == expected.shape, \
+                f"{rec.op_name} {rec.subgraph}:{rec.index} tensor {t.index}"
+            assert np.array_equal(t.values, expected), \
+                f"{model_name} on {cpu}: {rec.op_name} {rec.subgraph}:{rec.index} tensor {t.index} differs " \
+                f"({int(np.sum(t.values != expected))} of {t.values.size} values)"
+            assert t.quantization == model.tensor(rec.subgraph, t.index).quantization
+            compared += 1
+    assert compared >= len(cap.ops)
+    for i, t in enumerate(cap.outputs):
+        assert np.array_equal(t.values, host.get_output(i))
