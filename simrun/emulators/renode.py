@@ -1,0 +1,65 @@
+"""Start Renode halted with the board's platform, its GDB server on loopback TCP.
+
+Renode takes a TCP port, not a Unix socket: a free loopback port is picked
+just before the launch, and the launch is retried on another port if Renode
+could not take it. The controller after the connection is the shared one.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+from ..errors import EmulatorError, ToolMissing
+from ..gdbremote import GdbRemote
+from ..targets import get_target
+from . import EmulatorProcess
+
+RENODE_DIR = Path(__file__).resolve().parents[2] / "renode"
+INSTALL_HINT = "install Renode (https://renode.io, e.g. the renode .deb or portable package) and put `renode` on PATH"
+LAUNCH_ATTEMPTS = 3
+
+
+def renode_binary() -> str:
+    path = shutil.which("renode")
+    if not path:
+        raise ToolMissing(f"renode not found on PATH; {INSTALL_HINT}")
+    return path
+
+
+def platform_files(cpu: str) -> tuple[Path, Path]:
+    board = get_target(cpu).board
+    repl = RENODE_DIR / f"{board.renode_platform}.repl"
+    resc = RENODE_DIR / f"{board.renode_platform}.resc"
+    for f in (repl, resc):
+        if not f.is_file():
+            raise EmulatorError(f"no Renode platform file {f} for {cpu} (board {board.name})")
+    return repl, resc
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def renode_argv(binary: str, repl: Path, resc: Path, elf: Path, port: int) -> list[str]:
+    script = f"$repl=@{repl}; $elf=@{elf}; $gdb_port={port}; include @{resc}"
+    return [binary, "--disable-xwt", "--console", "--plain", "-e", script]
+
+
+def launch_renode(elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
+    binary = renode_binary()
+    repl, resc = platform_files(cpu)
+    last: EmulatorError | None = None
+    for _ in range(LAUNCH_ATTEMPTS):
+        port = free_loopback_port()
+        # stdin stays an open pipe: Renode's console quits at end of input.
+        emu = EmulatorProcess("renode", renode_argv(binary, repl, resc, Path(elf).resolve(), port),
+                              workdir, lambda deadline, port=port: GdbRemote.connect_tcp("127.0.0.1", port, deadline=deadline),
+                              stdin_pipe=True)
+        if emu.alive():
+            return emu
+        last = EmulatorError(f"renode exited at start: {emu.output()}")
+        emu.stop()
+    raise last or EmulatorError("renode did not start")
