@@ -1,0 +1,80 @@
+"""Wall time of a whole `simrun diff` on person_detect, split by backend.
+
+    python bench/diff_bench.py [--model PATH] [--count N] [--cpu cortex-m55]
+
+Host backends always; with TFLM sources (SIMRUN_SOURCES_DIR, or --sources) also
+target:<cpu>:reference and target:<cpu>:cmsis-nn, timed on cached firmware: the
+firmware is built (or found) before the clock starts, as a second run would find it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from simrun.backends import HOST_BACKENDS, target_label  # noqa: E402
+from simrun.commands.diff import diff_run, judge_and_report  # noqa: E402
+from simrun.inputs import load_named_inputs  # noqa: E402
+from simrun.model import Model  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=REPO.parent / "shared" / "models" / "person_detect.tflite")
+    p.add_argument("--count", type=int, default=1, help="random inputs per run")
+    p.add_argument("--cpu", default="cortex-m55")
+    p.add_argument("--sources", type=Path, help="TFLM source trees (default: SIMRUN_SOURCES_DIR)")
+    args = p.parse_args()
+
+    from simrun.sources import local_sources
+    sources = args.sources or local_sources()
+    labels = list(HOST_BACKENDS)
+    if sources:
+        from simrun.build import ensure_firmware
+        for kernels in ("reference", "cmsis-nn"):
+            t0 = time.perf_counter()
+            fw = ensure_firmware(args.cpu, kernels, sources_dir=sources)
+            print(f"firmware {args.cpu}/{kernels}: {fw.elf} ({time.perf_counter() - t0:.1f} s to build or find)")
+            labels.append(target_label(args.cpu, kernels))
+    else:
+        print("no TFLM sources (set SIMRUN_SOURCES_DIR): host backends only")
+
+    seconds: dict[str, float] = {}
+    outcome: dict[str, str] = {}
+
+    def progress(label, event, secs, message):
+        if event in ("finished", "failed"):
+            seconds[label] = secs
+            outcome[label] = "ok" if event == "finished" else f"failed: {message[:70]}"
+
+    start = time.perf_counter()
+    model = Model.from_file(args.model)
+    named = load_named_inputs(model, ["random:0"], count=args.count)
+    t_inputs = time.perf_counter()
+    run = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
+                   progress=progress, sources_dir=sources)
+    t_backends = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        judge_and_report(run, None, Path(out))
+    total = time.perf_counter() - start
+    t_reports = total - (t_backends - start)
+
+    print(f"simrun diff {args.model.name}, {args.count} input(s)")
+    print(f"  {'model + inputs':34s} {t_inputs - start:7.2f} s")
+    for label in labels:
+        print(f"  {label:34s} {seconds.get(label, float('nan')):7.2f} s  {outcome.get(label, '?')}")
+    print(f"  {'compare + policy + reports':34s} {t_reports:7.2f} s")
+    print(f"  {'total':34s} {total:7.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
