@@ -41,13 +41,14 @@ A Faulting Layer Fails With TargetFault
     Start Fixture Session    cortex-m3
     Load Fixture Model    extra_layer=fault
     Set Random Input    seed=1
-    Run Should Fail With    TargetFault
+    ${message} =    Run Should Fail With    TargetFault    in operator 0:3 FIXTURE_FAULT
+    Should Contain    ${message}    CFSR=
 
 A Looping Layer Fails With EmulatorTimeout
     Start Fixture Session    cortex-m3    timeout=5
     Load Fixture Model    extra_layer=hang
     Set Random Input    seed=1
-    Run Keyword And Expect Error    EmulatorTimeout: *    Run Inference
+    Run Keyword And Expect Error    EmulatorTimeout: *in operator 0:3 FIXTURE_HANG*    Run Inference
 
 
 *** Keywords ***

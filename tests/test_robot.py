@@ -127,3 +127,36 @@ def test_backend_failure_assertion_and_missing_state_errors(models_dir):
     with pytest.raises(AssertionError, match="does not contain 'segfault'"):
         lib.backend_should_have_failed_with("tflite-reference", "segfault")
     lib.stop_emulator_session()                          # no session: nothing to stop, no error
+
+
+LEAVES_SESSION_RUNNING = """\
+*** Settings ***
+Library    simrun.robot.SimrunLibrary
+
+*** Test Cases ***
+Session Left Running
+    Build Fixture Firmware    cortex-m3
+    Start Emulator Session    timeout=30
+    Load Fixture Model
+    ${lib} =    Get Library Instance    simrun.robot.SimrunLibrary
+    ${pid} =    Set Variable    ${lib._session.emulator_pid}
+    Should Be True    os.path.exists("/proc/${pid}")
+    Set Global Variable    ${EMULATOR PID}    ${pid}
+"""
+
+CHECKS_IT_STOPPED = """\
+*** Test Cases ***
+Emulator Of The Previous Suite Is Gone
+    Should Not Be True    os.path.exists("/proc/${EMULATOR PID}")    emulator ${EMULATOR PID} still running
+"""
+
+
+def test_library_stops_a_session_the_suite_left_running(tmp_path, qemu, arm_gcc):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "s1_leaves_session.robot").write_text(LEAVES_SESSION_RUNNING)
+    (suites / "s2_checks_it_stopped.robot").write_text(CHECKS_IT_STOPPED)
+    proc = _robot(str(suites), outdir=tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    statuses = [t.status for t in ExecutionResult(str(tmp_path / "out" / "output.xml")).suite.all_tests]
+    assert statuses == ["PASS", "PASS"]

@@ -308,6 +308,7 @@ class SimrunLibrary:
             kind = type(err).__name__
             if kind != error or message not in str(err):
                 raise AssertionError(f"expected {error} with '{message}', got {kind}: {err}") from None
+            logger.info(f"failed as expected: {kind}: {err}")
             return str(err)
         raise AssertionError(f"expected {error} with '{message}', but the inference succeeded")
 
