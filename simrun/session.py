@@ -211,6 +211,7 @@ class Session:
         self._gdb.halt_reason()
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault"):
             self._gdb.set_breakpoint(self._hooks[name])
+        self._run_to_main(deadline)
         self._gdb.write_memory(self.image.address("simrun_model"), data)
         self._gdb.write_u32(self.image.address("simrun_model_size"), len(data))
         self._gdb.write_u32(self.image.address("simrun_arena_limit"), self.arena_limit or 0)
@@ -222,6 +223,33 @@ class Session:
             self._ready = True
             return
         self._raise_for(hook, status)
+
+    def _run_to_main(self, deadline: float) -> None:
+        """Let the C runtime start (copy .data, clear .bss) before the host writes.
+
+        The ABI's host-written variables may sit in .bss, which startup code
+        zeroes; writing them at `main` keeps them. An ELF without `main` is
+        written at reset, as the ABI header describes.
+        """
+        main = self.image.symbols.get("main")
+        if main is None or main.kind != "STT_FUNC":
+            return
+        self._gdb.set_breakpoint(main.address)
+        try:
+            self._gdb.resume(None, deadline)
+            reply = self._gdb.wait_stop(deadline)
+        except EmulatorTimeout:
+            self.close()
+            raise EmulatorTimeout(f"firmware on {self.cpu} did not reach main() within "
+                                  f"{self.timeout:g} s; emulator killed") from None
+        pc = self._gdb.pc
+        self._gdb.remove_breakpoint(main.address)
+        if reply.exited or pc != main.address:
+            hook = self._hook_at.get(pc)
+            if hook == "simrun_hook_fault":
+                raise self._fault_error()
+            raise EmulatorError(f"firmware stopped at {pc:#x} before main() ({reply.raw})")
+        self._stopped_at = pc
 
     @property
     def input_details(self) -> list[TargetTensor]:
