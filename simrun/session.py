@@ -124,7 +124,7 @@ class Session:
         self.arena_limit = arena_limit
         self.metadata = _read_metadata(self.elf)
         kernels = self.metadata.get("kernels")
-        self.label = label or f"target:{cpu}:{kernels or 'unknown'}"
+        self.label = label or self.metadata.get("label") or f"target:{cpu}:{kernels or 'unknown'}"
         self.model: Model | None = None
         self.model_sha256 = ""
         self._emu: EmulatorProcess | None = None
@@ -327,7 +327,8 @@ class Session:
                 "arena_used": status.arena_used, "invoke_seconds": elapsed,
                 "capture_layers": capture_layers, "readback_seconds": readback_s,
                 "readback_bytes": readback_bytes}
-        versions = {k: str(v) for k, v in self.metadata.items() if k in ("tflm_commit", "cmsis_nn_commit", "compiler", "kernels")}
+        versions = {f"firmware.{k}": str(self.metadata[k]) for k in ("kernels", "compiler", "opt_flags", "cache_key")
+                    if self.metadata.get(k) is not None}
         return Capture(self.label, self.model_sha256, ops, outputs, versions, meta)
 
     def _read_op_record(self) -> tuple[OpRecord, int]:
