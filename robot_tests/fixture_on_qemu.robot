@@ -27,6 +27,18 @@ A Layer Is Read Back By Index And Its Output Matches
     ${last} =    Get Layer Output    2
     Arrays Should Be Equal    ${last}    ${expected}[2]
 
+Input From A File Arrives In Target Memory Bit Exact
+    ${file} =    Set Variable    ${OUTPUT DIR}${/}fixture_input.npy
+    ${sent} =    Evaluate    numpy.arange(-32, 32, dtype=numpy.int8).reshape(1, 64)    numpy
+    Evaluate    numpy.save($file, $sent)    numpy
+    Start Fixture Session    cortex-m55
+    Load Fixture Model    seed=4
+    Set Input From File    ${file}
+    Run Inference
+    ${seen} =    Get Target Input
+    Arrays Should Be Equal    ${seen}    ${sent}
+    Captured Layers Should Equal Fixture Reference
+
 Plain Run Returns Only The Final Output
     Start Fixture Session    cortex-m3
     Load Fixture Model

@@ -11,9 +11,20 @@ Host TFLM Agrees With TFLite Reference On Hello World
     Load Model    ${MODELS}/hello_world_int8.tflite
     Set Random Input    seed=1
     Compare Variants    tflite-reference    tflm-host
-    Layer Mismatch Ratio Should Be Below    0.01    a=tflite-reference    b=tflm-host
-    Outputs Should Match Within Policy
+    First Divergent Layer Should Be    NONE
+    Layer Mismatch Ratio Should Be Below    0.000001
+    Outputs Should Match Within Policy    ${CURDIR}/resources/bit_exact.toml
     Write Reports    ${OUTPUT DIR}/hello_world_int8
+
+Every Host Backend Runs Micro Speech Within The Default Policy
+    Load Model    ${MODELS}/micro_speech_quantized.tflite
+    Set Random Input    seed=3
+    Compare Variants    tflite-optimized    tflite-reference    tflm-host
+    First Divergent Layer Should Be    NONE    a=tflite-reference    b=tflm-host
+    ${layer} =    Get Layer Output    0:1    label=tflm-host
+    ${same} =    Get Layer Output    0:1    label=tflite-reference
+    Arrays Should Be Equal    ${layer}    ${same}
+    Outputs Should Match Within Policy
 
 Desktop TFLite Refuses Person Detect While Host TFLM Runs It
     Load Model    ${MODELS}/person_detect.tflite

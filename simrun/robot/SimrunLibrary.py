@@ -176,7 +176,7 @@ class SimrunLibrary:
         Example:
         | Load Model    ${CURDIR}/../../shared/models/person_detect.tflite
         """
-        self._model = Model.from_file(path)
+        self._model = Model.from_file(Path(path).resolve())
         self._fixture_model = None
         self._inputs = None
         if self._session is not None:
@@ -289,6 +289,20 @@ class SimrunLibrary:
         cap = self._session.invoke(self._require_inputs(), capture_layers=capture_layers)
         self._store(cap)
         return cap
+
+    def get_target_input(self, index: int = 0) -> np.ndarray:
+        """Returns model input ``index`` as it is in the emulated target's memory now.
+
+        After `Run Inference` this shows what the firmware actually read.
+
+        Example:
+        | Run Inference
+        | ${seen} =    Get Target Input
+        | Arrays Should Be Equal    ${seen}    ${sent}
+        """
+        if self._session is None:
+            raise SimrunError("no emulator session: call Start Emulator Session first")
+        return self._session.read_input(index)
 
     def run_should_fail_with(self, error: str, message: str = "", capture_layers: bool = True) -> str:
         """Runs `Run Inference` and expects it to fail with ``error`` whose message contains ``message``.
@@ -512,7 +526,9 @@ class SimrunLibrary:
         | Outputs Should Match Within Policy
         | Outputs Should Match Within Policy    ${CURDIR}/strict.toml
         """
+        from simrun.report import terminal
         verdict = self._verdict(policy)
+        logger.info(terminal.render(self._run, verdict))
         if not verdict.passed:
             raise AssertionError("policy failed: " + "; ".join(str(f) for f in verdict.failures))
 
@@ -538,11 +554,11 @@ class SimrunLibrary:
         | Write Reports    ${OUTPUT DIR}/simrun
         """
         from simrun import report
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        report.write_reports(self._require_run(), self._verdict(policy), out)
-        logger.info(f"reports written to {out}")
-        return str(out)
+        run, verdict = self._require_run(), self._verdict(policy)
+        files = report.write_reports(run, verdict, out_dir)
+        logger.info(report.terminal.render(run, verdict))
+        logger.info(f'<a href="{files["html"].resolve().as_uri()}">{files["html"]}</a>', html=True)
+        return str(out_dir)
 
     @keyword("Skip Unless TFLM Sources")
     def skip_unless_tflm_sources(self) -> None:
@@ -600,4 +616,9 @@ def _fixture_input(model, spec: str) -> np.ndarray:
     if spec.startswith("random:"):
         rng = np.random.default_rng(int(spec.split(":", 1)[1]))
         return rng.integers(-128, 128, (1, model.input_len), dtype=np.int8)
-    return np.load(spec, allow_pickle=False).astype(np.int8, casting="same_kind").reshape(1, model.input_len)
+    if not spec.endswith(".npy"):
+        raise SimrunError(f"fixture input {spec!r}: use a .npy file or random:SEED")
+    x = np.load(spec, allow_pickle=False)
+    if x.dtype != np.int8 or x.size != model.input_len:
+        raise SimrunError(f"fixture input {spec}: need {model.input_len} int8 values, got {x.dtype}{list(x.shape)}")
+    return x.reshape(1, model.input_len)
