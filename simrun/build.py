@@ -1,0 +1,264 @@
+"""Build (or fetch from the cache) the TFLM firmware ELF for one CPU and kernel variant.
+
+    fw = ensure_firmware("cortex-m55", "cmsis-nn")
+    fw.elf        # Path to the ELF (inside the cache; do not modify)
+    fw.metadata   # cpu, kernels, cmsis_nn_path, sources, flags, compiler, sizes...
+
+Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
+    firmware/<cpu>-<kernels>-<key>/{firmware.elf, metadata.json}   finished, immutable
+    build/<cpu>-<tree key>/                                        CMake tree, reused
+    locks/<cpu>-<tree key>.lock
+The key hashes everything that changes the binary. The CMake tree is shared by
+both variants of a CPU, so their common TFLM objects compile once; an flock on
+it serialises builders (two processes asking for the same firmware build it once).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from . import sources
+from .errors import BadInput, SimrunError, SourcesMissing, ToolMissing
+from .targets import Target, UnknownTarget, check_variant, get_target
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLCHAIN_FILE = REPO / "cmake" / "arm-none-eabi.cmake"
+# Our files that shape the binary; any edit gives a new cache key.
+FIRMWARE_INPUTS = ("CMakeLists.txt", "cmake", "firmware/src", "firmware/boards", "firmware/include")
+MODEL_BYTES = 4 * 1024 * 1024
+ARENA_BYTES = 10 * 1024 * 1024
+OPT_FLAGS = "-O2"
+JOBS = 2
+INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
+
+Progress = Callable[[str], None]
+
+
+class BuildFailed(SimrunError):
+    """CMake or the compiler failed; the message ends with the tail of the build log."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    elf: Path
+    metadata: dict
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SIMRUN_CACHE_DIR") or Path.home() / ".cache" / "simrun").expanduser()
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise ToolMissing(f"{name} not found: {INSTALL_HINT}")
+    return path
+
+
+@lru_cache(maxsize=None)
+def tool_version(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def cmake_defines(target: Target) -> dict[str, str]:
+    b = target.board
+    return {
+        "SIMRUN_CPU": target.cpu,
+        "SIMRUN_CPU_FLAGS": ";".join(target.compile_flags()),
+        "SIMRUN_BOARD": b.name,
+        "SIMRUN_FLASH_ORIGIN": hex(b.flash_origin), "SIMRUN_FLASH_SIZE": hex(b.flash_size),
+        "SIMRUN_RAM_ORIGIN": hex(b.ram_origin), "SIMRUN_RAM_SIZE": hex(b.ram_size),
+        "SIMRUN_BULK_ORIGIN": hex(b.bulk_origin), "SIMRUN_BULK_SIZE": hex(b.bulk_size),
+        "SIMRUN_MODEL_BYTES": str(MODEL_BYTES), "SIMRUN_ARENA_BYTES": str(ARENA_BYTES),
+        "SIMRUN_OPT_FLAGS": OPT_FLAGS,
+    }
+
+
+def files_digest(root: Path, entries: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for entry in entries:
+        p = root / entry
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        for f in files:
+            if "__pycache__" in f.parts:
+                continue
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: str,
+               firmware_digest: str) -> dict:
+    """Everything the binary depends on; tree_key uses the part the TFLM objects depend on."""
+    return {
+        "target": {"cpu": target.cpu, "board": asdict(target.board), "flags": target.compile_flags()},
+        "defines": cmake_defines(target),
+        "sources": source_identity,
+        "compiler": compiler,
+        "kernels": kernels,
+        "firmware": firmware_digest,
+    }
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(inputs: dict) -> str:
+    return digest(inputs)[:20]
+
+
+def tree_key(inputs: dict) -> str:
+    # The CMake tree depends on neither the variant nor our own sources: CMake
+    # tracks those incrementally inside the tree.
+    return digest({k: v for k, v in inputs.items() if k not in ("kernels", "firmware")})[:12]
+
+
+def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = None,
+                    cache_dir: str | Path | None = None, progress: Progress | None = None) -> Firmware:
+    try:
+        target = get_target(cpu)
+        check_variant(kernels)
+    except (UnknownTarget, ValueError) as err:
+        raise BadInput(str(err)) from None
+    say = progress or (lambda _msg: None)
+    src_root = sources.resolve(sources_dir)
+    cmake = require_tool("cmake")
+    gcc = require_tool("arm-none-eabi-gcc")
+    require_tool("arm-none-eabi-g++")
+    size_tool = require_tool("arm-none-eabi-size")
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+    inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
+                        files_digest(REPO, FIRMWARE_INPUTS))
+    entry = cache / "firmware" / f"{cpu}-{kernels}-{cache_key(inputs)}"
+    cached = load_entry(entry)
+    if cached:
+        say(f"cached: {cached.elf}")
+        return cached
+
+    tree_name = f"{cpu}-{tree_key(inputs)}"
+    (cache / "locks").mkdir(parents=True, exist_ok=True)
+    with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
+        say(f"waiting for the build lock of {tree_name}...")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cached = load_entry(entry)  # another process may have built it meanwhile
+        if cached:
+            say(f"cached: {cached.elf}")
+            return cached
+        build_dir = cache / "build" / tree_name
+        started = time.monotonic()
+        configure(cmake, build_dir, target, src_root, cache, say)
+        exe = compile_variant(cmake, build_dir, kernels, say)
+        metadata = make_metadata(target, kernels, inputs, src_root, size_tool, exe,
+                                 time.monotonic() - started)
+        return publish(entry, exe, metadata)
+
+
+def load_entry(entry: Path) -> Firmware | None:
+    elf, meta = entry / "firmware.elf", entry / "metadata.json"
+    if elf.is_file() and meta.is_file():
+        return Firmware(elf, json.loads(meta.read_text()))
+    return None
+
+
+def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[int, list[str]]:
+    """Run a build step, passing each output line to `say`; returns (code, last lines)."""
+    tail: list[str] = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, errors="replace")
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-60:]
+            say(line)
+        return proc.wait(), tail
+    finally:
+        if proc.poll() is None:  # interrupted: do not leave compilers running
+            proc.kill()
+            proc.wait()
+
+
+def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
+              say: Progress) -> None:
+    build_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}",
+           "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
+           *[f"-D{k}={v}" for k, v in cmake_defines(target).items()], *sources.cmake_args(src_root)]
+    env = dict(os.environ)
+    # git has no timeout of its own: abort a clone that stalls for a minute.
+    env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
+    env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "60")
+    say(f"configuring {build_dir}")
+    code, tail = run_logged(cmd, say, env)
+    if code != 0:
+        text = "\n".join(tail)
+        if src_root is None and re.search(r"download|clone|fetch|Failed to get", text, re.I):
+            raise SourcesMissing(f"could not download the firmware sources; {sources.HOW_TO_PROVIDE}\n"
+                                 + "\n".join(tail[-15:]))
+        raise BuildFailed(f"cmake configure failed for {target.cpu}:\n" + "\n".join(tail[-30:]))
+
+
+def compile_variant(cmake: str, build_dir: Path, kernels: str, say: Progress) -> Path:
+    name = f"simrun_{kernels}"
+    code, tail = run_logged([cmake, "--build", str(build_dir), "--target", name, "-j", str(JOBS)], say)
+    if code != 0:
+        errors = [l for l in tail if "error" in l.lower()] or tail
+        raise BuildFailed(f"firmware build failed ({build_dir}):\n" + "\n".join(errors[-30:]))
+    return build_dir / f"{name}.elf"
+
+
+def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
+    out = subprocess.run([size_tool, "-A", "-d", str(elf)], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | None, size_tool: str,
+                  elf: Path, seconds: float) -> dict:
+    return {
+        "cpu": target.cpu,
+        "kernels": kernels,
+        "label": f"target:{target.cpu}:{kernels}",
+        "board": target.board.name,
+        "qemu_machine": target.qemu_machine,
+        "cmsis_nn_path": target.cmsis_nn_path if kernels == "cmsis-nn" else None,
+        "sources": {t.dirname: t.pin for t in sources.TREES},
+        "source_identity": inputs["sources"],
+        "sources_dir": str(src_root) if src_root else None,
+        "cpu_flags": target.compile_flags(),
+        "opt_flags": OPT_FLAGS,
+        "compiler": inputs["compiler"],
+        "model_bytes": MODEL_BYTES,
+        "arena_bytes": ARENA_BYTES,
+        "sections": section_sizes(size_tool, elf),
+        "build_seconds": round(seconds, 1),
+        "cache_key": cache_key(inputs),
+    }
+
+
+def publish(entry: Path, elf: Path, metadata: dict) -> Firmware:
+    tmp = entry.with_name(entry.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy2(elf, tmp / "firmware.elf")
+    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(entry, ignore_errors=True)
+    os.replace(tmp, entry)  # readers see a whole entry or none
+    return Firmware(entry / "firmware.elf", metadata)

@@ -1,0 +1,103 @@
+"""Where the upstream sources for the firmware come from.
+
+Either a local directory holding the five trees (--sources DIR or the
+SIMRUN_SOURCES_DIR environment variable), handed to CMake as
+FETCHCONTENT_SOURCE_DIR_<NAME>, or nothing: then CMake downloads the pinned
+archives itself (cmake/fetch_sources.cmake). The pins below must match that file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SourcesMissing
+
+ENV_VAR = "SIMRUN_SOURCES_DIR"
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    dirname: str        # directory under the sources dir
+    fetch_name: str     # FetchContent name: FETCHCONTENT_SOURCE_DIR_<upper>
+    pin: str            # commit or tag the firmware is built and tested against
+    probe: str          # a file every real tree of this kind has
+
+
+TREES = (
+    SourceTree("tflite-micro", "tflite_micro", "90b983c2b3f1480642e040bbd2ddb37b998f3424",
+               "tensorflow/lite/micro/micro_interpreter.h"),
+    SourceTree("CMSIS-NN", "cmsis_nn", "4ab83cc3cc98fb85ed6dafb55e8ca02f1628dcae", "Include/arm_nnfunctions.h"),
+    SourceTree("CMSIS_6", "cmsis_6", "5782d6f8057906d360f4b95ec08a2354afe5c9b9",
+               "CMSIS/Core/Include/cmsis_compiler.h"),
+    SourceTree("flatbuffers", "flatbuffers", "v25.9.23", "include/flatbuffers/flatbuffers.h"),
+    SourceTree("gemmlowp", "gemmlowp", "719139ce755a0f31cbf1c37f7f98adcc7fc9f425", "fixedpoint/fixedpoint.h"),
+)
+
+HOW_TO_PROVIDE = (
+    "pass --sources DIR (or set SIMRUN_SOURCES_DIR) to a directory holding "
+    + ", ".join(f"{t.dirname}/ at {t.pin}" for t in TREES)
+    + "; or leave both unset on a machine with network access so CMake downloads them")
+
+
+def missing_trees(root: Path) -> list[str]:
+    return [t.dirname for t in TREES if not (root / t.dirname / t.probe).is_file()]
+
+
+def local_sources() -> Path | None:
+    """The complete local source directory named by SIMRUN_SOURCES_DIR, or None.
+
+    Tests use this to decide whether TFLM firmware can be built here."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        return None
+    root = Path(value).expanduser()
+    return root if root.is_dir() and not missing_trees(root) else None
+
+
+def resolve(sources_dir: str | Path | None) -> Path | None:
+    """The local source directory to build from, or None to let CMake download.
+
+    A directory that is named (argument or environment) but incomplete is an
+    error here, before CMake starts."""
+    origin = "--sources"
+    if sources_dir is None and os.environ.get(ENV_VAR):
+        sources_dir, origin = os.environ[ENV_VAR], ENV_VAR
+    if sources_dir is None:
+        return None
+    root = Path(sources_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise SourcesMissing(f"{origin}: {root} is not a directory; {HOW_TO_PROVIDE}")
+    missing = missing_trees(root)
+    if missing:
+        raise SourcesMissing(
+            f"{origin}: {root} lacks {', '.join(missing)}; {HOW_TO_PROVIDE}")
+    return root
+
+
+def cmake_args(root: Path | None) -> list[str]:
+    if root is None:
+        return []
+    return [f"-DFETCHCONTENT_SOURCE_DIR_{t.fetch_name.upper()}={root / t.dirname}" for t in TREES]
+
+
+def identity(root: Path | None) -> dict[str, str]:
+    """What the sources are, for the cache key and the metadata: the pins when
+    CMake downloads them, a fingerprint of each local tree otherwise."""
+    if root is None:
+        return {t.dirname: f"download:{t.pin}" for t in TREES}
+    return {t.dirname: f"local:{t.pin}:{tree_fingerprint(root / t.dirname)}" for t in TREES}
+
+
+def tree_fingerprint(tree: Path) -> str:
+    # Paths, sizes and mtimes: cheap (a few thousand stats) and changes whenever
+    # a file is edited, added or removed; content hashing would cost seconds.
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), tree)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
