@@ -174,10 +174,11 @@ class DiffRun:
 
 def compare(model, captures: dict[str, Capture], pairs=None) -> Comparison:
     """Compare the Captures of one input, every pair (or `pairs`, (a, b) tuples)."""
+    expected = getattr(model, "sha256", None)   # models that are not .tflite files have none
     for label, cap in captures.items():
-        if cap.model_sha256 and cap.model_sha256 != model.sha256:
+        if expected and cap.model_sha256 and cap.model_sha256 != expected:
             raise BadInput(f"capture of {label} is for model sha256 {cap.model_sha256[:12]}…, "
-                           f"not {model.sha256[:12]}…")
+                           f"not {expected[:12]}…")
     if pairs is None:
         pairs = default_pairs(captures)
     for a, b in pairs:

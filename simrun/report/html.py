@@ -36,7 +36,7 @@ details > summary { cursor: pointer; margin: .4em 0; }
 
 
 def render(run: DiffRun, verdict, plots: dict[tuple[str, str, str], bytes]) -> str:
-    """plots: (input name, a, b) -> PNG bytes."""
+    """plots: (input position, a, b) -> PNG bytes."""
     model_path = getattr(run.model, "path", None)
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            f"<title>simrun diff: {escape(str(model_path or 'model'))}</title><style>{_CSS}</style></head><body>",
@@ -52,18 +52,18 @@ def render(run: DiffRun, verdict, plots: dict[tuple[str, str, str], bytes]) -> s
     out.append(_overview(run, verdict))
 
     pair_verdicts = iter(verdict.pairs)
-    for input_name, cmp in zip(run.input_names, run.comparisons):
+    for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         out.append(f"<h2>Input {escape(input_name)}</h2>")
         for pair in cmp.pairs:
             pv = next(pair_verdicts)
-            anchor = _anchor(input_name, pair.a, pair.b)
+            anchor = _anchor(str(n), input_name, pair.a, pair.b)
             first = pair.first_divergent
             out.append(f"<h3 id='{anchor}'>{escape(pair.name)} {_badge(pv.status, pv.status)}</h3>")
             out.append(f"<p>first divergent layer: <b>{_layer_ref(first) if first else 'none'}</b>"
                        f" · first out of tolerance: <b>{_layer_ref(pv.first_failing) if pv.first_failing else 'none'}</b>"
                        f" · mismatched values overall: {100 * pair.mismatch_ratio:.2f}%"
                        f" · max |Δ| {pair.max_abs_delta:g}</p>")
-            png = plots.get((input_name, pair.a, pair.b))
+            png = plots.get((n, pair.a, pair.b))
             if png:
                 out.append(f"<img class='plot' alt='error against depth and Δ histogram: "
                            f"{escape(pair.name)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
@@ -101,13 +101,13 @@ def _overview(run: DiffRun, verdict) -> str:
     rows = ["<h2>Overview</h2><table><tr><th>input</th><th>pair</th><th>layers</th><th>first divergent</th>"
             "<th>worst layer</th><th>mismatch</th><th>max |Δ|</th><th>verdict</th></tr>"]
     pair_verdicts = iter(verdict.pairs)
-    for input_name, cmp in zip(run.input_names, run.comparisons):
+    for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         for pair in cmp.pairs:
             pv = next(pair_verdicts)
             first, worst = pair.first_divergent, pair.worst
             rows.append(
                 f"<tr><td>{escape(input_name)}</td>"
-                f"<td><a href='#{_anchor(input_name, pair.a, pair.b)}'>{escape(pair.name)}</a></td>"
+                f"<td><a href='#{_anchor(str(n), input_name, pair.a, pair.b)}'>{escape(pair.name)}</a></td>"
                 f"<td class='num'>{len(pair.compared_layers)}/{len(pair.layers)}</td>"
                 f"<td>{_layer_ref(first)}</td><td>{_layer_ref(worst)}</td>"
                 f"<td class='num'>{100 * pair.mismatch_ratio:.2f}%</td><td class='num'>{pair.max_abs_delta:g}</td>"
@@ -173,15 +173,15 @@ def _num(x: float | None, digits: int = 4) -> str:
 
 
 def write(run: DiffRun, verdict, out_dir: Path) -> tuple[Path, list[Path]]:
-    """Write report.html and, beside it, plots/<input>-<a>-vs-<b>.png."""
+    """Write report.html and, beside it, plots/<input position>-<input>-<a>-<b>.png."""
     plots, files = {}, []
     plot_dir = out_dir / "plots"
-    for input_name, cmp in zip(run.input_names, run.comparisons):
+    for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         for pair in cmp.pairs:
             png = pair_figure_png(pair, f"{input_name}: {pair.name}")
-            plots[(input_name, pair.a, pair.b)] = png
+            plots[(n, pair.a, pair.b)] = png
             plot_dir.mkdir(exist_ok=True)
-            path = plot_dir / (_anchor(input_name, pair.a, pair.b)[5:] + ".png")
+            path = plot_dir / (_anchor(str(n), input_name, pair.a, pair.b)[5:] + ".png")
             path.write_bytes(png)
             files.append(path)
     html_path = out_dir / "report.html"
