@@ -313,7 +313,7 @@ class SimrunLibrary:
         shows these errors as ``<ErrorClass>: <message>``.
 
         Example:
-        | Run Should Fail With    TargetFault    HardFault
+        | Run Should Fail With    TargetFault    in operator 0:3 FIXTURE_FAULT
         | Run Keyword And Expect Error    EmulatorTimeout: *    Run Inference
         """
         try:
