@@ -393,8 +393,9 @@ class Session:
             if status.state != STATE_RUNNING:
                 return None
             raw = self._gdb.read_memory(self.image.address("simrun_op_event"), _EVENT_HEAD.size)
-            _, sg, index, _, name, _ = _EVENT_HEAD.unpack(raw)
-            return f"{sg}:{index} {_cstr(name)}"
+            phase, sg, index, _, name, _ = _EVENT_HEAD.unpack(raw)
+            # After an END event the named operator finished; the next one had not begun.
+            return f"{sg}:{index} {_cstr(name)}" + (" (finished; stuck after it)" if phase == 1 else "")
         except SimrunError:
             return None
 
