@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from robot.api import ExecutionResult
+from robot.api import ExecutionResult, SkipExecution
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
 from simrun.errors import SimrunError
@@ -165,3 +165,13 @@ def test_library_stops_a_session_the_suite_left_running(tmp_path, qemu, arm_gcc)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     statuses = [t.status for t in ExecutionResult(str(tmp_path / "out" / "output.xml")).suite.all_tests]
     assert statuses == ["PASS", "PASS"]
+
+
+def test_tflm_scenarios_skip_with_the_reason_when_sources_are_absent(tmp_path, monkeypatch):
+    lib = SimrunLibrary()
+    monkeypatch.delenv("SIMRUN_SOURCES_DIR", raising=False)
+    with pytest.raises(SkipExecution, match="needs local TFLM/CMSIS-NN source trees: .*SIMRUN_SOURCES_DIR"):
+        lib.skip_unless_tflm_sources()
+    monkeypatch.setenv("SIMRUN_SOURCES_DIR", str(tmp_path))
+    with pytest.raises(SkipExecution, match=f"{tmp_path} lacks tflite-micro, CMSIS-NN"):
+        lib.skip_unless_tflm_sources()

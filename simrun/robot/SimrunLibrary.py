@@ -8,6 +8,7 @@ assertions.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -569,10 +570,11 @@ class SimrunLibrary:
         Example:
         | [Setup]    Skip Unless TFLM Sources
         """
-        from simrun.sources import local_sources
-        if local_sources() is None:
-            raise SkipExecution("needs local TFLM/CMSIS-NN source trees: set SIMRUN_SOURCES_DIR "
-                                "to a directory holding tflite-micro, CMSIS-NN, CMSIS_6, flatbuffers, gemmlowp")
+        from simrun import sources
+        if sources.local_sources() is None:
+            given = os.environ.get(sources.ENV_VAR)
+            missing = f" ({given} lacks {', '.join(sources.missing_trees(Path(given)))})" if given else ""
+            raise SkipExecution(f"needs local TFLM/CMSIS-NN source trees{missing}: {sources.HOW_TO_PROVIDE}")
 
     # --- helpers -------------------------------------------------------------------------
     def _require_model(self) -> Model:
