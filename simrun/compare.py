@@ -253,7 +253,12 @@ def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> 
         bins[3] = s.count - nonzero.size
         s.histogram = dict(zip(HIST_BINS, (int(n) for n in bins)))
     else:
-        delta = vb.astype(np.float64) - va.astype(np.float64)
+        fa, fb = va.astype(np.float64), vb.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            delta = fb - fa
+        # NaN on both sides (or equal infinities) agree; NaN on one side is the largest difference.
+        delta[(np.isnan(fa) & np.isnan(fb)) | (fa == fb)] = 0.0
+        delta[np.isnan(delta)] = np.inf
     s.mismatched = int(np.count_nonzero(delta))
     s.max_abs_delta = float(np.abs(delta).max()) if delta.size else 0.0
     if s.integer:
@@ -261,11 +266,16 @@ def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> 
 
     da, db = _dequantized(model, sg, ta), _dequantized(model, sg, tb)
     if da is not None and db is not None and da.size:
-        err = (db - da).ravel()
-        s.mae = float(np.mean(np.abs(err)))
-        s.rmse = float(np.sqrt(np.einsum("i,i->", err, err) / err.size))
-        s.cosine = _cosine(da.ravel(), db.ravel())
+        with np.errstate(invalid="ignore", over="ignore"):   # NaN/inf values: NaN metrics, null in JSON
+            _dequantized_metrics(s, da, db)
     return s
+
+
+def _dequantized_metrics(s: LayerStats, da: np.ndarray, db: np.ndarray) -> None:
+    err = (db - da).ravel()
+    s.mae = float(np.mean(np.abs(err)))
+    s.rmse = float(np.sqrt(np.einsum("i,i->", err, err) / err.size))
+    s.cosine = _cosine(da.ravel(), db.ravel())
 
 
 def _dequantized(model, sg: int, t: Tensor) -> np.ndarray | None:

@@ -126,6 +126,15 @@ def test_float_tensors_measure_in_float_units():
     assert s.max_abs_delta == pytest.approx(0.25) and s.mismatched == 1
 
 
+def test_float_nan_agrees_with_nan_and_differs_from_numbers():
+    a = np.array([np.nan, np.nan, np.inf, 1.0], np.float32)
+    b = np.array([np.nan, 1.0, np.inf, 1.0], np.float32)
+    cmp = compare(FakeModel(), {"tflite-reference": make_capture("tflite-reference", [a], ("FC",), quant=Quantization()),
+                                "tflm-host": make_capture("tflm-host", [b], ("FC",), quant=Quantization())})
+    s = cmp.pairs[0].layers[0]
+    assert s.mismatched == 1 and s.max_abs_delta == np.inf
+
+
 def test_default_pairs_put_reference_like_backends_first():
     labels = ["target:cortex-m55:cmsis-nn", "tflite-optimized", "tflm-host",
               "target:cortex-m55:reference", "tflite-reference"]

@@ -63,7 +63,7 @@ def summary(run: DiffRun, verdict) -> dict:
                 "layers_compared": len(pair.compared_layers),
                 "layers_diverging": sum(s.diverges for s in pair.layers),
                 "mismatch_ratio": pair.mismatch_ratio,
-                "max_abs_delta": pair.max_abs_delta,
+                "max_abs_delta": finite_or_none(pair.max_abs_delta),
                 "layers": layers,
                 "outputs": [layer_dict(s, pv) for s in pair.outputs],
             })
