@@ -211,6 +211,7 @@ def compare_pair(model, a: str, cap_a: Capture, b: str, cap_b: Capture) -> PairR
 
 
 def _layers_by_key(cap: Capture) -> dict[tuple, tuple[int, str, Tensor]]:
+    # An operator that runs several times (a loop body) is compared at its last run.
     out = {}
     for depth, rec in enumerate(cap.ops):
         for t in rec.outputs:
