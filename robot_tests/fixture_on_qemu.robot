@@ -62,6 +62,12 @@ A Looping Layer Fails With EmulatorTimeout
     Set Random Input    seed=1
     Run Keyword And Expect Error    EmulatorTimeout: *in operator 0:3 FIXTURE_HANG*    Run Inference
 
+A Too Small Arena Is Reported With The Bytes Needed
+    Build Fixture Firmware    cortex-m3
+    Start Emulator Session    timeout=30    arena_limit=64
+    Run Keyword And Expect Error    ArenaTooSmall: tensor arena too small (* bytes needed, arena has 64)
+    ...    Load Fixture Model
+
 
 *** Keywords ***
 Start Fixture Session
