@@ -2,17 +2,23 @@
 
 Every test ends with no qemu-system-arm (or renode) process that it started
 still alive: the autouse fixture below fails the test that leaked one.
+Emulators started by other pytest runs on the same machine are told apart by
+a token every process started from this run inherits in its environment.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "models"
+
+_TOKEN = f"SIMRUN_TEST_RUN={uuid.uuid4().hex}"
+os.environ["SIMRUN_TEST_RUN"] = _TOKEN.split("=", 1)[1]
 
 
 def _emulator_pids() -> set[int]:
@@ -22,10 +28,12 @@ def _emulator_pids() -> set[int]:
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            if os.path.basename(cmd) not in (b"qemu-system-arm", b"renode", b"Renode"):
+                continue
+            if _TOKEN.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                pids.add(int(entry.name))
         except OSError:
             continue
-        if os.path.basename(cmd) in (b"qemu-system-arm", b"renode", b"Renode"):
-            pids.add(int(entry.name))
     return pids
 
 
