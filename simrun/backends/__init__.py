@@ -139,29 +139,31 @@ def _worker_env() -> dict:
 def _run_worker(job: Path, timeout: float, label: str) -> tuple[int, str]:
     # Own process group: a timeout or Ctrl-C stops the worker and anything it started.
     proc = subprocess.Popen([sys.executable, "-m", "simrun.backends.worker", str(job)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=_worker_env(), start_new_session=True)
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        _stop(proc)
-        raise BackendError(label, f"timed out after {timeout:g} s") from None
+        stages = _stages(_stop(proc))
+        when = f" while {stages[-1]}" if stages else ""
+        raise BackendError(label, f"timed out after {timeout:g} s{when}") from None
     except BaseException:
         _stop(proc)
         raise
     return proc.returncode, err.decode(errors="replace")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen) -> str:
     """SIGTERM lets the worker leave its `with Session` block (stopping the emulator);
-    SIGKILL to the group after a grace period catches what is left."""
+    SIGKILL to the group after a grace period catches what is left. Returns stderr."""
+    err = b""
     for sig, wait in ((signal.SIGTERM, _TERM_GRACE), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             break
         try:
-            proc.communicate(timeout=wait)
+            err = proc.communicate(timeout=wait)[1] or b""
             break
         except subprocess.TimeoutExpired:
             continue
@@ -169,12 +171,18 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # stray children of a worker that exited
     except ProcessLookupError:
         pass
+    return err.decode(errors="replace")
+
+
+def _stages(stderr: str) -> list[str]:
+    from .collect import STAGE_MARK
+    return [ln[len(STAGE_MARK):] for ln in stderr.splitlines() if ln.startswith(STAGE_MARK)]
 
 
 def _describe_exit(returncode: int, stderr: str) -> str:
     """"aborted by SIGABRT while releasing the interpreter: double free or corruption (out)"."""
     from .collect import STAGE_MARK
-    stages = [ln[len(STAGE_MARK):] for ln in stderr.splitlines() if ln.startswith(STAGE_MARK)]
+    stages = _stages(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()
              and not ln.startswith(STAGE_MARK) and "warn" not in ln.lower()
              and not ln.startswith("INFO:")]

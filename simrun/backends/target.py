@@ -14,7 +14,7 @@ import numpy as np
 
 from ..capture import Capture
 from ..model import Model
-from .collect import package_versions
+from .collect import package_versions, stage
 
 
 def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
@@ -40,10 +40,13 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
     captures = []
     with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
                  label=label) as session:
+        stage(f"loading the model into {emulator}")
         session.load_model(model)
-        for sample in inputs:
+        for i, sample in enumerate(inputs):
+            stage(f"invoking input {i} on {emulator}")
             cap = session.invoke(list(sample), capture_layers=True)
             cap.backend = label
             cap.versions = {**versions, **cap.versions}
             captures.append(cap)
+        stage(f"stopping {emulator}")
     return captures

@@ -26,6 +26,8 @@ def main(job_path: str) -> int:
     out = Path(job["out"])
     from ..errors import SimrunError
     from . import load_saved_inputs
+    from .collect import stage
+    stage(f"starting {job['label']}")
     try:
         module = importlib.import_module(f"simrun.backends.{job['module']}")
         inputs = load_saved_inputs(Path(job["inputs"]))
