@@ -93,3 +93,24 @@ def test_an_unreadable_model_is_a_backend_error_not_a_crash(tmp_path):
     bogus.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 64)
     with pytest.raises(BackendError, match="tflm-host: .*no subgraphs"):
         run_backend("tflm-host", bogus, [[np.zeros((1, 1), np.int8)]])
+
+
+def test_an_operator_version_the_desktop_lacks_is_a_refusal(models_dir, tmp_path):
+    """Like TF 2.20's reference resolver without TILE v3: a model newer than the
+    interpreter is refused by name, and TFLM (which ignores op versions) still runs."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = (models_dir / "hello_world_int8.tflite").read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for code in model.operatorCodes:
+        code.version = 99
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path = tmp_path / "future.tflite"
+    path.write_bytes(bytes(builder.Output()))
+
+    result = run_matrix(list(HOST_BACKENDS), path, _inputs(Model.from_file(path), 1))
+    for label in ("tflite-optimized", "tflite-reference"):
+        assert "FULLY_CONNECTED' version '99'" in result.errors[label]
+    assert list(result.captures) == ["tflm-host"]
