@@ -131,6 +131,10 @@ def test_backend_failure_assertion_and_missing_state_errors(models_dir):
     lib.backend_should_have_failed_with("tflite-reference", "quantized_dimension")
     with pytest.raises(AssertionError, match="does not contain 'segfault'"):
         lib.backend_should_have_failed_with("tflite-reference", "segfault")
+    with pytest.raises(SimrunError, match="no firmware: call Build Firmware"):
+        lib.start_emulator_session()
+    with pytest.raises(SimrunError, match="firmware ELF not found: /nonexistent.elf"):
+        lib.use_firmware("/nonexistent.elf", "cortex-m4")
     lib.stop_emulator_session()                          # no session: nothing to stop, no error
 
 

@@ -60,7 +60,7 @@ class SimrunLibrary:
 
     def __init__(self):
         self.ROBOT_LIBRARY_LISTENER = self
-        self._firmware = None         # (elf Path, cpu, kernels label)
+        self._firmware = None         # (elf Path, cpu, kernels label or None)
         self._session = None
         self._model: Model | None = None
         self._fixture_model = None    # simrun.fixture.FixtureModel, when one is loaded
@@ -110,10 +110,12 @@ class SimrunLibrary:
         self._firmware = (Path(elf), cpu, "fixture")
         return str(elf)
 
-    def use_firmware(self, elf: str, cpu: str, kernels: str = "reference") -> None:
+    def use_firmware(self, elf: str, cpu: str, kernels: str | None = None) -> None:
         """Makes an existing firmware ELF the current firmware.
 
-        ``cpu`` selects the emulated board; ``kernels`` is only used in labels.
+        ``cpu`` selects the emulated board. ``kernels`` names the variant in
+        capture labels; by default it comes from the build metadata beside
+        the ELF.
 
         Example:
         | Use Firmware    ${CURDIR}/firmware.elf    cortex-m4    cmsis-nn
@@ -145,8 +147,8 @@ class SimrunLibrary:
         from simrun.session import Session
         self._stop_session()
         elf, cpu, kernels = self._firmware
-        session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout,
-                          arena_limit=arena_limit, label=f"target:{cpu}:{kernels}")
+        session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
+                          label=f"target:{cpu}:{kernels}" if kernels else None)
         self._session = session.__enter__()
         if self._model is not None:
             self._session.load_model(self._model)
