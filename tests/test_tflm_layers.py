@@ -29,7 +29,13 @@ def reference_firmware(qemu, arm_gcc):
         pytest.skip("TFLM sources not available: set SIMRUN_SOURCES_DIR to a directory holding "
                     "tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/")
     from simrun.build import ensure_firmware
-    return {cpu: ensure_firmware(cpu, "reference") for cpu in CPUS}
+    built = {}
+
+    def get(cpu: str):
+        if cpu not in built:                 # built (or taken from the cache) once per CPU, when needed
+            built[cpu] = ensure_firmware(cpu, "reference")
+        return built[cpu]
+    return get
 
 
 def random_inputs(model: Model, seed: int) -> list[np.ndarray]:
@@ -61,7 +67,7 @@ def test_every_layer_bit_identical_to_host_tflm(reference_firmware, models_dir, 
 
     model = Model.from_file(models_dir / model_name)
     inputs = random_inputs(model, seed=7)
-    fw = reference_firmware[cpu]
+    fw = reference_firmware(cpu)
     with Session(fw.elf, cpu=cpu, timeout=600) as s:
         s.load_model(model)
         cap = s.invoke(inputs, capture_layers=True)
