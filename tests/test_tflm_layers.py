@@ -91,3 +91,14 @@ def test_every_layer_bit_identical_to_host_tflm(reference_firmware, models_dir, 
     assert compared >= len(cap.ops)
     for i, t in enumerate(cap.outputs):
         assert np.array_equal(t.values, host.get_output(i))
+
+
+def test_tflm_arena_too_small_names_the_bytes(reference_firmware, models_dir):
+    from simrun.errors import ArenaTooSmall
+    from simrun.session import Session
+
+    model = Model.from_file(models_dir / "person_detect.tflite")
+    with Session(reference_firmware("cortex-m55").elf, cpu="cortex-m55", timeout=120, arena_limit=20000) as s:
+        with pytest.raises(ArenaTooSmall) as info:
+            s.load_model(model)
+    assert info.value.bytes_needed > 20000 and "arena has 20000" in str(info.value)
