@@ -21,7 +21,7 @@ def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
     """The build facts that decide what runs: compiler, flags, source pins."""
     meta_path = Path(elf).parent / "metadata.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    versions = {"emulator": emulator, "firmware": str(elf)}
+    versions = {"emulator": emulator}       # the ELF path is in Capture.meta["elf"]
     for key in ("kernels", "compiler", "opt_flags", "cmsis_nn_path", "cache_key"):
         if meta.get(key) is not None:
             versions[f"firmware.{key}"] = str(meta[key])
