@@ -27,11 +27,16 @@ _live: set["EmulatorProcess"] = set()
 _live_lock = threading.Lock()
 
 
+try:
+    # Resolved now, not in the forked child, where loading libraries could deadlock.
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _prctl = None  # not Linux: atexit and stop() still apply
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:
-        pass  # not Linux: atexit and stop() still apply
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class EmulatorProcess:
