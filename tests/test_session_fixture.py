@@ -242,3 +242,13 @@ def test_run_command_prints_layers_and_saves_capture(elfs, tmp_path, capsys):
     rc = main(["run", str(model_path), "--cpu", "cortex-m55", "--elf", str(elfs["cortex-m55"]), "--raw",
                "--arena-limit", "16"])
     assert rc == 2 and "arena too small" in capsys.readouterr().err
+
+
+def test_missing_qemu_is_a_clear_error(elfs, monkeypatch):
+    from simrun.errors import ToolMissing
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with Session(elfs["cortex-m4"], cpu="cortex-m4") as s:
+        with pytest.raises(ToolMissing, match="apt-get install qemu-system-arm"):
+            s.load_model(fixture.demo_model().to_bytes(), raw=True)
+        assert s.emulator_pid is None
