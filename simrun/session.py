@@ -204,6 +204,7 @@ class Session:
 
     def _boot(self, data: bytes) -> None:
         deadline = time.monotonic() + self.timeout
+        self._inputs = []
         self._workdir = Path(tempfile.mkdtemp(prefix="simrun-"))
         self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir)
         self._gdb = self._emu.connect(deadline)
@@ -253,7 +254,7 @@ class Session:
 
     @property
     def input_details(self) -> list[TargetTensor]:
-        if not self._ready and not self._inputs:
+        if not self._inputs:
             raise SimrunError("no model loaded: call load_model() first")
         return list(self._inputs)
 
