@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +179,21 @@ def test_person_detect_on_cortex_m55_matches_host_tflm(models_dir, tmp_path):
     assert cmsis["layers_compared"] == 31
     assert "firmware.compiler" in s["versions"]["target:cortex-m55:cmsis-nn"]
     assert (out / "report.html").is_file()
+
+
+def test_the_simrun_command_prints_progress_table_and_exit_codes(models_dir, tmp_path):
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-m", "simrun", "diff",
+                           str(models_dir / "hello_world_int8.tflite"), "--count", "2",
+                           "--report", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == (0 if summary(tmp_path / "r")["verdict"]["passed"] else 1)
+    for label in ("tflite-optimized", "tflite-reference", "tflm-host"):
+        assert f"[diff] {label}: started" in done.stderr
+        assert f"[diff] {label}: finished in " in done.stderr
+    assert "tflite-reference vs tflm-host" in done.stdout
+    assert (tmp_path / "r" / "report.html").is_file()
+    bad = subprocess.run([sys.executable, "-m", "simrun", "diff", str(tmp_path / "none.tflite")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "error: cannot read model" in bad.stderr
