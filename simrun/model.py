@@ -1,7 +1,8 @@
 """A read-only view of a .tflite file: subgraphs, operators, tensors, quantization.
 
-Parsed with the flatbuffer schema module that ai-edge-litert ships, so reading
-a model never imports TensorFlow.
+Parsed with the flatbuffer schema module that ai-edge-litert ships (or, where
+only the tflite-micro wheel is installed, the copy that wheel ships), so
+reading a model never imports TensorFlow.
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
 
 
 def _schema():
-    from ai_edge_litert import schema_py_generated as schema
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
     return schema
 
 
