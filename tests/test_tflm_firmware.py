@@ -1,0 +1,164 @@
+"""The TFLM firmware under QEMU: final outputs against the tflite-micro host wheel,
+both kernel variants, cortex-m55 (MVE) and cortex-m4 (DSP); plus the firmware's
+refusals (unsupported operator, arena too small) and nested subgraph events.
+
+Needs SIMRUN_SOURCES_DIR (the firmware is built or taken from the cache),
+qemu-system-arm and arm-none-eabi-gcc; skips with the reason otherwise.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from simrun.model import Model
+
+pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
+
+CPUS = ("cortex-m55", "cortex-m4")
+VARIANTS = ("reference", "cmsis-nn")
+MODELS = ("hello_world_int8.tflite", "person_detect.tflite")
+
+
+@pytest.fixture(scope="session")
+def firmware(qemu, arm_gcc):
+    from simrun.sources import local_sources
+
+    if local_sources() is None:
+        pytest.skip("TFLM sources not available: set SIMRUN_SOURCES_DIR to a directory holding "
+                    "tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/")
+    from simrun.build import ensure_firmware
+
+    cache = {}
+
+    def get(cpu: str, kernels: str):
+        if (cpu, kernels) not in cache:
+            cache[cpu, kernels] = ensure_firmware(cpu, kernels)
+        return cache[cpu, kernels]
+    return get
+
+
+def random_inputs(model: Model, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for info in model.inputs:
+        if info.dtype.kind in "iu":
+            lim = np.iinfo(info.dtype)
+            out.append(rng.integers(lim.min, lim.max, info.shape, endpoint=True).astype(info.dtype))
+        else:
+            out.append(rng.uniform(-1, 1, info.shape).astype(info.dtype))
+    return out
+
+
+def host_outputs(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(model.data)
+    for i, x in enumerate(inputs):
+        interp.set_input(x, i)
+    interp.invoke()
+    return [interp.get_output(i) for i in range(len(model.outputs))]
+
+
+@pytest.mark.parametrize("kernels", VARIANTS)
+@pytest.mark.parametrize("cpu", CPUS)
+@pytest.mark.parametrize("model_name", MODELS)
+def test_final_outputs_match_host_tflm(firmware, models_dir, cpu, kernels, model_name):
+    from simrun.session import Session
+
+    model = Model.from_file(models_dir / model_name)
+    fw = firmware(cpu, kernels)
+    expected_runs = []
+    got_runs = []
+    with Session(fw.elf, cpu=cpu, timeout=300) as s:
+        s.load_model(model)
+        assert [t.shape for t in s.input_details] == [tuple(i.shape) for i in model.inputs]
+        for seed in (1, 2):  # two invokes in one session: the ready/done loop works
+            inputs = random_inputs(model, seed)
+            cap = s.invoke(inputs, capture_layers=False)
+            got_runs.append([t.values for t in cap.outputs])
+            expected_runs.append(host_outputs(model, inputs))
+    assert cap.backend == f"target:{cpu}:{kernels}"
+    for got, expected in zip(got_runs, expected_runs):
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            assert g.dtype == e.dtype and g.shape == e.shape
+            if kernels == "reference":
+                assert np.array_equal(g, e), f"{model_name} on {cpu}: reference kernels differ from host TFLM"
+            else:
+                # CMSIS-NN requantizes with the same fixed-point scheme; allow one step.
+                diff = np.abs(g.astype(np.int32) - e.astype(np.int32))
+                assert diff.max() <= 1, f"{model_name} on {cpu}/cmsis-nn: max diff {diff.max()}"
+
+
+def _convert(fn, signature) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    return conv.convert()
+
+
+@pytest.fixture(scope="module")
+def topk_model() -> bytes:
+    import tensorflow as tf
+    return _convert(lambda x: tf.math.top_k(x, k=2).values, [tf.TensorSpec([1, 8], tf.float32)])
+
+
+@pytest.fixture(scope="module")
+def while_model() -> bytes:
+    import tensorflow as tf
+
+    def fn(x):
+        i = tf.constant(0)
+        _, y = tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 2.0 + 1.0), (i, x))
+        return y
+    return _convert(fn, [tf.TensorSpec([1, 4], tf.float32)])
+
+
+def test_unsupported_operator_is_named(firmware, topk_model):
+    from simrun.errors import UnsupportedOperator
+    from simrun.session import Session
+
+    with Session(firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=60) as s:
+        with pytest.raises(UnsupportedOperator) as err:
+            s.load_model(topk_model)
+    assert err.value.name == "TOPK_V2"
+
+
+def test_arena_too_small_reports_bytes_needed(firmware, models_dir):
+    from simrun.errors import ArenaTooSmall
+    from simrun.session import Session
+
+    fw = firmware("cortex-m4", "reference")
+    with Session(fw.elf, cpu="cortex-m4", timeout=60) as s:
+        s.load_model(models_dir / "person_detect.tflite")
+        cap = s.invoke(random_inputs(Model.from_file(models_dir / "person_detect.tflite"), 3),
+                       capture_layers=False)
+        used = cap.meta["arena_used"]
+    with Session(fw.elf, cpu="cortex-m4", timeout=60, arena_limit=4096) as s:
+        with pytest.raises(ArenaTooSmall) as err:
+            s.load_model(models_dir / "person_detect.tflite")
+    # The firmware measures with the whole buffer: TFLM's need plus 16 bytes of alignment slack.
+    assert err.value.bytes_needed == used + 16
+
+
+def test_while_loop_reports_nested_subgraph_events(firmware, while_model):
+    from simrun.session import Session
+
+    model = Model(while_model)
+    assert len(model.subgraphs) == 3  # main, cond, body
+    x = np.array([[1.0, -2.0, 0.5, 3.0]], dtype=np.float32)
+    with Session(firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=120) as s:
+        s.load_model(model)
+        cap = s.invoke([x], capture_layers=True)
+    np.testing.assert_allclose(cap.outputs[0].values, x * 8.0 + 7.0)
+    seen = [(r.subgraph, r.index, r.op_name) for r in cap.ops]
+    assert ("WHILE" in {name for _, _, name in seen})
+    inner = {sg for sg, _, _ in seen if sg != 0}
+    assert inner == {1, 2}, seen
+    # Body ops really ran in subgraph 2 (or 1): every inner record names an op of that subgraph.
+    for sg, idx, name in seen:
+        assert model.subgraphs[sg].operators[idx].op_name == name
