@@ -204,9 +204,10 @@ def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None
     code, tail = run_logged(cmd, say, env)
     if code != 0:
         text = "\n".join(tail)
-        if src_root is None and re.search(r"download|clone|fetch|Failed to get", text, re.I):
-            raise SourcesMissing(f"could not download the firmware sources; {sources.HOW_TO_PROVIDE}\n"
-                                 + "\n".join(tail[-15:]))
+        failed = re.findall(r"Build step for (\w+) failed", text)
+        if src_root is None and (failed or re.search(r"download|clone|Failed to get", text, re.I)):
+            which = ", ".join(sorted(set(failed))) or "the sources"
+            raise SourcesMissing(f"could not download {which} (no network?); {sources.HOW_TO_PROVIDE}")
         raise BuildFailed(f"cmake configure failed for {target.cpu}:\n" + "\n".join(tail[-30:]))
 
 
