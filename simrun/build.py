@@ -151,8 +151,11 @@ def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = 
     tree_name = f"{cpu}-{tree_key(inputs)}"
     (cache / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
-        say(f"waiting for the build lock of {tree_name}...")
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting: another process is building in {tree_name}...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         cached = load_entry(entry)  # another process may have built it meanwhile
         if cached:
             say(f"cached: {cached.elf}")
