@@ -53,7 +53,7 @@ MiB = 1024 * 1024
 # Memory maps as QEMU 7.2 models these boards ("info mtree"). The bulk region
 # is the board's large PSRAM/DDR: model and arena buffers go there.
 # Checked (issue 2) on QEMU 7.2 with firmware that boots from flash_origin and
-# writes/reads back ram and bulk: an505 and an547 run secure, so their code and
+# writes/reads back ram and bulk: the an505 core runs secure, so its code and
 # RAM use the secure aliases (0x10000000, 0x38000000); an547's ITCM (512 KiB)
 # holds the TFLM runner with every builtin op (~400 KiB .text at -O2).
 BOARDS: dict[str, Board] = {b.name: b for b in (
