@@ -24,7 +24,7 @@ class SimrunLibrary:
     """Tensor-level keywords for testing TFLM deployments on emulated Cortex-M cores.
 
     The library keeps a small amount of state between keywords, one copy per
-    suite: the current firmware (`Build Firmware`, `Use Firmware`,
+    suite (it carries over from one test to the next): the current firmware (`Build Firmware`, `Use Firmware`,
     `Build Fixture Firmware`), the emulator session (`Start Emulator Session`),
     the model (`Load Model`), the input (`Set Input From File`,
     `Set Random Input`, `Set Input Array`), the captures of every run keyed by
@@ -130,8 +130,9 @@ class SimrunLibrary:
                                arena_limit: int | None = None) -> None:
         """Starts the emulator with the current firmware; stops any session already running.
 
-        A model loaded before (`Load Model`, `Load Fixture Model`) is loaded
-        into the new session.
+        A ``.tflite`` model read before with `Load Model` is loaded into the
+        new session; a fixture model is not (call `Load Fixture Model` after
+        this keyword).
 
         ``timeout`` is the wall-clock budget in seconds for each step inside
         the emulator; when it runs out the emulator is killed and the keyword
@@ -152,8 +153,6 @@ class SimrunLibrary:
         self._session = session.__enter__()
         if self._model is not None:
             self._session.load_model(self._model)
-        elif self._fixture_model is not None:
-            self._session.load_model(self._fixture_model.to_bytes(), raw=True)
 
     def stop_emulator_session(self) -> None:
         """Stops the emulator session, if one is running. Safe to call twice.
@@ -206,8 +205,8 @@ class SimrunLibrary:
         if self._session is None:
             raise SimrunError("no emulator session: call Start Emulator Session first")
         model = fixture.demo_model(input_len, seed=seed, extra=extra[extra_layer])
-        self._session.load_model(model.to_bytes(), raw=True)
         self._model, self._fixture_model, self._inputs = None, model, None
+        self._session.load_model(model.to_bytes(), raw=True)
 
     def fixture_reference_outputs(self) -> list:
         """Returns every layer's output for the current input as computed by the fixture's numpy model.
