@@ -179,3 +179,16 @@ def test_tflm_scenarios_skip_with_the_reason_when_sources_are_absent(tmp_path, m
     monkeypatch.setenv("SIMRUN_SOURCES_DIR", str(tmp_path))
     with pytest.raises(SkipExecution, match=f"{tmp_path} lacks tflite-micro, CMSIS-NN"):
         lib.skip_unless_tflm_sources()
+
+
+def test_loading_a_model_forgets_the_previous_models_results(hello_world, models_dir):
+    lib, _ = hello_world
+    lib._backend_errors["tflite-optimized"] = "refused the model"
+    lib.compare_captures()
+    lib.load_model(str(models_dir / "micro_speech_quantized.tflite"))
+    with pytest.raises(AssertionError, match="backend tflite-optimized did not fail"):
+        lib.backend_should_have_failed_with("tflite-optimized", "refused")
+    with pytest.raises(SimrunError, match="no capture yet"):
+        lib.get_model_output()
+    with pytest.raises(SimrunError, match="no comparison"):
+        lib.outputs_should_match_within_policy()

@@ -171,6 +171,9 @@ class SimrunLibrary:
     def load_model(self, path: str) -> None:
         """Reads a ``.tflite`` model; also loads it into the running session, if any.
 
+        Forgets the input, captures, backend errors and comparison of the
+        previous model.
+
         A model too large for the firmware, an unsupported operator or an
         arena that is too small fails here with the matching error
         (``ModelTooLarge``, ``UnsupportedOperator``, ``ArenaTooSmall``).
@@ -180,7 +183,7 @@ class SimrunLibrary:
         """
         self._model = Model.from_file(Path(path).resolve())
         self._fixture_model = None
-        self._inputs = None
+        self._forget_results()
         if self._session is not None:
             self._session.load_model(self._model)
 
@@ -205,7 +208,8 @@ class SimrunLibrary:
         if self._session is None:
             raise SimrunError("no emulator session: call Start Emulator Session first")
         model = fixture.demo_model(input_len, seed=seed, extra=extra[extra_layer])
-        self._model, self._fixture_model, self._inputs = None, model, None
+        self._model, self._fixture_model = None, model
+        self._forget_results()
         self._session.load_model(model.to_bytes(), raw=True)
 
     def fixture_reference_outputs(self) -> list:
@@ -263,6 +267,14 @@ class SimrunLibrary:
         if self._fixture_model is None:
             self._require_model()
         self._inputs = [np.asarray(a) for a in arrays]
+
+    def _forget_results(self) -> None:
+        """Inputs, captures, backend errors and comparisons belong to one model."""
+        self._inputs = None
+        self._captures.clear()
+        self._last_label = None
+        self._backend_errors.clear()
+        self._run = None
 
     def _set_inputs(self, spec: str) -> None:
         if self._fixture_model is not None:
