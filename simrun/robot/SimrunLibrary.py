@@ -470,7 +470,7 @@ class SimrunLibrary:
                 ok.append(name)
             except BackendError as err:
                 logger.info(f"backend failed: {err}")
-        self.compare_captures(*ok)
+        self._compare(ok)
 
     def compare_captures(self, *labels: str) -> None:
         """Compares captures already stored (by `Run Inference` or `Run Backend`) layer by layer.
@@ -479,10 +479,13 @@ class SimrunLibrary:
         what the assertions below and `Write Reports` use.
 
         Example:
-        | Compare Captures    tflm-host    target:cortex-m3:fixture
+        | Compare Captures    tflm-host    target:cortex-m55:reference
         """
+        self._compare(labels or tuple(self._captures))
+
+    def _compare(self, labels) -> None:
         from simrun.compare import DiffRun, compare
-        caps = {label: self._capture(label) for label in (labels or tuple(self._captures))}
+        caps = {label: self._capture(label) for label in labels}
         if len(caps) < 2 and not self._backend_errors:
             raise SimrunError(f"need at least two captures to compare, have: {', '.join(caps) or '(none)'}")
         model = self._require_model()
