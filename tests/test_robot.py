@@ -58,6 +58,13 @@ def test_libdoc_documents_every_public_keyword_with_an_example(tmp_path):
     public = {name for name, _ in inspect.getmembers(SimrunLibrary, inspect.isfunction)
               if not name.startswith("_")}
     assert set(documented) == public
+    required = {"build_firmware", "use_firmware", "build_fixture_firmware", "start_emulator_session",
+                "stop_emulator_session", "load_model", "set_input_from_file", "set_random_input",
+                "run_inference", "get_layer_output", "run_backend", "compare_variants", "compare_captures",
+                "layer_mismatch_ratio_should_be_below", "first_divergent_layer_should_be",
+                "outputs_should_match_within_policy", "backend_should_have_failed_with",
+                "run_should_fail_with", "write_reports", "skip_unless_tflm_sources"}
+    assert required <= set(documented), f"missing keywords: {required - set(documented)}"
     undocumented = [name for name, text in documented.items() if "Example" not in text or len(text) < 80]
     assert not undocumented, f"keywords without a description and an example: {undocumented}"
     assert doc["scope"] == "SUITE"

@@ -242,7 +242,8 @@ class SimrunLibrary:
         """Uses the input in ``path``: ``.npy``, ``.npz`` or an image.
 
         Images are resized and quantized with the model's input parameters.
-        A file that holds several inputs uses the first.
+        A file that holds several inputs uses the first. For a fixture model
+        (`Load Fixture Model`) the file is a ``.npy`` of int8 values.
 
         Example:
         | Set Input From File    ${CURDIR}/data/person.png
