@@ -47,7 +47,8 @@ def describe(t: Tensor) -> str:
     return f"t{t.index} {t.dtype}{list(t.shape)} crc32={checksum(t.values)}"
 
 
-def print_capture(cap: Capture, out=sys.stdout) -> None:
+def print_capture(cap: Capture, out=None) -> None:
+    out = out or sys.stdout   # looked up per call: tests and tools swap sys.stdout
     for rec in cap.ops:
         outs = ", ".join(describe(t) for t in rec.outputs)
         print(f"{rec.subgraph}:{rec.index:<3} {rec.op_name:<22} {outs}", file=out)
