@@ -11,7 +11,9 @@
  * or the protocol below; the host refuses an ELF whose version differs.
  *
  * Protocol (one session):
- *   1. Host loads the ELF, the core is halted at reset.
+ *   1. Host loads the ELF, the core is halted at reset; the host runs it to
+ *      main(), because the C runtime zeroes .bss (where a firmware may keep
+ *      the host-written variables) before main.
  *   2. Host writes the model into simrun_model and its size into
  *      simrun_model_size, optionally lowers simrun_arena_limit, continues.
  *   3. Firmware checks the model, allocates tensors, fills simrun_status and
