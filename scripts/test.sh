@@ -12,7 +12,8 @@ mkdir -p "$out"
 $PYTHON -m pytest -q -rs --junitxml="$out/pytest.xml" "$@"
 pytest_rc=$?
 
-$PYTHON -m robot --outputdir "$out/robot" --xunit xunit.xml --consolewidth 100 robot_tests/
+# The scenario kept in robot_tests/expected_failures fails on purpose (tests/test_robot.py runs it).
+$PYTHON -m robot --outputdir "$out/robot" --xunit xunit.xml --consolewidth 100 --exclude expected-failure robot_tests/
 robot_rc=$?
 
 # Counts come from both JUnit files, so the closing line is the same
