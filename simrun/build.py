@@ -72,6 +72,29 @@ def tool_version(path: str) -> str:
     return out.splitlines()[0].strip() if out else "unknown"
 
 
+@lru_cache(maxsize=None)
+def cmsis_nn_path_for(gcc: str, flags: tuple[str, ...]) -> str:
+    """The code path CMSIS-NN compiles for these flags, decided as its
+    arm_nn_math_types.h decides it: from the compiler's ACLE feature macros."""
+    out = subprocess.run([gcc, *flags, "-dM", "-E", "-x", "c", "-"], input="", capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise BuildFailed(f"{gcc} rejects the flags {' '.join(flags)}:\n{out.stderr.strip()}")
+    macros = dict(line.split(" ", 2)[1:] for line in out.stdout.splitlines()
+                  if line.startswith("#define ") and line.count(" ") >= 2)
+    if int(macros.get("__ARM_FEATURE_MVE", "0")) & 1:
+        return "mve"
+    return "dsp" if macros.get("__ARM_FEATURE_DSP") == "1" else "c"
+
+
+def check_cmsis_nn_path(gcc: str, target: Target) -> str:
+    path = cmsis_nn_path_for(gcc, tuple(target.compile_flags()))
+    if path != target.cmsis_nn_path:
+        raise BuildFailed(f"simrun/targets.py says {target.cpu} uses the CMSIS-NN {target.cmsis_nn_path!r} "
+                          f"path, but its flags {' '.join(target.compile_flags())} select {path!r}")
+    return path
+
+
 def cmake_defines(target: Target) -> dict[str, str]:
     b = target.board
     return {
@@ -138,6 +161,7 @@ def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = 
     gcc = require_tool("arm-none-eabi-gcc")
     require_tool("arm-none-eabi-g++")
     size_tool = require_tool("arm-none-eabi-size")
+    check_cmsis_nn_path(gcc, target)
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
@@ -242,6 +266,7 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "label": f"target:{target.cpu}:{kernels}",
         "board": target.board.name,
         "qemu_machine": target.qemu_machine,
+        # Checked against the compiler's feature macros before building.
         "cmsis_nn_path": target.cmsis_nn_path if kernels == "cmsis-nn" else None,
         "sources": {t.dirname: t.pin for t in sources.TREES},
         "source_identity": inputs["sources"],

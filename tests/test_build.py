@@ -55,6 +55,17 @@ def test_cmsis_nn_path_follows_the_cpu_features():
     assert get_target("cortex-m0plus").cmsis_nn_path == "c"
 
 
+@pytest.mark.parametrize("cpu", sorted(TARGETS))
+def test_compiler_flags_select_the_cmsis_nn_path_the_table_names(cpu, arm_gcc):
+    assert build.check_cmsis_nn_path(arm_gcc, get_target(cpu)) == get_target(cpu).cmsis_nn_path
+
+
+def test_table_and_flags_disagreeing_is_refused(arm_gcc):
+    wrong = dataclasses.replace(get_target("cortex-m55"), cmsis_nn_path="dsp")
+    with pytest.raises(build.BuildFailed, match="select 'mve'"):
+        build.check_cmsis_nn_path(arm_gcc, wrong)
+
+
 # --- cache key ------------------------------------------------------------------
 
 def _key(cpu="cortex-m55", kernels="reference", target=None, compiler="gcc 12.2", fw="f0", src=None):
