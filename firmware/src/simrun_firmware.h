@@ -17,6 +17,10 @@ extern volatile uint32_t simrun_running_operator;
 
 void simrun_log_write(const char* text);
 
+// Called by Reset_Handler (startup.c) between the .bss clear and main(); each
+// firmware defines it: cxx_init.c for the TFLM runner, the fixture its own.
+void simrun_run_constructors(void);
+
 #ifdef __cplusplus
 }
 #endif

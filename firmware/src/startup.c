@@ -1,21 +1,21 @@
 /*
  * Reset and vector table for every Cortex-M target: copy .data, zero .bss,
  * give the FPU/MVE access, route the configurable faults to their own handlers
- * (so CFSR says what happened), run C++ constructors, enter main().
+ * (so CFSR says what happened), run static constructors, enter main().
+ *
+ * Shared by the TFLM runner and the fixture firmware (simrun/fixture.py), so
+ * CI's fixture tests exercise the startup the TFLM firmware ships.
  */
 #include <stdint.h>
 
+#include "simrun_firmware.h"
+
 extern uint32_t __data_load, __data_start, __data_end, __bss_start, __bss_end, __stack_top;
 extern int main(void);
-extern void __libc_init_array(void);
 extern void simrun_fault_handler(void);
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
-
-/* -nostartfiles drops crti/crtn, but newlib's __libc_init_array still calls these. */
-void _init(void) {}
-void _fini(void) {}
 
 __attribute__((noreturn)) static void halt(void) {
   for (;;) __asm volatile("" ::: "memory");
@@ -35,7 +35,7 @@ __attribute__((noreturn)) void Reset_Handler(void) {
 #if __ARM_ARCH >= 8
   SCB_SHCSR |= 1u << 19; /* SecureFault */
 #endif
-  __libc_init_array();
+  simrun_run_constructors();
   main();
   halt();
 }
