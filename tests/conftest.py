@@ -67,3 +67,27 @@ def qemu() -> str:
 @pytest.fixture(scope="session")
 def arm_gcc() -> str:
     return require_tool("arm-none-eabi-gcc")
+
+
+@pytest.fixture(scope="session")
+def tflm_firmware(qemu, arm_gcc):
+    """`get(cpu, kernels) -> Firmware`, built (or taken from the cache) once per session."""
+    from simrun.sources import HOW_TO_PROVIDE, local_sources
+
+    if local_sources() is None:
+        pytest.skip(f"TFLM sources not available: {HOW_TO_PROVIDE}")
+    from simrun.build import ensure_firmware
+
+    built = {}
+
+    def get(cpu: str, kernels: str = "reference"):
+        if (cpu, kernels) not in built:
+            built[cpu, kernels] = ensure_firmware(cpu, kernels)
+        return built[cpu, kernels]
+    return get
+
+
+def random_input(model, seed: int):
+    """One seeded sample for every model input, as `simrun diff --input random:SEED` makes it."""
+    from simrun.inputs import random_samples
+    return random_samples(model.inputs, seed, 1)[0]

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import random_input
 from simrun.model import Model
 
 pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
@@ -19,36 +20,6 @@ pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
 CPUS = ("cortex-m55", "cortex-m4")
 VARIANTS = ("reference", "cmsis-nn")
 MODELS = ("hello_world_int8.tflite", "person_detect.tflite")
-
-
-@pytest.fixture(scope="session")
-def firmware(qemu, arm_gcc):
-    from simrun.sources import local_sources
-
-    if local_sources() is None:
-        pytest.skip("TFLM sources not available: set SIMRUN_SOURCES_DIR to a directory holding "
-                    "tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/")
-    from simrun.build import ensure_firmware
-
-    cache = {}
-
-    def get(cpu: str, kernels: str):
-        if (cpu, kernels) not in cache:
-            cache[cpu, kernels] = ensure_firmware(cpu, kernels)
-        return cache[cpu, kernels]
-    return get
-
-
-def random_inputs(model: Model, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for info in model.inputs:
-        if info.dtype.kind in "iu":
-            lim = np.iinfo(info.dtype)
-            out.append(rng.integers(lim.min, lim.max, info.shape, endpoint=True).astype(info.dtype))
-        else:
-            out.append(rng.uniform(-1, 1, info.shape).astype(info.dtype))
-    return out
 
 
 def host_outputs(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -64,18 +35,18 @@ def host_outputs(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
 @pytest.mark.parametrize("kernels", VARIANTS)
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("model_name", MODELS)
-def test_final_outputs_match_host_tflm(firmware, models_dir, cpu, kernels, model_name):
+def test_final_outputs_match_host_tflm(tflm_firmware, models_dir, cpu, kernels, model_name):
     from simrun.session import Session
 
     model = Model.from_file(models_dir / model_name)
-    fw = firmware(cpu, kernels)
+    fw = tflm_firmware(cpu, kernels)
     expected_runs = []
     got_runs = []
     with Session(fw.elf, cpu=cpu, timeout=300) as s:
         s.load_model(model)
         assert [t.shape for t in s.input_details] == [tuple(i.shape) for i in model.inputs]
         for seed in (1, 2):  # two invokes in one session: the ready/done loop works
-            inputs = random_inputs(model, seed)
+            inputs = random_input(model, seed)
             cap = s.invoke(inputs, capture_layers=False)
             got_runs.append([t.values for t in cap.outputs])
             expected_runs.append(host_outputs(model, inputs))
@@ -119,24 +90,24 @@ def while_model() -> bytes:
     return _convert(fn, [tf.TensorSpec([1, 4], tf.float32)])
 
 
-def test_unsupported_operator_is_named(firmware, topk_model):
+def test_unsupported_operator_is_named(tflm_firmware, topk_model):
     from simrun.errors import UnsupportedOperator
     from simrun.session import Session
 
-    with Session(firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=60) as s:
+    with Session(tflm_firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=60) as s:
         with pytest.raises(UnsupportedOperator) as err:
             s.load_model(topk_model)
     assert err.value.name == "TOPK_V2"
 
 
-def test_arena_too_small_reports_bytes_needed(firmware, models_dir):
+def test_arena_too_small_reports_bytes_needed(tflm_firmware, models_dir):
     from simrun.errors import ArenaTooSmall
     from simrun.session import Session
 
-    fw = firmware("cortex-m4", "reference")
+    fw = tflm_firmware("cortex-m4", "reference")
     with Session(fw.elf, cpu="cortex-m4", timeout=60) as s:
         s.load_model(models_dir / "person_detect.tflite")
-        cap = s.invoke(random_inputs(Model.from_file(models_dir / "person_detect.tflite"), 3),
+        cap = s.invoke(random_input(Model.from_file(models_dir / "person_detect.tflite"), 3),
                        capture_layers=False)
         used = cap.meta["arena_used"]
     with Session(fw.elf, cpu="cortex-m4", timeout=60, arena_limit=4096) as s:
@@ -146,13 +117,13 @@ def test_arena_too_small_reports_bytes_needed(firmware, models_dir):
     assert err.value.bytes_needed == used + 16
 
 
-def test_while_loop_reports_nested_subgraph_events(firmware, while_model):
+def test_while_loop_reports_nested_subgraph_events(tflm_firmware, while_model):
     from simrun.session import Session
 
     model = Model(while_model)
     assert len(model.subgraphs) == 3  # main, cond, body
     x = np.array([[1.0, -2.0, 0.5, 3.0]], dtype=np.float32)
-    with Session(firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=120) as s:
+    with Session(tflm_firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=120) as s:
         s.load_model(model)
         cap = s.invoke([x], capture_layers=True)
     np.testing.assert_allclose(cap.outputs[0].values, x * 8.0 + 7.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import random_input
 from simrun.model import Model
 
 pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
@@ -17,37 +18,6 @@ pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
 INT8_MODELS = ("hello_world_int8.tflite", "micro_speech_quantized.tflite",
                "keyword_scrambled_8bit.tflite", "person_detect.tflite")
 CPUS = ("cortex-m55", "cortex-m4")
-
-
-@pytest.fixture(scope="session")
-def reference_firmware(qemu, arm_gcc):
-    try:
-        from simrun.sources import local_sources
-    except ImportError:
-        pytest.skip("simrun.sources is not available yet")
-    if local_sources() is None:
-        pytest.skip("TFLM sources not available: set SIMRUN_SOURCES_DIR to a directory holding "
-                    "tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/")
-    from simrun.build import ensure_firmware
-    built = {}
-
-    def get(cpu: str):
-        if cpu not in built:                 # built (or taken from the cache) once per CPU, when needed
-            built[cpu] = ensure_firmware(cpu, "reference")
-        return built[cpu]
-    return get
-
-
-def random_inputs(model: Model, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for info in model.inputs:
-        if info.dtype.kind in "iu":
-            lim = np.iinfo(info.dtype)
-            out.append(rng.integers(lim.min, lim.max, info.shape, endpoint=True).astype(info.dtype))
-        else:
-            out.append(rng.uniform(-1, 1, info.shape).astype(info.dtype))
-    return out
 
 
 def host_tflm(model: Model, inputs: list[np.ndarray]):
@@ -62,12 +32,12 @@ def host_tflm(model: Model, inputs: list[np.ndarray]):
 
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("model_name", INT8_MODELS)
-def test_every_layer_bit_identical_to_host_tflm(reference_firmware, models_dir, cpu, model_name):
+def test_every_layer_bit_identical_to_host_tflm(tflm_firmware, models_dir, cpu, model_name):
     from simrun.session import Session
 
     model = Model.from_file(models_dir / model_name)
-    inputs = random_inputs(model, seed=7)
-    fw = reference_firmware(cpu)
+    inputs = random_input(model, seed=7)
+    fw = tflm_firmware(cpu)
     with Session(fw.elf, cpu=cpu, timeout=600) as s:
         s.load_model(model)
         cap = s.invoke(inputs, capture_layers=True)
@@ -93,12 +63,12 @@ def test_every_layer_bit_identical_to_host_tflm(reference_firmware, models_dir, 
         assert np.array_equal(t.values, host.get_output(i))
 
 
-def test_tflm_arena_too_small_names_the_bytes(reference_firmware, models_dir):
+def test_tflm_arena_too_small_names_the_bytes(tflm_firmware, models_dir):
     from simrun.errors import ArenaTooSmall
     from simrun.session import Session
 
     model = Model.from_file(models_dir / "person_detect.tflite")
-    with Session(reference_firmware("cortex-m55").elf, cpu="cortex-m55", timeout=120, arena_limit=20000) as s:
+    with Session(tflm_firmware("cortex-m55").elf, cpu="cortex-m55", timeout=120, arena_limit=20000) as s:
         with pytest.raises(ArenaTooSmall) as info:
             s.load_model(model)
     assert info.value.bytes_needed > 20000 and "arena has 20000" in str(info.value)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from importlib import metadata
 from typing import Callable
 
 import numpy as np
 
 from ..capture import Capture, OpRecord, Tensor
+from ..errors import BackendError
 from ..model import Model
 
 # (subgraph, tensor index) -> the tensor's values, or None when the interpreter cannot show it.
@@ -39,6 +41,34 @@ def collect(model: Model, label: str, read: TensorReader, *, versions: dict,
     if unreadable:
         meta["unreadable_tensors"] = unreadable
     return Capture(label, model.sha256, ops, finals, versions, meta)
+
+
+def invoke_each(model: Model, label: str, inputs: list[list[np.ndarray]], *,
+                set_inputs: Callable[[list[np.ndarray]], None], invoke: Callable[[], None],
+                read: TensorReader, versions: dict) -> list[Capture]:
+    """One Capture per input: set, invoke, collect. The loop every host interpreter shares."""
+    captures = []
+    for i, sample in enumerate(inputs):
+        stage(f"invoking input {i}")
+        set_inputs(sample)
+        start = time.perf_counter()
+        try:
+            invoke()
+        except RuntimeError as err:
+            raise BackendError(label, f"invoke failed: {first_sentence(str(err))}") from None
+        seconds = time.perf_counter() - start
+        captures.append(collect(model, label, read, versions=dict(versions),
+                                meta={"invoke_seconds": seconds}))
+    return captures
+
+
+def first_sentence(text: str, limit: int = 400) -> str:
+    """Interpreters repeat one complaint per tensor ("... Was 3.Tensor 33 has ..."): keep the first."""
+    text = " ".join(text.split())
+    for stop in (".Tensor ", ". Tensor "):
+        if stop in text:
+            return text.split(stop, 1)[0] + " (and more)"
+    return text[:limit]
 
 
 def _tensor(model: Model, subgraph: int, index: int, values: np.ndarray) -> Tensor:

@@ -8,14 +8,12 @@ default XNNPACK delegate (it still fills every preserved intermediate tensor);
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
-from .collect import collect, package_versions, stage
+from .collect import first_sentence, invoke_each, package_versions, stage
 
 
 def _interpreter_api():
@@ -48,7 +46,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
                              experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as err:
-        raise BackendError(label, f"refused the model: {_first_sentence(str(err))}") from None
+        raise BackendError(label, f"refused the model: {first_sentence(str(err))}") from None
 
     def read(subgraph: int, index: int):
         try:
@@ -56,29 +54,14 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         except ValueError:          # e.g. a tensor with no data in a subgraph that never ran
             return None
 
-    captures = []
-    for i, sample in enumerate(inputs):
-        stage(f"invoking input {i}")
+    def set_inputs(sample: list[np.ndarray]) -> None:
         for tensor_index, array in zip(model.main.inputs, sample):
             interp.set_tensor(tensor_index, array)
-        start = time.perf_counter()
-        try:
-            interp.invoke()
-        except RuntimeError as err:
-            raise BackendError(label, f"invoke failed: {_first_sentence(str(err))}") from None
-        seconds = time.perf_counter() - start
-        captures.append(collect(model, label, read, versions=dict(versions),
-                                meta={"invoke_seconds": seconds}))
+
+    captures = invoke_each(model, label, inputs, set_inputs=set_inputs, invoke=interp.invoke,
+                           read=read, versions=versions)
     stage("releasing the interpreter")
     del interp
     stage("saving captures")
     return captures
 
-
-def _first_sentence(text: str) -> str:
-    """TFLite repeats one complaint per tensor ("... Was 3.Tensor 33 has ..."): keep the first."""
-    text = " ".join(text.split())
-    for stop in (".Tensor ", ". Tensor "):
-        if stop in text:
-            return text.split(stop, 1)[0] + " (and more)"
-    return text[:400]

@@ -5,14 +5,12 @@ the host: target reference vs tflm-host should agree bit for bit.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
-from .collect import collect, package_versions, stage
+from .collect import first_sentence, invoke_each, package_versions, stage
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
@@ -29,7 +27,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
             model.data, arena_size=arena_size,
             intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
     except (ValueError, RuntimeError) as err:
-        raise BackendError(label, f"refused the model: {' '.join(str(err).split())[:400]}") from None
+        raise BackendError(label, f"refused the model: {first_sentence(str(err))}") from None
 
     def read(subgraph: int, index: int):
         try:
@@ -37,19 +35,12 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         except (RuntimeError, ValueError, KeyError):
             return None
 
-    captures = []
-    for i, sample in enumerate(inputs):
-        stage(f"invoking input {i}")
+    def set_inputs(sample: list[np.ndarray]) -> None:
         for position, array in enumerate(sample):
             interp.set_input(array, position)
-        start = time.perf_counter()
-        try:
-            interp.invoke()
-        except RuntimeError as err:
-            raise BackendError(label, f"invoke failed: {' '.join(str(err).split())[:400]}") from None
-        seconds = time.perf_counter() - start
-        captures.append(collect(model, label, read, versions=dict(versions),
-                                meta={"invoke_seconds": seconds}))
+
+    captures = invoke_each(model, label, inputs, set_inputs=set_inputs, invoke=interp.invoke,
+                           read=read, versions=versions)
     stage("releasing the interpreter")
     del interp
     stage("saving captures")
