@@ -23,10 +23,14 @@ from .targets import Board, get_target
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "firmware" / "fixture"
 ABI_INCLUDE = Path(__file__).resolve().parents[1] / "firmware" / "include"
-# The TFLM runner's startup and fault capture, shared so CI's fixture tests
-# run the very vector table, reset and fault handler the TFLM firmware ships.
+# The TFLM runner's startup, fault capture and ABI state, shared so CI's
+# fixture tests run the very vector table, reset, fault handler and ABI
+# symbols the TFLM firmware ships.
 RUNNER_SRC = Path(__file__).resolve().parents[1] / "firmware" / "src"
-SHARED_SOURCES = (RUNNER_SRC / "startup.c", RUNNER_SRC / "fault.c")
+SHARED_SOURCES = (RUNNER_SRC / "startup.c", RUNNER_SRC / "fault.c", RUNNER_SRC / "abi_state.c")
+# simrun_model / simrun_arena sizes for abi_state.c: the fixture's models are tiny.
+MODEL_BYTES = 64 * 1024
+ARENA_BYTES = 64 * 1024
 SHARED_HEADERS = (ABI_INCLUDE / "simrun_abi.h", RUNNER_SRC / "simrun_firmware.h")
 MAGIC = b"SFX1"
 
@@ -140,7 +144,6 @@ SECTIONS {{
   .ARM.exidx : {{ *(.ARM.exidx*) }} > FLASH
   .data : {{ __data_start = .; *(.data*) . = ALIGN(4); __data_end = .; }} > RAM AT > FLASH
   __data_load = LOADADDR(.data);
-  .noinit (NOLOAD) : {{ *(.noinit*) . = ALIGN(4); }} > RAM
   .bss (NOLOAD) : {{ __bss_start = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end = .; }} > RAM
   .bulk (NOLOAD) : {{ *(.bulk*) }} > BULK
   __stack_top = ORIGIN(RAM) + LENGTH(RAM);
@@ -161,7 +164,8 @@ def build_fixture(cpu: str, cache_dir: str | Path | None = None) -> Path:
     sources = sorted(FIXTURE_DIR.glob("*.c")) + list(SHARED_SOURCES)
     script = _linker_script(target.board)
     flags = target.compile_flags() + ["-O2", "-g", "-ffreestanding", "-fno-common", "-Wall", "-Wextra",
-                                      "-Werror", "-nostartfiles", "-specs=nano.specs", "-specs=nosys.specs"]
+                                      "-Werror", "-nostartfiles", "-specs=nano.specs", "-specs=nosys.specs",
+                                      f"-DSIMRUN_MODEL_BYTES={MODEL_BYTES}", f"-DSIMRUN_ARENA_BYTES={ARENA_BYTES}"]
     digest = hashlib.sha256()
     for item in [gcc, script, *flags] + [p.read_bytes() for p in sources + list(SHARED_HEADERS)]:
         digest.update(item if isinstance(item, bytes) else item.encode())

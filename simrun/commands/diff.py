@@ -86,18 +86,21 @@ def run(args: argparse.Namespace) -> int:
     # Heavy modules load after argument checks so usage errors stay instant.
     from ..model import Model
     from ..inputs import load_named_inputs
+    from ..policy import Policy
 
     labels = backend_labels(args.backends, args.cpus, args.kernels)
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
     if args.sources is not None and not args.sources.is_dir():
         raise BadInput(f"--sources {args.sources}: not a directory")
+    # Every input the user gave is checked before minutes of backends run.
+    policy = Policy.load(args.policy)
     model = Model.from_file(args.model)
     named = load_named_inputs(model, args.inputs, count=args.count)
     run_ = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
                     timeout=args.timeout, progress=_progress,
                     sources_dir=args.sources, emulator=args.emulator)
-    return judge_and_report(run_, args.policy, args.report)
+    return judge_and_report(run_, policy, args.report)
 
 
 def diff_run(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, progress=None,
@@ -113,11 +116,10 @@ def diff_run(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, pr
                    input_names=list(input_names))
 
 
-def judge_and_report(run_, policy_path, report_dir: Path) -> int:
-    from ..policy import Policy
+def judge_and_report(run_, policy, report_dir: Path) -> int:
     from .. import report
 
-    verdict = Policy.load(policy_path).evaluate(run_)
+    verdict = policy.evaluate(run_)
     print(report.terminal.render(run_, verdict))
     written = report.write_reports(run_, verdict, report_dir)
     print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
