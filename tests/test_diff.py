@@ -139,6 +139,7 @@ def test_keyword_litert_reference_abort_is_reported(models_dir, tmp_path):
     (["--cpu", "cortex-m55", "--kernels", "fast"], "unknown kernel variant"),
     (["--input", "nope.npy"], "no such file"),
     (["--timeout", "0"], "positive"),
+    (["--policy", __file__], "not valid TOML"),
 ])
 def test_usage_errors_exit_2_before_running(models_dir, tmp_path, capsys, argv, why):
     parser = argparse.ArgumentParser(prog="simrun")
