@@ -2,15 +2,18 @@
 
     fw = ensure_firmware("cortex-m55", "cmsis-nn")
     fw.elf        # Path to the ELF (inside the cache; do not modify)
-    fw.metadata   # cpu, kernels, cmsis_nn_path, sources, flags, compiler, sizes...
+    fw.metadata   # cpu, kernels, rounding, cmsis_nn_path, sources, flags, compiler, sizes...
+    ensure_firmware("cortex-m55", "reference", rounding="single")  # single-rounding requantization
 
 Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
-    firmware/<cpu>-<kernels>-<key>/{firmware.elf, metadata.json}   finished, immutable
-    build/<cpu>-<tree key>/                                        CMake tree, reused
-    locks/<cpu>-<tree key>.lock
+    firmware/<cpu>-<kernels>[-single-rounding]-<key>/{firmware.elf, metadata.json}   finished, immutable
+    build/<cpu>-<tree key>[-single-rounding]/                    CMake tree, reused
+    locks/<tree name>.lock
 The key hashes everything that changes the binary. The CMake tree is shared by
-both variants of a CPU, so their common TFLM objects compile once; an flock on
-it serialises builders (two processes asking for the same firmware build it once).
+both kernel variants of a CPU, so their common TFLM objects compile once; an
+flock on it serialises builders (two processes asking for the same firmware
+build it once). The rounding mode changes every object (TFLM core, reference
+kernels and CMSIS-NN all requantize), so each mode has its own tree.
 """
 from __future__ import annotations
 
@@ -39,6 +42,12 @@ MODEL_BYTES = 4 * 1024 * 1024
 ARENA_BYTES = 10 * 1024 * 1024
 OPT_FLAGS = "-O2"
 JOBS = 2
+# Requantization rounding (tflite-micro issues 2629, 3130, 3252): "double" is
+# what TFLM's and TFLite's reference kernels do, "single" what TFLite's
+# optimized kernels do. CMakeLists.txt maps "single" to TFLITE_SINGLE_ROUNDING=1
+# (TFLM) and CMSIS_NN_USE_SINGLE_ROUNDING (CMSIS-NN).
+ROUNDING_MODES = ("double", "single")
+DEFAULT_ROUNDING = "double"
 INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
 
@@ -121,10 +130,20 @@ def files_digest(root: Path, entries: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
+def check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDING_MODES:
+        raise BadInput(f"unknown rounding {rounding!r}; known: {', '.join(ROUNDING_MODES)}")
+
+
+def rounding_suffix(rounding: str) -> str:
+    """"" for the default, else "-single-rounding": cache entry and tree names."""
+    return "" if rounding == DEFAULT_ROUNDING else f"-{rounding}-rounding"
+
+
 def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: str,
-               firmware_digest: str) -> dict:
+               firmware_digest: str, rounding: str = DEFAULT_ROUNDING) -> dict:
     """Everything the binary depends on; tree_key uses the part the TFLM objects depend on."""
-    return {
+    inputs = {
         "target": {"cpu": target.cpu, "board": asdict(target.board), "flags": target.compile_flags()},
         "defines": cmake_defines(target),
         "sources": source_identity,
@@ -132,6 +151,12 @@ def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: st
         "kernels": kernels,
         "firmware": firmware_digest,
     }
+    if rounding != DEFAULT_ROUNDING:
+        # Only a non-default mode enters the keys, so double-rounding keys (and
+        # the CMake trees already built for them) stay what they were. It
+        # enters the tree key too: no object is shared between rounding modes.
+        inputs["rounding"] = rounding
+    return inputs
 
 
 def digest(obj) -> str:
@@ -148,13 +173,15 @@ def tree_key(inputs: dict) -> str:
     return digest({k: v for k, v in inputs.items() if k not in ("kernels", "firmware")})[:12]
 
 
-def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = None,
-                    cache_dir: str | Path | None = None, progress: Progress | None = None) -> Firmware:
+def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
+                    sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                    progress: Progress | None = None) -> Firmware:
     try:
         target = get_target(cpu)
         check_variant(kernels)
     except (UnknownTarget, ValueError) as err:
         raise BadInput(str(err)) from None
+    check_rounding(rounding)
     say = progress or (lambda _msg: None)
     src_root = sources.resolve(sources_dir)
     cmake = require_tool("cmake")
@@ -165,14 +192,15 @@ def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = 
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
-                        files_digest(REPO, FIRMWARE_INPUTS))
-    entry = cache / "firmware" / f"{cpu}-{kernels}-{cache_key(inputs)}"
+                        files_digest(REPO, FIRMWARE_INPUTS), rounding)
+    suffix = rounding_suffix(rounding)
+    entry = cache / "firmware" / f"{cpu}-{kernels}{suffix}-{cache_key(inputs)}"
     cached = load_entry(entry)
     if cached:
         say(f"cached: {cached.elf}")
         return cached
 
-    tree_name = f"{cpu}-{tree_key(inputs)}"
+    tree_name = f"{cpu}-{tree_key(inputs)}{suffix}"
     (cache / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
         try:
@@ -186,10 +214,10 @@ def ensure_firmware(cpu: str, kernels: str, *, sources_dir: str | Path | None = 
             return cached
         build_dir = cache / "build" / tree_name
         started = time.monotonic()
-        configure(cmake, build_dir, target, src_root, cache, say)
+        configure(cmake, build_dir, target, src_root, cache, say, rounding)
         exe = compile_variant(cmake, build_dir, kernels, say)
         metadata = make_metadata(target, kernels, inputs, src_root, size_tool, exe,
-                                 time.monotonic() - started)
+                                 time.monotonic() - started, rounding)
         return publish(entry, exe, metadata)
 
 
@@ -217,12 +245,18 @@ def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[
             proc.wait()
 
 
+def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
+                      rounding: str = DEFAULT_ROUNDING) -> list[str]:
+    return [cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}",
+            "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
+            *[f"-D{k}={v}" for k, v in cmake_defines(target).items()], f"-DSIMRUN_ROUNDING={rounding}",
+            *sources.cmake_args(src_root)]
+
+
 def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-              say: Progress) -> None:
+              say: Progress, rounding: str = DEFAULT_ROUNDING) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}",
-           "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
-           *[f"-D{k}={v}" for k, v in cmake_defines(target).items()], *sources.cmake_args(src_root)]
+    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding)
     env = dict(os.environ)
     # git has no timeout of its own: abort a clone that stalls for a minute.
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
@@ -259,11 +293,13 @@ def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
 
 
 def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | None, size_tool: str,
-                  elf: Path, seconds: float) -> dict:
+                  elf: Path, seconds: float, rounding: str = DEFAULT_ROUNDING) -> dict:
+    from .backends import target_label
     return {
         "cpu": target.cpu,
         "kernels": kernels,
-        "label": f"target:{target.cpu}:{kernels}",
+        "rounding": rounding,
+        "label": target_label(target.cpu, kernels, rounding),
         "board": target.board.name,
         "qemu_machine": target.qemu_machine,
         # Checked against the compiler's feature macros before building.

@@ -5,7 +5,8 @@ because the native interpreters can refuse a model, abort or corrupt their heap;
 such a failure becomes a `BackendError` for that backend and the rest of a diff
 matrix goes on. Inputs and Captures cross the process boundary as .npz files.
 
-Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `target:<cpu>:<kernels>`.
+Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `target:<cpu>:<kernels>`,
+and `target:<cpu>:<kernels>:single-rounding` for firmware built with `rounding="single"`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..capture import Capture
 from ..errors import BackendError, BadInput
+from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
 from ..targets import KERNEL_VARIANTS, TARGETS
 
 HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")
@@ -40,7 +42,8 @@ class BackendSpec:
 
 
 def parse_backend(label: str) -> BackendSpec:
-    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `target:<cpu>:<kernels>`."""
+    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `target:<cpu>:<kernels>`
+    / `target:<cpu>:<kernels>:single-rounding`."""
     if label == "tflite-optimized":
         return BackendSpec(label, "tflite", {"kernels": "optimized"})
     if label == "tflite-reference":
@@ -49,21 +52,30 @@ def parse_backend(label: str) -> BackendSpec:
         return BackendSpec(label, "tflm_host", {})
     if label.startswith("target:"):
         parts = label.split(":")
-        if len(parts) != 3:
-            raise BadInput(f"backend {label!r}: expected target:<cpu>:<kernels>")
-        _, cpu, kernels = parts
+        if len(parts) not in (3, 4):
+            raise BadInput(f"backend {label!r}: expected target:<cpu>:<kernels>[:single-rounding]")
+        _, cpu, kernels = parts[:3]
+        options = {}
+        if len(parts) == 4:
+            mode = parts[3].removesuffix("-rounding")
+            if parts[3] != f"{mode}-rounding" or mode == DEFAULT_ROUNDING or mode not in ROUNDING_MODES:
+                raise BadInput(f"backend {label!r}: unknown suffix {parts[3]!r}; known: "
+                               + ", ".join(f"{m}-rounding" for m in ROUNDING_MODES if m != DEFAULT_ROUNDING))
+            options["rounding"] = mode
         if cpu not in TARGETS:
             raise BadInput(f"backend {label!r}: unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
         if kernels not in KERNEL_VARIANTS:
             raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
                            f"known: {', '.join(KERNEL_VARIANTS)}")
-        return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels})
+        return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels, **options})
     raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_BACKENDS)}, "
-                   f"target:<cpu>:<kernels>")
+                   f"target:<cpu>:<kernels>[:single-rounding]")
 
 
-def target_label(cpu: str, kernels: str) -> str:
-    return f"target:{cpu}:{kernels}"
+def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING) -> str:
+    # The default keeps its old label, so existing policies and reports still match.
+    suffix = "" if rounding == DEFAULT_ROUNDING else f":{rounding}-rounding"
+    return f"target:{cpu}:{kernels}{suffix}"
 
 
 # --- the parent side ----------------------------------------------------------
@@ -121,8 +133,9 @@ def _firmware(spec: BackendSpec, build_opts: dict, progress):
     from ..errors import SimrunError
     try:
         from ..build import ensure_firmware
-        return ensure_firmware(spec.options["cpu"], spec.options["kernels"], progress=progress,
-                               **build_opts)
+        return ensure_firmware(spec.options["cpu"], spec.options["kernels"],
+                               rounding=spec.options.get("rounding", DEFAULT_ROUNDING),
+                               progress=progress, **build_opts)
     except SimrunError as err:
         raise BackendError(spec.label, f"firmware: {err}") from None
 

@@ -1,4 +1,4 @@
-"""The emulated target (`target:<cpu>:<kernels>`): one emulator session for all
+"""The emulated target (`target:<cpu>:<kernels>[:single-rounding]`): one emulator session for all
 inputs of a run, stopping after every operator to read its outputs.
 
 The firmware is built (or found in the cache) by the parent before the worker
@@ -22,7 +22,7 @@ def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
     meta_path = Path(elf).parent / "metadata.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     versions = {"emulator": emulator}       # the ELF path is in Capture.meta["elf"]
-    for key in ("kernels", "compiler", "opt_flags", "cmsis_nn_path", "cache_key"):
+    for key in ("kernels", "rounding", "compiler", "opt_flags", "cmsis_nn_path", "cache_key"):
         if meta.get(key) is not None:
             versions[f"firmware.{key}"] = str(meta[key])
     for tree, pin in (meta.get("sources") or {}).items():
@@ -32,7 +32,8 @@ def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
         kernels: str, firmware_elf: str, emulator: str = "qemu",
-        session_timeout: float = 600.0) -> list[Capture]:
+        session_timeout: float = 600.0, rounding: str = "double") -> list[Capture]:
+    # `rounding` only chose the firmware (the parent built it); its metadata records it.
     from ..session import Session     # the host backends must not need the controller
 
     model = Model.from_file(model_path)

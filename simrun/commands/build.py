@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import sys
 
+from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
 from ..targets import KERNEL_VARIANTS, TARGETS
 
 # Lines worth showing from CMake/make: progress counters and diagnostics.
@@ -15,6 +16,10 @@ def register(sub) -> None:
     p.add_argument("--cpu", required=True, choices=sorted(TARGETS), help="target CPU")
     p.add_argument("--kernels", default="reference", choices=KERNEL_VARIANTS,
                    help="TFLM kernel variant (default: reference)")
+    p.add_argument("--rounding", default=DEFAULT_ROUNDING, choices=ROUNDING_MODES,
+                   help="requantization rounding: double (TFLM's reference kernels, default) or "
+                        "single (as TFLite's optimized kernels; backend label "
+                        "target:<cpu>:<kernels>:single-rounding)")
     p.add_argument("--sources", metavar="DIR", default=None,
                    help="directory holding tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/ "
                         "(default: $SIMRUN_SOURCES_DIR, else CMake downloads the pinned sources)")
@@ -31,8 +36,8 @@ def run(args) -> int:
         if args.verbose or _SHOWN.search(line):
             print(_shorten(line), file=sys.stderr, flush=True)
 
-    fw = ensure_firmware(args.cpu, args.kernels, sources_dir=args.sources, cache_dir=args.cache_dir,
-                         progress=progress)
+    fw = ensure_firmware(args.cpu, args.kernels, rounding=args.rounding, sources_dir=args.sources,
+                         cache_dir=args.cache_dir, progress=progress)
     sections = fw.metadata.get("sections", {})
     text = sections.get(".text", 0)
     print(f"{fw.metadata['label']}: .text {text} bytes, cmsis-nn path: {fw.metadata['cmsis_nn_path']}",

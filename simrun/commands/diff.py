@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix, target_label
+from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
 from ..errors import BadInput
 from ..targets import KERNEL_VARIANTS, TARGETS
 
@@ -26,9 +27,14 @@ def register(sub) -> None:
                         f"known: {', '.join(TARGETS)})")
     p.add_argument("--kernels", default=",".join(KERNEL_VARIANTS),
                    help="kernel variants for target backends (default reference,cmsis-nn)")
+    p.add_argument("--rounding", default=DEFAULT_ROUNDING, metavar="LIST",
+                   help="requantization rounding of the target firmware, comma-separated "
+                        f"({', '.join(ROUNDING_MODES)}; default {DEFAULT_ROUNDING}); single adds "
+                        "target:<cpu>:<kernels>:single-rounding backends")
     p.add_argument("--backends", metavar="LIST",
                    help=f"comma-separated backends (default: {','.join(HOST_BACKENDS)}, plus "
-                        f"target:<cpu>:<kernels> per --cpu); 'target' expands to the --cpu variants")
+                        f"target:<cpu>:<kernels>[:single-rounding] per --cpu); 'target' expands to "
+                        f"the --cpu variants")
     p.add_argument("--policy", type=Path, help="tolerance policy TOML (default: built-in)")
     p.add_argument("--report", type=Path, default=Path("simrun-report"), metavar="DIR",
                    help="report directory (default ./simrun-report)")
@@ -42,16 +48,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def backend_labels(backends: str | None, cpus: list[str], kernels: str) -> list[str]:
+def backend_labels(backends: str | None, cpus: list[str], kernels: str,
+                   rounding: str = DEFAULT_ROUNDING) -> list[str]:
     cpu_list = [c for arg in cpus for c in arg.split(",") if c]
     kernel_list = [k for k in kernels.split(",") if k]
+    rounding_list = [r for r in rounding.split(",") if r]
+    for r in rounding_list:
+        if r not in ROUNDING_MODES:
+            raise BadInput(f"unknown rounding {r!r}; known: {', '.join(ROUNDING_MODES)}")
     for cpu in cpu_list:
         if cpu not in TARGETS:
             raise BadInput(f"unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
     for k in kernel_list:
         if k not in KERNEL_VARIANTS:
             raise BadInput(f"unknown kernel variant {k!r}; known: {', '.join(KERNEL_VARIANTS)}")
-    targets = [target_label(c, k) for c in cpu_list for k in kernel_list]
+    targets = [target_label(c, k, r) for c in cpu_list for k in kernel_list for r in rounding_list]
     if backends is None:
         labels = list(HOST_BACKENDS) + targets
     else:
@@ -88,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inputs import load_named_inputs
     from ..policy import Policy
 
-    labels = backend_labels(args.backends, args.cpus, args.kernels)
+    labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding)
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
     if args.sources is not None and not args.sources.is_dir():

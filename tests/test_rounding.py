@@ -1,0 +1,158 @@
+"""The `rounding` build option: single-rounding requantization firmware beside the default.
+
+The fast tests need no sources: labels, cache keys and the CMake command line.
+The slow one builds cortex-m55 reference firmware with single rounding (minutes
+when cold; cached after) and skips, saying why, without SIMRUN_SOURCES_DIR.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simrun import build, sources
+from simrun.backends import parse_backend, target_label
+from simrun.commands.diff import backend_labels
+from simrun.errors import BadInput
+from simrun.policy import Policy
+from simrun.targets import get_target
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- labels ---------------------------------------------------------------------
+
+def test_double_rounding_keeps_the_old_label_and_single_gets_a_suffix():
+    assert target_label("cortex-m55", "reference") == "target:cortex-m55:reference"
+    assert target_label("cortex-m55", "reference", "double") == "target:cortex-m55:reference"
+    assert target_label("cortex-m4", "cmsis-nn", "single") == "target:cortex-m4:cmsis-nn:single-rounding"
+    assert parse_backend("target:cortex-m55:reference").options == {"cpu": "cortex-m55",
+                                                                    "kernels": "reference"}
+    spec = parse_backend("target:cortex-m4:cmsis-nn:single-rounding")
+    assert spec.module == "target"
+    assert spec.options == {"cpu": "cortex-m4", "kernels": "cmsis-nn", "rounding": "single"}
+
+
+@pytest.mark.parametrize("bad", ["target:cortex-m55:reference:double-rounding",
+                                 "target:cortex-m55:reference:single",
+                                 "target:cortex-m55:reference:single-rounding:x"])
+def test_bad_rounding_suffix_is_bad_input(bad):
+    with pytest.raises(BadInput, match="single-rounding"):
+        parse_backend(bad)
+
+
+def test_diff_rounding_list_expands_the_target_matrix():
+    assert backend_labels("target", ["cortex-m55"], "reference", "double,single") == [
+        "target:cortex-m55:reference", "target:cortex-m55:reference:single-rounding"]
+    assert backend_labels(None, ["cortex-m4"], "cmsis-nn")[-1] == "target:cortex-m4:cmsis-nn"
+    assert backend_labels("tflm-host,target:cortex-m55:reference:single-rounding", [], "reference") == [
+        "tflm-host", "target:cortex-m55:reference:single-rounding"]
+    with pytest.raises(BadInput, match="unknown rounding 'triple'"):
+        backend_labels("target", ["cortex-m55"], "reference", "triple")
+
+
+def test_default_policy_keeps_bit_exactness_for_double_rounding_only():
+    from simrun.compare import LayerStats
+    layer = LayerStats(subgraph=0, op_index=0, op_name="CONV_2D", tensor_index=1, tensor_name="conv",
+                       depth=0, status="compared")
+
+    def pair_rule(a, b):
+        return Policy.load(None).tolerance(a, b, layer)
+    exact = pair_rule("tflm-host", "target:cortex-m55:reference")
+    single = pair_rule("tflm-host", "target:cortex-m55:reference:single-rounding")
+    assert exact.max_abs_delta == 0 and exact.max_mismatch_ratio == 0.0
+    assert single.max_abs_delta > 0
+
+
+# --- build keys and CMake -----------------------------------------------------------
+
+def _inputs(rounding=None, kernels="reference"):
+    extra = () if rounding is None else (rounding,)
+    return build.key_inputs(get_target("cortex-m55"), kernels, sources.identity(None), "gcc 12.2", "f0",
+                            *extra)
+
+
+def test_rounding_is_part_of_the_cache_key_and_of_the_tree_key():
+    double, single = _inputs("double"), _inputs("single")
+    assert build.cache_key(single) != build.cache_key(double)
+    # Single rounding changes every TFLM object: never the same CMake tree.
+    assert build.tree_key(single) != build.tree_key(double)
+    # Within one rounding mode the kernel variants still share their tree.
+    assert build.tree_key(_inputs("single", "cmsis-nn")) == build.tree_key(single)
+
+
+def test_default_rounding_leaves_keys_as_they_were():
+    assert _inputs() == _inputs("double") and "rounding" not in _inputs()
+    assert build.rounding_suffix("double") == "" and build.rounding_suffix("single") == "-single-rounding"
+
+
+def test_cmake_gets_the_rounding_option(tmp_path):
+    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m55"), None, tmp_path, "single")
+    assert "-DSIMRUN_ROUNDING=single" in cmd
+    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m55"), None, tmp_path)
+    assert "-DSIMRUN_ROUNDING=double" in cmd
+    # CMakeLists.txt turns the option into both upstream switches, for every object library.
+    text = (REPO / "CMakeLists.txt").read_text()
+    assert "list(APPEND SIMRUN_DEFINES TFLITE_SINGLE_ROUNDING=1 CMSIS_NN_USE_SINGLE_ROUNDING)" in text
+
+
+def test_unknown_rounding_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="unknown rounding 'half'"):
+        build.ensure_firmware("cortex-m55", "reference", rounding="half", cache_dir=tmp_path)
+
+
+def test_build_cli_refuses_unknown_rounding(capsys):
+    from simrun.cli import main as cli_main
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["build", "--cpu", "cortex-m55", "--rounding", "half"])
+    assert exc.value.code == 2 and "invalid choice: 'half'" in capsys.readouterr().err
+
+
+# --- with sources: a real single-rounding firmware -------------------------------------------
+
+def _function_bytes(elf: Path, needle: str) -> dict[str, bytes]:
+    """Code of every function whose mangled name contains `needle`."""
+    from elftools.elf.elffile import ELFFile
+    out = {}
+    with open(elf, "rb") as f:
+        ef = ELFFile(f)
+        text = ef.get_section_by_name(".text")
+        data, base = text.data(), text["sh_addr"]
+        for s in ef.get_section_by_name(".symtab").iter_symbols():
+            if needle in s.name and s["st_info"]["type"] == "STT_FUNC" and s["st_size"]:
+                start = (s["st_value"] & ~1) - base
+                out[s.name] = data[start:start + s["st_size"]]
+    return out
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_single_rounding_firmware_requantizes_differently(tflm_firmware, models_dir):
+    from conftest import random_input
+    from simrun.model import Model
+    from simrun.session import Session
+
+    double = tflm_firmware("cortex-m55", "reference")
+    single = build.ensure_firmware("cortex-m55", "reference", rounding="single")
+    assert single.metadata["rounding"] == "single" and double.metadata["rounding"] == "double"
+    assert single.metadata["label"] == "target:cortex-m55:reference:single-rounding"
+    assert single.elf != double.elf
+    # The define reached the compiler: TFLM's requantization helper is other code.
+    helpers = _function_bytes(single.elf, "MultiplyByQuantizedMultiplier")
+    assert helpers and helpers != _function_bytes(double.elf, "MultiplyByQuantizedMultiplier")
+
+    model = Model.from_file(models_dir / "person_detect.tflite")
+    x = random_input(model, seed=0)
+    caps = {}
+    for fw in (double, single):
+        with Session(fw.elf, cpu="cortex-m55", timeout=600) as s:
+            s.load_model(model)
+            caps[fw.metadata["rounding"]] = s.invoke(x, capture_layers=True)
+    assert caps["single"].backend == "target:cortex-m55:reference:single-rounding"
+    assert caps["double"].backend == "target:cortex-m55:reference"
+    differing = [rec.op_name for rec in caps["single"].ops
+                 for t, u in zip(rec.outputs, caps["double"].op(rec.subgraph, rec.index).outputs)
+                 if not np.array_equal(t.values, u.values)]
+    assert differing, "single and double rounding gave identical outputs on every layer"
