@@ -62,7 +62,9 @@ def test_default_policy_keeps_bit_exactness_for_double_rounding_only():
     exact = pair_rule("tflm-host", "target:cortex-m55:reference")
     single = pair_rule("tflm-host", "target:cortex-m55:reference:single-rounding")
     assert exact.max_abs_delta == 0 and exact.max_mismatch_ratio == 0.0
-    assert single.max_abs_delta > 0
+    # The single-rounding label gets the room tflite-optimized gets, not the bit-exact rule.
+    assert single.max_abs_delta == 3
+    assert pair_rule("target:cortex-m4:cmsis-nn", "tflm-host").max_abs_delta == 1
 
 
 # --- build keys and CMake -----------------------------------------------------------
@@ -156,3 +158,32 @@ def test_single_rounding_firmware_requantizes_differently(tflm_firmware, models_
                  for t, u in zip(rec.outputs, caps["double"].op(rec.subgraph, rec.index).outputs)
                  if not np.array_equal(t.values, u.values)]
     assert differing, "single and double rounding gave identical outputs on every layer"
+
+
+def _differing_values(a, b) -> int:
+    return sum(int(np.sum(t.values != u.values)) for rec in a.ops
+               for t, u in zip(rec.outputs, b.op(rec.subgraph, rec.index).outputs))
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_single_rounding_target_matches_tflite_optimized_where_double_does_not(tflm_firmware, tmp_path):
+    """What the option is for: on our conv/depthwise/dense model, desktop TFLite's optimized
+    (XNNPACK) int8 kernels and the double-rounding firmware differ by 1-2 steps; the
+    single-rounding firmware equals tflite-optimized on every layer (ai-edge-litert 2.3)."""
+    from conftest import random_input
+    from simrun.backends import run_backend
+    from simrun.model import Model
+    from testmodels import conv_logistic_int8
+
+    tflm_firmware("cortex-m55", "reference")  # skips, saying why, without sources
+    path = conv_logistic_int8(tmp_path)
+    x = random_input(Model.from_file(path), seed=0)
+    caps = {label: run_backend(label, path, [x], timeout=600)[0]
+            for label in ("tflite-optimized", "target:cortex-m55:reference",
+                          "target:cortex-m55:reference:single-rounding")}
+    assert caps["target:cortex-m55:reference:single-rounding"].versions["firmware.rounding"] == "single"
+    optimized = caps["tflite-optimized"]
+    assert _differing_values(caps["target:cortex-m55:reference"], optimized) > 0
+    assert _differing_values(caps["target:cortex-m55:reference:single-rounding"], optimized) == 0
