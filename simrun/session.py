@@ -444,8 +444,8 @@ class Session:
         if e == ERR_BAD_MODEL:
             hint = ""
             if self._gdb.read_u32(self.image.address("simrun_model_size")) == 0:
-                hint = (" (simrun_model_size reads 0: the firmware cleared it at boot; host-written "
-                        "variables must live in a section the startup code does not zero, e.g. .noinit)")
+                hint = (" (simrun_model_size reads 0: something cleared it after main() started; "
+                        "the host writes it at main(), so the firmware must not zero it later)")
             raise FirmwareError(f"firmware rejected the model (bad model){hint}{self._log_tail()}")
         if e == ERR_ALLOCATE:
             raise FirmwareError(f"tensor allocation failed{self._log_tail()}")
