@@ -34,7 +34,7 @@ from .errors import BadInput
 HIST_BINS = ("<=-3", "-2", "-1", "0", "+1", "+2", ">=+3")
 
 # Which side of a pair is "a" (the reference-like one): lower rank first.
-_RANKS = (("tflite-reference", 0), ("tflm-host", 1), ("tflite-optimized", 2),
+_RANKS = (("tflite-reference", 0), ("tflm-host", 1), ("tflite-optimized*", 2),
           ("target:*:reference", 3), ("target:*", 4))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simrun.backends import HOST_BACKENDS, parse_backend, run_backend, run_matrix
+from simrun.backends import HOST_BACKENDS, HOST_SPECS, parse_backend, run_backend, run_matrix
 from simrun.capture import Capture
 from simrun.errors import BackendError, BadInput
 from simrun.inputs import load_inputs
@@ -26,7 +26,7 @@ def test_labels_parse_and_typos_are_bad_input():
             parse_backend(bad)
 
 
-@pytest.mark.parametrize("label", HOST_BACKENDS)
+@pytest.mark.parametrize("label", HOST_SPECS)
 def test_host_backend_captures_every_operator_output(models_dir, label):
     path = models_dir / "micro_speech_quantized.tflite"
     model = Model.from_file(path)

@@ -82,6 +82,21 @@ def test_optimized_differs_from_reference_and_host_tflm_does_not(own_model, tmp_
         assert p["mismatch_ratio"] == 0 and p["max_abs_delta"] == 0 and p["first_divergent"] is None
 
 
+def test_the_optimized_difference_is_xnnpack_not_tflite_kernels(own_model, tmp_path):
+    """LiteRT's own optimized kernels, without the default XNNPACK delegate, agree with
+    the reference kernels on our model; with XNNPACK they do not (ai-edge-litert 2.3)."""
+    out = tmp_path / "report"
+    simrun_diff(own_model, "--input", "random:1", "--count", "2", "--report", out, "--backends",
+                "tflite-reference,tflite-optimized,tflite-optimized-nodelegate")
+    s = summary(out)
+    assert not s["backend_errors"]
+    assert s["versions"]["tflite-optimized-nodelegate"]["resolver"] == "BUILTIN_WITHOUT_DEFAULT_DELEGATES"
+    for p in pairs(s, "tflite-reference", "tflite-optimized-nodelegate"):
+        assert p["mismatch_ratio"] == 0 and p["first_divergent"] is None
+    for p in pairs(s, "tflite-reference", "tflite-optimized"):
+        assert p["mismatch_ratio"] > 0
+
+
 def test_a_failing_policy_exits_1(own_model, tmp_path):
     policy = tmp_path / "strict.toml"
     policy.write_text('[defaults]\nmax_abs_delta = 0\nmax_mismatch_ratio = 0.0\n')

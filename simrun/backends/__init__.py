@@ -5,7 +5,8 @@ because the native interpreters can refuse a model, abort or corrupt their heap;
 such a failure becomes a `BackendError` for that backend and the rest of a diff
 matrix goes on. Inputs and Captures cross the process boundary as .npz files.
 
-Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `target:<cpu>:<kernels>`,
+Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `tflite-optimized-nodelegate`,
+`target:<cpu>:<kernels>`,
 and `target:<cpu>:<kernels>:single-rounding` for firmware built with `rounding="single"`.
 """
 from __future__ import annotations
@@ -26,7 +27,16 @@ from ..errors import BackendError, BadInput
 from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
 from ..targets import KERNEL_VARIANTS, TARGETS
 
-HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")
+# label -> (module, options). `tflite-optimized-nodelegate` is LiteRT's own optimized
+# kernels without the default XNNPACK delegate: not run by default, it tells an
+# XNNPACK difference from one of TFLite's kernels.
+HOST_SPECS = {
+    "tflite-optimized": ("tflite", {"kernels": "optimized"}),
+    "tflite-reference": ("tflite", {"kernels": "reference"}),
+    "tflm-host": ("tflm_host", {}),
+    "tflite-optimized-nodelegate": ("tflite", {"kernels": "optimized-nodelegate"}),
+}
+HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")   # the default matrix
 DEFAULT_TIMEOUT = 300.0
 # A worker asked to stop gets this long to close its emulator before it is killed.
 _TERM_GRACE = 10.0
@@ -44,12 +54,9 @@ class BackendSpec:
 def parse_backend(label: str) -> BackendSpec:
     """`tflite-optimized` / `tflite-reference` / `tflm-host` / `target:<cpu>:<kernels>`
     / `target:<cpu>:<kernels>:single-rounding`."""
-    if label == "tflite-optimized":
-        return BackendSpec(label, "tflite", {"kernels": "optimized"})
-    if label == "tflite-reference":
-        return BackendSpec(label, "tflite", {"kernels": "reference"})
-    if label == "tflm-host":
-        return BackendSpec(label, "tflm_host", {})
+    if label in HOST_SPECS:
+        module, options = HOST_SPECS[label]
+        return BackendSpec(label, module, dict(options))
     if label.startswith("target:"):
         parts = label.split(":")
         if len(parts) not in (3, 4):
@@ -68,7 +75,7 @@ def parse_backend(label: str) -> BackendSpec:
             raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
                            f"known: {', '.join(KERNEL_VARIANTS)}")
         return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels, **options})
-    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_BACKENDS)}, "
+    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, "
                    f"target:<cpu>:<kernels>[:single-rounding]")
 
 

@@ -1,10 +1,11 @@
-"""Desktop TFLite: `tflite-optimized` and `tflite-reference`.
+"""Desktop TFLite: `tflite-optimized`, `tflite-reference`, `tflite-optimized-nodelegate`.
 
 Interpreted with ai-edge-litert (LiteRT); TensorFlow's own `tf.lite` is used only
 when ai-edge-litert is not installed, because importing TensorFlow costs seconds.
 "optimized" is the BUILTIN resolver, i.e. what a desktop user gets, including the
 default XNNPACK delegate (it still fills every preserved intermediate tensor);
-"reference" is BUILTIN_REF.
+"reference" is BUILTIN_REF; "optimized-nodelegate" is BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+TFLite's own optimized kernels with XNNPACK left out.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
         kernels: str = "optimized", num_threads: int = 1) -> list[Capture]:
     Interpreter, OpResolverType, versions = _interpreter_api()
     versions["resolver"] = {"optimized": "BUILTIN",
-                            "reference": "BUILTIN_REF"}[kernels]
+                            "reference": "BUILTIN_REF",
+                            "optimized-nodelegate": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}[kernels]
     model = Model.from_file(model_path)
     stage(f"creating the interpreter ({versions['resolver']})")
     try:
