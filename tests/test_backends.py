@@ -135,3 +135,32 @@ def test_target_timeout_stops_the_emulator(models_dir):
     with pytest.raises(BackendError, match=r"timed out after 3 s while (loading|invoking)"):
         run_backend("target:cortex-m55:reference", path, inputs, timeout=3,
                     firmware_elf=firmware.elf)
+
+
+@pytest.fixture(scope="module")
+def tf_models(tmp_path_factory):
+    pytest.importorskip("tensorflow", reason="building the test models needs TensorFlow")
+    return tmp_path_factory.mktemp("tf-models")
+
+
+def test_tflm_host_grows_its_arena_for_large_activations(tf_models):
+    """The wheel's default arena (10x the model) cannot preserve 32 KiB of
+    activations of a 1 KiB model; the backend sizes it from the tensors instead."""
+    from testmodels import logistic_only_int8
+
+    path = logistic_only_int8(tf_models, width=16384)
+    assert path.stat().st_size * 10 < 2 * 16384
+    x = np.zeros((1, 16384), np.int8)
+    cap = run_backend("tflm-host", path, [[x]])[0]
+    assert cap.outputs[0].shape == (1, 16384)
+
+
+def test_tflm_logistic_equals_tflite_reference_on_every_int8_code(tf_models):
+    from testmodels import logistic_only_int8
+
+    path = logistic_only_int8(tf_models, width=256)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    ref = run_backend("tflite-reference", path, [[x]])[0].outputs[0].values
+    host = run_backend("tflm-host", path, [[x]])[0].outputs[0].values
+    assert np.array_equal(ref, host)
+    assert len(np.unique(host)) > 100          # the input really spans the sigmoid

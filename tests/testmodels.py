@@ -63,3 +63,35 @@ def conv_logistic_int8(out_dir: Path, seed: int = 7) -> Path:
     tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+
+def logistic_only_int8(out_dir: Path, width: int = 1024, seed: int = 3) -> Path:
+    """A single int8 LOGISTIC over `width` values: random int8 input covers every input
+    code, so any disagreement between two LOGISTIC implementations shows."""
+    path = Path(out_dir) / f"logistic_only_int8_w{width}_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    model = tf.keras.Sequential([tf.keras.Input(shape=(width,)),
+                                 tf.keras.layers.Activation("sigmoid")])
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-8.0, 8.0, (1, width)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path

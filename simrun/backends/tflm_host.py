@@ -22,12 +22,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
     model = Model.from_file(model_path)
     versions = {"runtime": "tflite-micro", **package_versions("tflite-micro", "numpy")}
     stage("creating the interpreter")
-    try:
-        interp = runtime.Interpreter.from_bytes(
-            model.data, arena_size=arena_size,
-            intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    except (ValueError, RuntimeError) as err:
-        raise BackendError(label, f"refused the model: {first_sentence(str(err))}") from None
+    interp = _interpreter(runtime, model, label, arena_size)
 
     def read(subgraph: int, index: int):
         try:
@@ -45,3 +40,33 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
     del interp
     stage("saving captures")
     return captures
+
+
+# Preserve-all-tensors gives every tensor its own arena slot; past this the
+# wheel's failure is the model's, not the arena's.
+_MAX_ARENA = 1 << 31
+
+
+def _interpreter(runtime, model: Model, label: str, arena_size: int | None):
+    """The wheel sizes its arena as 10x the model by default, too small for a small
+    model with large activations once every tensor is preserved. Start from the
+    model's own tensor bytes and double on an allocation failure, unless the
+    caller fixed the size."""
+    size = arena_size or max(10 * len(model.data), 2 * _tensor_bytes(model) + (256 << 10))
+    while True:
+        try:
+            return runtime.Interpreter.from_bytes(
+                model.data, arena_size=size,
+                intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        except (ValueError, RuntimeError) as err:
+            message = first_sentence(str(err))
+            if arena_size or "allocate" not in message or size * 2 > _MAX_ARENA:
+                raise BackendError(label, f"refused the model: {message} "
+                                          f"(arena {size} bytes)") from None
+            size *= 2
+
+
+def _tensor_bytes(model: Model) -> int:
+    return sum(int(np.prod(t.shape, dtype=np.int64)) * t.dtype.itemsize
+               for sg in model.subgraphs for t in sg.tensors
+               if t.dtype is not None and not t.is_constant)
