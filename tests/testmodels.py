@@ -1,5 +1,7 @@
 """Small models of our own, built with TensorFlow at test time (never committed as files).
 
+`logistic_only_int8`: one int8 LOGISTIC, to compare LOGISTIC implementations alone.
+
 `conv_logistic_int8`: three Conv2D, a DepthwiseConv2D, a Dense + sigmoid
 (LOGISTIC) head, int8 full-integer quantization from a representative dataset,
 so weights are quantized per channel.
@@ -10,8 +12,11 @@ rounds once (fp32 multiplier), while the reference kernels (and TFLM's) round
 twice (gemmlowp-style fixed point): CONV_2D / DEPTHWISE_CONV_2D /
 FULLY_CONNECTED outputs differ by 1-2 steps. LiteRT's own optimized kernels
 (BUILTIN_WITHOUT_DEFAULT_DELEGATES) matched the reference exactly on this model
-(ai-edge-litert 2.3). A 64-wide sigmoid head made TFLM's LOGISTIC differ from
-LiteRT's reference LOGISTIC in 1 of 192 values, so the head stays 1 wide.
+(ai-edge-litert 2.3). A 64-wide sigmoid head made TFLM's output differ from
+LiteRT's reference in 1 of 192 values, so the head stays 1 wide. The LOGISTIC
+itself is not the cause (`logistic_only_int8`: equal on every int8 code); in a
+1024-wide Dense + sigmoid, TFLM's FULLY_CONNECTED was one step off in 1 value
+and the sigmoid's steep middle turned that into 3-4 steps.
 """
 from __future__ import annotations
 
