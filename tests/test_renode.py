@@ -38,7 +38,7 @@ def test_launch_line_uses_the_board_script(tmp_path):
     repl, resc = platform_files("cortex-m55")
     argv = renode_argv("renode", repl, resc, tmp_path / "fw.elf", 4444)
     assert argv[:4] == ["renode", "--disable-xwt", "--console", "--plain"]
-    assert f"$gdb_port=4444" in argv[-1] and f"include @{resc}" in argv[-1]
+    assert "$gdb_port=4444" in argv[-1] and f"include @{resc}" in argv[-1]
 
 
 @pytest.mark.renode

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import terminal  # noqa: F401  (report.terminal.render is part of the API)
+from . import terminal
+
+# terminal is imported for callers: report.terminal.render is part of the API.
+__all__ = ["terminal", "write_reports"]
 
 
 def write_reports(run, verdict, out_dir) -> dict[str, Path]:
