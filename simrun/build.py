@@ -221,6 +221,26 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         return publish(entry, exe, metadata)
 
 
+def read_metadata(elf: str | Path) -> dict:
+    """The metadata.json a simrun build writes beside its ELF; {} for an ELF built
+    elsewhere (e.g. the fixture) or a file that cannot be read."""
+    path = Path(elf).parent / "metadata.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def firmware_versions(metadata: dict) -> dict[str, str]:
+    """The build facts that decide what runs (compiler, flags, source pins), as Capture.versions keys."""
+    versions = {f"firmware.{key}": str(metadata[key])
+                for key in ("kernels", "rounding", "compiler", "opt_flags", "cmsis_nn_path", "cache_key")
+                if metadata.get(key) is not None}
+    for tree, pin in (metadata.get("sources") or {}).items():
+        versions[f"source.{tree}"] = str(pin)
+    return versions
+
+
 def load_entry(entry: Path) -> Firmware | None:
     elf, meta = entry / "firmware.elf", entry / "metadata.json"
     if elf.is_file() and meta.is_file():

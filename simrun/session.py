@@ -13,7 +13,6 @@ symbols and hooks of firmware/include/simrun_abi.h.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import struct
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import elf as abi
+from .build import firmware_versions, read_metadata
 from .capture import Capture, OpRecord, Quantization, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
@@ -101,14 +101,6 @@ def _cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode(errors="replace")
 
 
-def _read_metadata(elf: Path) -> dict:
-    path = elf.parent / "metadata.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
 class Session:
     def __init__(self, elf: str | Path, cpu: str, emulator: str = "qemu", timeout: float = 120.0,
                  arena_limit: int | None = None, label: str | None = None):
@@ -122,7 +114,7 @@ class Session:
             raise BadInput(f"arena_limit {arena_limit} outside 1..{self.image.arena_capacity} "
                            f"(the firmware's simrun_arena)")
         self.arena_limit = arena_limit
-        self.metadata = _read_metadata(self.elf)
+        self.metadata = read_metadata(self.elf)
         kernels = self.metadata.get("kernels")
         self.label = label or self.metadata.get("label") or f"target:{cpu}:{kernels or 'unknown'}"
         self.model: Model | None = None
@@ -328,9 +320,7 @@ class Session:
                 "arena_used": status.arena_used, "invoke_seconds": elapsed,
                 "capture_layers": capture_layers, "readback_seconds": readback_s,
                 "readback_bytes": readback_bytes}
-        versions = {f"firmware.{k}": str(self.metadata[k]) for k in ("kernels", "compiler", "opt_flags", "cache_key")
-                    if self.metadata.get(k) is not None}
-        return Capture(self.label, self.model_sha256, ops, outputs, versions, meta)
+        return Capture(self.label, self.model_sha256, ops, outputs, firmware_versions(self.metadata), meta)
 
     def _read_op_record(self) -> tuple[OpRecord, int]:
         raw = self._gdb.read_memory(self.image.address("simrun_op_event"), abi.OP_EVENT_BYTES)

@@ -7,27 +7,11 @@ the worker gets the ELF path.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from ..capture import Capture
 from ..model import Model
 from .collect import package_versions, stage
-
-
-def firmware_versions(elf: Path, emulator: str) -> dict[str, str]:
-    """The build facts that decide what runs: compiler, flags, source pins."""
-    meta_path = Path(elf).parent / "metadata.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    versions = {"emulator": emulator}       # the ELF path is in Capture.meta["elf"]
-    for key in ("kernels", "rounding", "compiler", "opt_flags", "cmsis_nn_path", "cache_key"):
-        if meta.get(key) is not None:
-            versions[f"firmware.{key}"] = str(meta[key])
-    for tree, pin in (meta.get("sources") or {}).items():
-        versions[f"source.{tree}"] = str(pin)
-    return {**versions, **package_versions("numpy")}
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
@@ -37,7 +21,6 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
     from ..session import Session     # the host backends must not need the controller
 
     model = Model.from_file(model_path)
-    versions = firmware_versions(Path(firmware_elf), emulator)
     captures = []
     with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
                  label=label) as session:
@@ -46,8 +29,8 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
         for i, sample in enumerate(inputs):
             stage(f"invoking input {i} on {emulator}")
             cap = session.invoke(list(sample), capture_layers=True)
-            cap.backend = label
-            cap.versions = {**versions, **cap.versions}
+            # The Session reports the firmware's build facts; which emulator ran it is ours to add.
+            cap.versions = {"emulator": emulator, **cap.versions, **package_versions("numpy")}
             captures.append(cap)
         stage(f"stopping {emulator}")
     return captures

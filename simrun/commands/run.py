@@ -60,17 +60,18 @@ def print_capture(cap: Capture, out=None) -> None:
 
 
 def _firmware(args) -> tuple[Path, str | None]:
+    from ..backends import target_label
+    from ..build import ensure_firmware, read_metadata
+
     if args.elf:
         if not args.elf.is_file():
             raise BadInput(f"--elf {args.elf}: no such file")
-        # A simrun-built ELF has metadata.json beside it naming its kernels; let the Session read it.
-        has_meta = (args.elf.parent / "metadata.json").is_file()
-        return args.elf, None if has_meta else f"target:{args.cpu}:{args.kernels}"
+        # A simrun-built ELF's metadata names its kernels; then the Session's label wins over --kernels.
+        return args.elf, None if read_metadata(args.elf) else target_label(args.cpu, args.kernels)
     if args.raw:
         raise BadInput("--raw models run only on a firmware given with --elf (e.g. the fixture)")
-    from ..build import ensure_firmware
     fw = ensure_firmware(args.cpu, args.kernels, progress=lambda msg: print(msg, file=sys.stderr))
-    return fw.elf, f"target:{args.cpu}:{args.kernels}"
+    return fw.elf, target_label(args.cpu, args.kernels)
 
 
 def _raw_input(spec: str, details) -> list[np.ndarray]:
