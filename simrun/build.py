@@ -31,7 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import sources
-from .errors import BadInput, SimrunError, SourcesMissing, ToolMissing
+from . import errors
+from .errors import BadInput, SimrunError, SourcesMissing
 from .targets import Target, UnknownTarget, check_variant, get_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,10 +70,7 @@ def default_cache_dir() -> Path:
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise ToolMissing(f"{name} not found: {INSTALL_HINT}")
-    return path
+    return errors.require_tool(name, INSTALL_HINT)
 
 
 @lru_cache(maxsize=None)

@@ -10,6 +10,15 @@ class ToolMissing(SimrunError):
     """An external program (qemu-system-arm, arm-none-eabi-gcc, cmake, renode) is not installed."""
 
 
+def require_tool(name: str, install_hint: str) -> str:
+    """The path of program `name` on PATH, else ToolMissing that says how to install it."""
+    import shutil
+    path = shutil.which(name)
+    if not path:
+        raise ToolMissing(f"{name} not found: {install_hint}")
+    return path
+
+
 class SourcesMissing(SimrunError):
     """TFLM / CMSIS-NN / CMSIS core sources are neither given locally nor downloadable."""
 

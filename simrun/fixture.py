@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInput, SimrunError, ToolMissing
+from .errors import BadInput, SimrunError, require_tool
 from .targets import Board, get_target
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "firmware" / "fixture"
@@ -157,9 +156,8 @@ def _cache_root() -> Path:
 
 def build_fixture(cpu: str, cache_dir: str | Path | None = None) -> Path:
     """Compile the fixture for `cpu`; cached by a hash of sources, flags and map."""
-    gcc = shutil.which("arm-none-eabi-gcc")
-    if not gcc:
-        raise ToolMissing("arm-none-eabi-gcc not found; install it (Debian: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    gcc = require_tool("arm-none-eabi-gcc", "install it (Debian: apt-get install gcc-arm-none-eabi "
+                                            "libnewlib-arm-none-eabi)")
     target = get_target(cpu)
     sources = sorted(FIXTURE_DIR.glob("*.c")) + list(SHARED_SOURCES)
     script = _linker_script(target.board)

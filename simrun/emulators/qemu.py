@@ -1,22 +1,14 @@
 """Start qemu-system-arm halted, its GDB stub on a Unix socket in a private dir."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from ..errors import ToolMissing
+from ..errors import require_tool
 from ..gdbremote import GdbRemote
 from ..targets import get_target
 from . import EmulatorProcess
 
 INSTALL_HINT = "install QEMU (Debian/Ubuntu: apt-get install qemu-system-arm)"
-
-
-def qemu_binary() -> str:
-    path = shutil.which("qemu-system-arm")
-    if not path:
-        raise ToolMissing(f"qemu-system-arm not found on PATH; {INSTALL_HINT}")
-    return path
 
 
 def qemu_argv(binary: str, machine: str, elf: Path, gdb_socket: Path) -> list[str]:
@@ -31,6 +23,6 @@ def qemu_argv(binary: str, machine: str, elf: Path, gdb_socket: Path) -> list[st
 def launch_qemu(elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
     target = get_target(cpu)
     sock = workdir / "gdb.sock"
-    argv = qemu_argv(qemu_binary(), target.qemu_machine, Path(elf), sock)
+    argv = qemu_argv(require_tool("qemu-system-arm", INSTALL_HINT), target.qemu_machine, Path(elf), sock)
     return EmulatorProcess("qemu", argv, workdir,
                            lambda deadline: GdbRemote.connect_unix(str(sock), deadline=deadline))

@@ -7,24 +7,16 @@ the shared one. Not verified against a real Renode here (not installable).
 """
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
-from ..errors import EmulatorError, ToolMissing
+from ..errors import EmulatorError, require_tool
 from ..gdbremote import GdbRemote
 from ..targets import get_target
 from . import EmulatorProcess
 
 RENODE_DIR = Path(__file__).resolve().parents[2] / "renode"
 INSTALL_HINT = "install Renode (https://renode.io, e.g. the renode .deb or portable package) and put `renode` on PATH"
-
-
-def renode_binary() -> str:
-    path = shutil.which("renode")
-    if not path:
-        raise ToolMissing(f"renode not found on PATH; {INSTALL_HINT}")
-    return path
 
 
 def platform_files(cpu: str) -> tuple[Path, Path]:
@@ -49,7 +41,7 @@ def renode_argv(binary: str, repl: Path, resc: Path, elf: Path, port: int) -> li
 
 
 def launch_renode(elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
-    binary = renode_binary()
+    binary = require_tool("renode", INSTALL_HINT)
     repl, resc = platform_files(cpu)
     port = free_loopback_port()
     # stdin stays an open pipe: Renode's console quits at end of input.
