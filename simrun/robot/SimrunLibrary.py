@@ -145,11 +145,12 @@ class SimrunLibrary:
         """
         if self._firmware is None:
             raise SimrunError("no firmware: call Build Firmware, Build Fixture Firmware or Use Firmware first")
+        from simrun.backends import target_label
         from simrun.session import Session
         self._stop_session()
         elf, cpu, kernels = self._firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
-                          label=f"target:{cpu}:{kernels}" if kernels else None)
+                          label=target_label(cpu, kernels) if kernels else None)
         self._session = session.__enter__()
         if self._model is not None:
             self._session.load_model(self._model)
