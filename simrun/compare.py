@@ -240,7 +240,7 @@ def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> 
     va, vb = ta.values, tb.values
     s.count = int(va.size)
     s.integer = va.dtype.kind in "iub"
-    if np.array_equal(va, vb) and _same_quantization(ta, tb):
+    if np.array_equal(va, vb) and ta.quantization == tb.quantization:
         # The common case between bit-exact backends: every metric is known without arithmetic.
         s.histogram = dict.fromkeys(HIST_BINS, 0) | {"0": s.count} if s.integer else None
         s.mae = s.rmse = 0.0 if s.count else None
@@ -288,11 +288,6 @@ def _dequantized(model, sg: int, t: Tensor) -> np.ndarray | None:
         return t.dequantized()
     except ValueError:  # per-channel scales that do not fit the tensor's shape
         return None
-
-
-def _same_quantization(ta: Tensor, tb: Tensor) -> bool:
-    qa, qb = ta.quantization, tb.quantization
-    return qa == qb
 
 
 def _cosine(x: np.ndarray, y: np.ndarray) -> float:
