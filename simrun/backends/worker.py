@@ -26,7 +26,7 @@ def main(job_path: str) -> int:
     out = Path(job["out"])
     from ..errors import SimrunError
     from . import load_saved_inputs
-    from .collect import stage
+    from .collect import first_sentence, stage
     stage(f"starting {job['label']}")
     try:
         module = importlib.import_module(f"simrun.backends.{job['module']}")
@@ -38,7 +38,7 @@ def main(job_path: str) -> int:
         return 1
     except Exception as err:  # noqa: BLE001 - a backend's native layer raises anything
         traceback.print_exc()
-        message = f"{type(err).__name__}: {_first_lines(str(err))}"
+        message = f"{type(err).__name__}: {first_sentence(str(err))}"
         (out / "error.json").write_text(json.dumps({"message": message}))
         return 1
     for i, cap in enumerate(captures):
@@ -46,12 +46,6 @@ def main(job_path: str) -> int:
     (out / "done.json").write_text(json.dumps({"captures": len(captures)}))
     sys.stdout.flush()
     return 0
-
-
-def _first_lines(text: str, limit: int = 400) -> str:
-    """Native errors repeat themselves per tensor; the first sentence says it."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 if __name__ == "__main__":
