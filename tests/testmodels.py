@@ -56,19 +56,7 @@ def conv_logistic_int8(out_dir: Path, seed: int = 7) -> Path:
         for _ in range(32):
             yield [rng.uniform(-1.0, 1.0, (1, *INPUT_SHAPE)).astype(np.float32)]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    data = conv.convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
-
+    return _save_int8(tf, model, representative, path)
 
 
 def logistic_only_int8(out_dir: Path, width: int = 1024, seed: int = 3) -> Path:
@@ -88,6 +76,12 @@ def logistic_only_int8(out_dir: Path, width: int = 1024, seed: int = 3) -> Path:
         for _ in range(32):
             yield [rng.uniform(-8.0, 8.0, (1, width)).astype(np.float32)]
 
+    return _save_int8(tf, model, representative, path)
+
+
+def _save_int8(tf, model, representative, path: Path) -> Path:
+    """Full-integer int8 conversion (int8 input and output), written atomically so an
+    interrupted run never leaves a half-written file that `path.exists()` takes as built."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
