@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix, target_label
-from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
+from ..build import DEFAULT_ROUNDING, ROUNDING_MODES, check_rounding
 from ..errors import BadInput
-from ..targets import KERNEL_VARIANTS, TARGETS
+from ..targets import KERNEL_VARIANTS, TARGETS, check_variant, get_target
 
 
 def register(sub) -> None:
@@ -53,15 +53,16 @@ def backend_labels(backends: str | None, cpus: list[str], kernels: str,
     cpu_list = [c for arg in cpus for c in arg.split(",") if c]
     kernel_list = [k for k in kernels.split(",") if k]
     rounding_list = [r for r in rounding.split(",") if r]
+    # The checks `simrun build` makes, so both commands word a bad option alike.
     for r in rounding_list:
-        if r not in ROUNDING_MODES:
-            raise BadInput(f"unknown rounding {r!r}; known: {', '.join(ROUNDING_MODES)}")
-    for cpu in cpu_list:
-        if cpu not in TARGETS:
-            raise BadInput(f"unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
-    for k in kernel_list:
-        if k not in KERNEL_VARIANTS:
-            raise BadInput(f"unknown kernel variant {k!r}; known: {', '.join(KERNEL_VARIANTS)}")
+        check_rounding(r)
+    try:
+        for cpu in cpu_list:
+            get_target(cpu)
+        for k in kernel_list:
+            check_variant(k)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
     targets = [target_label(c, k, r) for c in cpu_list for k in kernel_list for r in rounding_list]
     if backends is None:
         labels = list(HOST_BACKENDS) + targets
