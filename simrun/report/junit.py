@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..compare import DiffRun
+from .json_report import layer_verdict
 
 
 def build(run: DiffRun, verdict) -> ET.ElementTree:
@@ -37,15 +38,16 @@ def build(run: DiffRun, verdict) -> ET.ElementTree:
             classname = f"simrun.{input_name}.{pair.a}.vs.{pair.b}"
             for s in pair.layers + pair.outputs:
                 case = ET.SubElement(suite, "testcase", classname=classname, name=s.label)
-                if s.id in pv.failing:
+                outcome = layer_verdict(s, pv)      # the verdict summary.json and the HTML show
+                if outcome == "fail":
                     reasons = "; ".join(pv.failing[s.id])
                     detail = reasons if not s.compared else (
                         f"{reasons}\nmismatched {s.mismatched}/{s.count}, max |Δ| {s.max_abs_delta:g}, "
                         f"histogram {s.histogram}")
                     ET.SubElement(case, "failure", message=reasons, type="OutOfTolerance").text = detail
-                elif not pv.judged:
+                elif outcome == "unjudged":
                     ET.SubElement(case, "skipped", message="pair not judged by the policy")
-                elif s.status in ("only_a", "only_b"):
+                elif outcome == "not compared":
                     side = pair.a if s.status == "only_a" else pair.b
                     ET.SubElement(case, "skipped", message=f"captured by {side} only")
     for suite in root.iter("testsuite"):
