@@ -88,16 +88,26 @@ class LayerStats:
         return self.status == "compared"
 
     @property
+    def layout_differs(self) -> bool:
+        """Shape or dtype differ, so no value metrics exist."""
+        return self.status in ("shape_mismatch", "dtype_mismatch")
+
+    @property
+    def one_sided(self) -> bool:
+        """Captured by one side of the pair only: reported, never judged."""
+        return self.status in ("only_a", "only_b")
+
+    @property
     def mismatch_ratio(self) -> float:
         return self.mismatched / self.count if self.count else 0.0
 
     @property
     def diverges(self) -> bool:
         """Any difference at all: a mismatched value, shape or dtype."""
-        return self.status in ("shape_mismatch", "dtype_mismatch") or self.mismatched > 0
+        return self.layout_differs or self.mismatched > 0
 
     def severity(self) -> tuple:
-        return (self.status in ("shape_mismatch", "dtype_mismatch"), self.mismatched > 0,
+        return (self.layout_differs, self.mismatched > 0,
                 self.max_abs_delta, self.mismatch_ratio)
 
 
@@ -119,7 +129,7 @@ class PairResult:
 
     @property
     def worst(self) -> LayerStats | None:
-        candidates = [s for s in self.layers if s.status not in ("only_a", "only_b")]
+        candidates = [s for s in self.layers if not s.one_sided]
         if not candidates:
             return None
         worst = max(candidates, key=LayerStats.severity)

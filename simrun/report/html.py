@@ -126,7 +126,7 @@ def _layer_table(layers: list[LayerStats], pair, pv) -> str:
             classes.append("first-divergent")
         if s.id in pv.failing:
             classes.append("failing")
-        if s.status in ("only_a", "only_b"):
+        if s.one_sided:
             classes.append("one-side")
         shape = s.shape_a if s.shape_a is not None else s.shape_b
         if s.status == "shape_mismatch":

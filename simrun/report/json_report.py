@@ -89,7 +89,7 @@ def layer_verdict(s: LayerStats, pv) -> str:
         return "fail"
     if not pv.judged:
         return "unjudged"
-    return "pass" if s.status not in ("only_a", "only_b") else "not compared"
+    return "not compared" if s.one_sided else "pass"
 
 
 def layer_dict(s: LayerStats | None, pv) -> dict | None:

@@ -514,10 +514,8 @@ class SimrunLibrary:
         if not layers:
             raise SimrunError(f"{pair.name}: no layer matches {layer!r}")
         # A layer whose shape or dtype differs has no ratio; it cannot pass.
-        bad = [f"{s.label} ({s.status})" if s.status in ("shape_mismatch", "dtype_mismatch")
-               else f"{s.label} mismatch {s.mismatch_ratio:.4f}"
-               for s in layers if s.status in ("shape_mismatch", "dtype_mismatch")
-               or not s.mismatch_ratio < max_ratio]
+        bad = [f"{s.label} ({s.status})" if s.layout_differs else f"{s.label} mismatch {s.mismatch_ratio:.4f}"
+               for s in layers if s.layout_differs or not s.mismatch_ratio < max_ratio]
         if bad:
             raise AssertionError(f"{pair.name}: mismatch ratio not below {max_ratio} in "
                                  f"{len(bad)} layer(s): " + "; ".join(bad))
