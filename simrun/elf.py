@@ -15,9 +15,10 @@ from .errors import AbiMismatch, BadInput
 # Struct sizes from simrun_abi.h; they pin the layout the session decodes.
 TENSOR_BYTES = 52
 STATUS_BYTES = 9 * 4 + 32
-OP_EVENT_BYTES = 4 * 4 + 32 + 4 + 8 * TENSOR_BYTES
+MAX_IO = 16                 # SIMRUN_MAX_IO
+MAX_OP_OUTPUTS = 8          # SIMRUN_MAX_OP_OUTPUTS
+OP_EVENT_BYTES = 4 * 4 + 32 + 4 + MAX_OP_OUTPUTS * TENSOR_BYTES
 FAULT_BYTES = 12 * 4
-MAX_IO = 16
 
 REQUIRED = {
     # name: minimum size in bytes (0: any, e.g. functions)

@@ -325,7 +325,7 @@ class Session:
     def _read_op_record(self) -> tuple[OpRecord, int]:
         raw = self._gdb.read_memory(self.image.address("simrun_op_event"), abi.OP_EVENT_BYTES)
         _, sg, index, _, name, count = _EVENT_HEAD.unpack_from(raw)
-        count = min(count, 8)
+        count = min(count, abi.MAX_OP_OUTPUTS)   # a corrupt count must not read past the event
         tensors, nbytes = [], 0
         for k in range(count):
             desc = TargetTensor.unpack(raw[_EVENT_HEAD.size + k * _TENSOR.size:][:_TENSOR.size])
