@@ -64,6 +64,5 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
                            read=read, versions=versions)
     stage("releasing the interpreter")
     del interp
-    stage("saving captures")
     return captures
 

@@ -41,6 +41,7 @@ def main(job_path: str) -> int:
         message = f"{type(err).__name__}: {first_sentence(str(err))}"
         (out / "error.json").write_text(json.dumps({"message": message}))
         return 1
+    stage("saving captures")
     for i, cap in enumerate(captures):
         cap.save(out / f"capture{i}.npz")
     (out / "done.json").write_text(json.dumps({"captures": len(captures)}))
