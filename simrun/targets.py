@@ -75,6 +75,8 @@ TARGETS: dict[str, Target] = {t.cpu: t for t in (
 )}
 
 KERNEL_VARIANTS = ("reference", "cmsis-nn")
+# Every board row names a machine for each (qemu_machine, renode_platform).
+EMULATORS = ("qemu", "renode")
 
 
 class UnknownTarget(ValueError):

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix, target_label
 from ..build import DEFAULT_ROUNDING, ROUNDING_MODES, check_rounding
 from ..errors import BadInput
-from ..targets import KERNEL_VARIANTS, TARGETS, check_variant, get_target
+from ..targets import EMULATORS, KERNEL_VARIANTS, TARGETS, check_variant, get_target
 
 
 def register(sub) -> None:
@@ -41,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--sources", type=Path, metavar="DIR",
                    help="local TFLM/CMSIS source trees for target builds (else SIMRUN_SOURCES_DIR "
                         "or pinned downloads)")
-    p.add_argument("--emulator", default="qemu", choices=("qemu", "renode"),
+    p.add_argument("--emulator", default="qemu", choices=EMULATORS,
                    help="emulator for target backends (default qemu)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..capture import Capture, Tensor
 from ..errors import BadInput
-from ..targets import KERNEL_VARIANTS, TARGETS
+from ..targets import EMULATORS, KERNEL_VARIANTS, TARGETS
 
 
 def register(sub) -> None:
@@ -31,7 +31,7 @@ def register(sub) -> None:
                    help="wall-clock budget per emulator wait (default 300)")
     p.add_argument("--elf", type=Path, metavar="PATH",
                    help="use this firmware ELF instead of building one")
-    p.add_argument("--emulator", default="qemu", choices=("qemu", "renode"))
+    p.add_argument("--emulator", default="qemu", choices=EMULATORS)
     p.add_argument("--arena-limit", type=int, metavar="BYTES",
                    help="let the firmware use only this much of its arena")
     p.add_argument("--raw", action="store_true",

@@ -19,8 +19,8 @@ from typing import Callable
 
 from ..errors import EmulatorError
 from ..gdbremote import GdbRemote
+from ..targets import EMULATORS
 
-EMULATORS = ("qemu", "renode")
 PR_SET_PDEATHSIG = 1
 
 _live: set["EmulatorProcess"] = set()
