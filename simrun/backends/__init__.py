@@ -17,15 +17,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..capture import Capture
-from ..errors import BackendError, BadInput
-from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
+from ..build import DEFAULT_ROUNDING, ROUNDING_MODES, ensure_firmware
+from ..errors import BackendError, BadInput, SimrunError
 from ..targets import KERNEL_VARIANTS, TARGETS
+from .collect import STAGE_MARK, package_versions
 
 # label -> (module, options). `tflite-optimized-nodelegate` is LiteRT's own optimized
 # kernels without the default XNNPACK delegate: not run by default, it tells an
@@ -137,9 +139,7 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
 def _firmware(spec: BackendSpec, build_opts: dict, progress):
     """Build or fetch from the cache in this process: a build is not crash-prone and
     its minutes must not count against the backend timeout."""
-    from ..errors import SimrunError
     try:
-        from ..build import ensure_firmware
         return ensure_firmware(spec.options["cpu"], spec.options["kernels"],
                                rounding=spec.options.get("rounding", DEFAULT_ROUNDING),
                                progress=progress, **build_opts)
@@ -195,13 +195,11 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 def _stages(stderr: str) -> list[str]:
-    from .collect import STAGE_MARK
     return [ln[len(STAGE_MARK):] for ln in stderr.splitlines() if ln.startswith(STAGE_MARK)]
 
 
 def _describe_exit(returncode: int, stderr: str) -> str:
     """"aborted by SIGABRT while releasing the interpreter: double free or corruption (out)"."""
-    from .collect import STAGE_MARK
     stages = _stages(stderr)
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()
              and not ln.startswith(STAGE_MARK) and "warn" not in ln.lower()
@@ -232,7 +230,6 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
                timeout: float = DEFAULT_TIMEOUT, progress=None, **target_options) -> MatrixResult:
     """Run every backend in turn; one failing never stops the others.
     `progress(label, event, seconds, message)` with event started | progress | finished | failed."""
-    import time
     result = MatrixResult({}, {}, {}, {})
     for label in labels:
         spec = parse_backend(label)
@@ -261,7 +258,6 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
 def installed_versions(label: str) -> dict[str, str]:
     """What a backend would have run with, for reporting a backend that failed
     (a version mismatch is a classic cause). Reads package metadata only."""
-    from .collect import package_versions
     module = parse_backend(label).module
     if module == "tflite":
         found = package_versions("ai-edge-litert", "numpy")
