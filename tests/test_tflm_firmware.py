@@ -14,6 +14,7 @@ import pytest
 
 from conftest import random_input
 from simrun.model import Model
+from simrun.targets import TARGETS
 
 pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
 
@@ -39,6 +40,18 @@ def host_outputs(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("model_name", MODELS)
 def test_final_outputs_match_host_tflm(tflm_firmware, models_dir, cpu, kernels, model_name):
+    check_final_outputs(tflm_firmware, models_dir, cpu, kernels, model_name)
+
+
+# The other CPUs of the targets table, on the model that exercises the most kernels:
+# every row of the table builds in both variants and runs on its board.
+@pytest.mark.parametrize("kernels", VARIANTS)
+@pytest.mark.parametrize("cpu", [c for c in TARGETS if c not in CPUS])
+def test_every_other_target_runs_person_detect(tflm_firmware, models_dir, cpu, kernels):
+    check_final_outputs(tflm_firmware, models_dir, cpu, kernels, "person_detect.tflite")
+
+
+def check_final_outputs(tflm_firmware, models_dir, cpu, kernels, model_name):
     from simrun.session import Session
 
     model = Model.from_file(models_dir / model_name)
