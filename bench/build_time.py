@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simrun.build import ensure_firmware  # noqa: E402
+from simrun.target.build import ensure_firmware  # noqa: E402
 from simrun.errors import SimrunError  # noqa: E402
-from simrun.targets import KERNEL_VARIANTS  # noqa: E402
+from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
 
 
 def timed(cpu: str, kernels: str, sources: str | None, cache: Path) -> tuple[float, int]:

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
-from simrun.compare import DiffRun, compare
-from simrun.policy import Policy
+from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.policy import Policy
 from simrun.report import terminal, write_reports
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simrun.backends import HOST_BACKENDS, target_label  # noqa: E402
+from simrun.backends import HOST_BACKENDS  # noqa: E402
+from simrun.target.targets import target_label  # noqa: E402
 from simrun.commands.diff import diff_run, judge_and_report  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402
@@ -33,11 +34,11 @@ def main() -> int:
     p.add_argument("--sources", type=Path, help="TFLM source trees (default: SIMRUN_SOURCES_DIR)")
     args = p.parse_args()
 
-    from simrun.sources import local_sources
+    from simrun.target.sources import local_sources
     sources = args.sources or local_sources()
     labels = list(HOST_BACKENDS)
     if sources:
-        from simrun.build import ensure_firmware
+        from simrun.target.build import ensure_firmware
         for kernels in ("reference", "cmsis-nn"):
             t0 = time.perf_counter()
             fw = ensure_firmware(args.cpu, kernels, sources_dir=sources)

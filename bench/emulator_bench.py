@@ -26,15 +26,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simrun.errors import SimrunError  # noqa: E402
-from simrun.targets import KERNEL_VARIANTS  # noqa: E402
+from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
 
 DEFAULT_MODEL = REPO.parent / "shared" / "models" / "person_detect.tflite"
 
 
 def readback_throughput(cpu: str, megabytes: int = 4) -> float:
-    from simrun.elf import FirmwareImage
-    from simrun.emulators import launch
-    from simrun.fixture import build_fixture
+    from simrun.target.elf import FirmwareImage
+    from simrun.target.emulators import launch
+    from simrun.target.fixture import build_fixture
 
     elf = build_fixture(cpu)
     image = FirmwareImage(elf)
@@ -68,8 +68,8 @@ def host_tflm_seconds(model_data: bytes, inputs: list[np.ndarray], repeat: int) 
 
 
 def target_figures(cpu: str, kernels: str, model, inputs, repeat: int) -> dict:
-    from simrun.build import ensure_firmware
-    from simrun.session import Session
+    from simrun.target.build import ensure_firmware
+    from simrun.target.session import Session
 
     fw = ensure_firmware(cpu, kernels, progress=lambda m: print(f"  [{kernels}] {m}", file=sys.stderr))
     with Session(fw.elf, cpu=cpu, timeout=900) as s:
@@ -99,7 +99,7 @@ def main() -> int:
           f"{readback_throughput(args.cpu):.2f} MB/s")
 
     from simrun.model import Model
-    from simrun.sources import local_sources
+    from simrun.target.sources import local_sources
     if not args.model.is_file():
         print(f"skipped TFLM figures: model {args.model} not found")
         return 0

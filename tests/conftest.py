@@ -72,11 +72,11 @@ def arm_gcc() -> str:
 @pytest.fixture(scope="session")
 def tflm_firmware(qemu, arm_gcc):
     """`get(cpu, kernels) -> Firmware`, built (or taken from the cache) once per session."""
-    from simrun.sources import HOW_TO_PROVIDE, local_sources
+    from simrun.target.sources import HOW_TO_PROVIDE, local_sources
 
     if local_sources() is None:
         pytest.skip(f"TFLM sources not available: {HOW_TO_PROVIDE}")
-    from simrun.build import ensure_firmware
+    from simrun.target.build import ensure_firmware
 
     built = {}
 

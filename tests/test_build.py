@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from simrun import build, sources
+from simrun.target import build, sources
 from simrun.cli import main as cli_main
 from simrun.errors import BadInput, SourcesMissing, ToolMissing
-from simrun.targets import KERNEL_VARIANTS, TARGETS, get_target
+from simrun.target.targets import KERNEL_VARIANTS, TARGETS, get_target
 
 REPO = Path(__file__).resolve().parents[1]
 FIRMWARE_CPUS = ("cortex-m55", "cortex-m4")  # the CPUs CI builds; others verified by hand

@@ -1,11 +1,11 @@
-"""Alignment and metrics of simrun.compare on hand-built Captures."""
+"""Alignment and metrics of simrun.analysis.compare on hand-built Captures."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
-from simrun.compare import HIST_BINS, compare, default_pairs
+from simrun.analysis.compare import HIST_BINS, compare, default_pairs
 from simrun.errors import BadInput
 from simrun.model import Model
 

@@ -1,12 +1,12 @@
-"""simrun.policy: tolerance files, overrides and the verdict they give."""
+"""simrun.analysis.policy: tolerance files, overrides and the verdict they give."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from simrun.compare import DiffRun, compare
+from simrun.analysis.compare import DiffRun, compare
 from simrun.errors import BadInput
-from simrun.policy import Policy
+from simrun.analysis.policy import Policy
 
 from synthetic_captures import FakeModel, base_layers, make_capture, off_by
 

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from simrun.emulators.renode import RENODE_DIR, platform_files, renode_argv
-from simrun.targets import BOARDS, TARGETS
+from simrun.target.emulators.renode import RENODE_DIR, platform_files, renode_argv
+from simrun.target.targets import BOARDS, TARGETS
 
 
 def regions(repl_text: str) -> dict[str, tuple[int, int]]:
@@ -45,8 +45,8 @@ def test_launch_line_uses_the_board_script(tmp_path):
 def test_fixture_on_renode(arm_gcc):
     if not shutil.which("renode"):
         pytest.skip("renode not on PATH (Renode is not installable here; this runs where it is)")
-    from simrun import fixture
-    from simrun.session import Session
+    from simrun.target import fixture
+    from simrun.target.session import Session
 
     model = fixture.demo_model()
     x = np.arange(-32, 32, dtype=np.int8).reshape(1, 64)

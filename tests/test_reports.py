@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from simrun.compare import DiffRun
-from simrun.policy import Policy
+from simrun.analysis.compare import DiffRun
+from simrun.analysis.policy import Policy
 from simrun.report import terminal, write_reports
 
 from synthetic_captures import FakeModel, sample_run

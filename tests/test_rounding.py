@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun import build, sources
-from simrun.backends import parse_backend, target_label
+from simrun.target import build, sources
+from simrun.backends import parse_backend
+from simrun.target.targets import target_label
 from simrun.commands.diff import backend_labels
 from simrun.errors import BadInput
-from simrun.policy import Policy
-from simrun.targets import get_target
+from simrun.analysis.policy import Policy
+from simrun.target.targets import get_target
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_diff_rounding_list_expands_the_target_matrix():
 
 
 def test_default_policy_keeps_bit_exactness_for_double_rounding_only():
-    from simrun.compare import LayerStats
+    from simrun.analysis.compare import LayerStats
     layer = LayerStats(subgraph=0, op_index=0, op_name="CONV_2D", tensor_index=1, tensor_name="conv",
                        depth=0, status="compared")
 
@@ -134,7 +135,7 @@ def _function_bytes(elf: Path, needle: str) -> dict[str, bytes]:
 def test_single_rounding_firmware_requantizes_differently(tflm_firmware, models_dir):
     from conftest import random_input
     from simrun.model import Model
-    from simrun.session import Session
+    from simrun.target.session import Session
 
     double = tflm_firmware("cortex-m55", "reference")
     single = build.ensure_firmware("cortex-m55", "reference", rounding="single")

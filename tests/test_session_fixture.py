@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from simrun import fixture
+from simrun.target import fixture
 from simrun.errors import (ArenaTooSmall, BadInput, EmulatorTimeout, ModelTooLarge, SimrunError,
                            TargetFault, UnsupportedOperator)
-from simrun.session import Session
+from simrun.target.session import Session
 
 pytestmark = pytest.mark.qemu
 ALL_CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
@@ -94,7 +94,7 @@ def test_bad_inputs_are_refused_and_session_survives(elfs):
 
 @pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m55", "cortex-m0plus"])
 def test_fault_reports_registers_and_operator(elfs, cpu):
-    from simrun.elf import FirmwareImage
+    from simrun.target.elf import FirmwareImage
     model = fixture.demo_model(extra=[fixture.Layer(fixture.KIND_FAULT)])
     flash = FirmwareImage(elfs[cpu])
     code = [seg for seg in flash.segments if seg.filesz][0]
@@ -146,7 +146,7 @@ def test_arena_too_small_says_how_many_bytes(elfs):
 
 
 def test_refusals_before_launch(elfs, models_dir, monkeypatch):
-    import simrun.session as session_mod
+    import simrun.target.session as session_mod
 
     def no_launch(*a, **k):
         raise AssertionError("emulator launched for a model that should be refused")
@@ -201,8 +201,8 @@ def test_emulator_dies_with_the_python_process(elfs, ending):
     exit_call = "sys.exit(0)" if ending == "atexit" else "os._exit(0)"   # os._exit skips atexit: PDEATHSIG
     code = f"""
 import os, sys
-from simrun import fixture
-from simrun.session import Session
+from simrun.target import fixture
+from simrun.target.session import Session
 s = Session({str(elfs['cortex-m4'])!r}, cpu="cortex-m4", timeout=20)
 s.load_model(fixture.demo_model().to_bytes(), raw=True)
 print(s.emulator_pid, flush=True)

@@ -24,19 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from ..capture import Capture
-from ..build import DEFAULT_ROUNDING, ROUNDING_MODES, ensure_firmware
+from ..target.build import ensure_firmware
 from ..errors import BackendError, BadInput, SimrunError
-from ..targets import KERNEL_VARIANTS, TARGETS
+from ..target.targets import DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS
 from .collect import STAGE_MARK, package_versions
 
 # label -> (module, options). `tflite-optimized-nodelegate` is LiteRT's own optimized
 # kernels without the default XNNPACK delegate: not run by default, it tells an
 # XNNPACK difference from one of TFLite's kernels.
 HOST_SPECS = {
-    "tflite-optimized": ("tflite", {"kernels": "optimized"}),
-    "tflite-reference": ("tflite", {"kernels": "reference"}),
-    "tflm-host": ("tflm_host", {}),
-    "tflite-optimized-nodelegate": ("tflite", {"kernels": "optimized-nodelegate"}),
+    "tflite-optimized": ("host_tflite", {"kernels": "optimized"}),
+    "tflite-reference": ("host_tflite", {"kernels": "reference"}),
+    "tflm-host": ("host_tflm", {}),
+    "tflite-optimized-nodelegate": ("host_tflite", {"kernels": "optimized-nodelegate"}),
 }
 HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")   # the default matrix
 DEFAULT_TIMEOUT = 300.0
@@ -80,11 +80,6 @@ def parse_backend(label: str) -> BackendSpec:
     raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, "
                    f"target:<cpu>:<kernels>[:single-rounding]")
 
-
-def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING) -> str:
-    # The default keeps its old label, so existing policies and reports still match.
-    suffix = "" if rounding == DEFAULT_ROUNDING else f":{rounding}-rounding"
-    return f"target:{cpu}:{kernels}{suffix}"
 
 
 # --- the parent side ----------------------------------------------------------
@@ -259,9 +254,9 @@ def installed_versions(label: str) -> dict[str, str]:
     """What a backend would have run with, for reporting a backend that failed
     (a version mismatch is a classic cause). Reads package metadata only."""
     module = parse_backend(label).module
-    if module == "tflite":
+    if module == "host_tflite":
         found = package_versions("ai-edge-litert", "numpy")
         return found if "ai-edge-litert" in found else package_versions("tensorflow", "numpy")
-    if module == "tflm_host":
+    if module == "host_tflm":
         return package_versions("tflite-micro", "numpy")
     return package_versions("numpy")

@@ -18,7 +18,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
         kernels: str, firmware_elf: str, emulator: str = "qemu",
         session_timeout: float = 600.0, rounding: str = "double") -> list[Capture]:
     # `rounding` only chose the firmware (the parent built it); its metadata records it.
-    from ..session import Session     # the host backends must not need the controller
+    from ..target.session import Session     # the host backends must not need the controller
 
     model = Model.from_file(model_path)
     captures = []

@@ -4,8 +4,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ..build import DEFAULT_ROUNDING, ROUNDING_MODES
-from ..targets import KERNEL_VARIANTS, TARGETS
+from ..target.targets import DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS
 
 # Lines worth showing from CMake/make: progress counters and diagnostics.
 _SHOWN = re.compile(r"^\[\s*\d+%\]|error|warning:|^configuring|^cached|^waiting|^CMake Error", re.I)
@@ -30,7 +29,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..build import ensure_firmware  # keeps `simrun --help` fast
+    from ..target.build import ensure_firmware  # keeps `simrun --help` fast
 
     def progress(line: str) -> None:
         if args.verbose or _SHOWN.search(line):

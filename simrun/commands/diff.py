@@ -5,10 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix, target_label
-from ..build import DEFAULT_ROUNDING, ROUNDING_MODES, check_rounding
+from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix
+from ..target.build import check_rounding
 from ..errors import BadInput
-from ..targets import EMULATORS, KERNEL_VARIANTS, TARGETS, check_variant, get_target
+from ..target.targets import (DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
+                              check_variant, get_target, target_label)
 
 
 def register(sub) -> None:
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy modules load after argument checks so usage errors stay instant.
     from ..model import Model
     from ..inputs import load_named_inputs
-    from ..policy import Policy
+    from ..analysis.policy import Policy
 
     labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding)
     if args.timeout <= 0:
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 def diff_run(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, progress=None,
              **target_options):
     """Run the matrix and compare: a DiffRun (also what the Robot library and bench use)."""
-    from ..compare import DiffRun, compare
+    from ..analysis.compare import DiffRun, compare
 
     matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
                         **target_options)

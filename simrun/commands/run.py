@@ -9,7 +9,7 @@ import numpy as np
 
 from ..capture import Capture, Tensor
 from ..errors import BadInput
-from ..targets import EMULATORS, KERNEL_VARIANTS, TARGETS
+from ..target.targets import EMULATORS, KERNEL_VARIANTS, TARGETS, target_label
 
 
 def register(sub) -> None:
@@ -60,8 +60,7 @@ def print_capture(cap: Capture, out=None) -> None:
 
 
 def _firmware(args) -> tuple[Path, str | None]:
-    from ..backends import target_label
-    from ..build import ensure_firmware, read_metadata
+    from ..target.build import ensure_firmware, read_metadata
 
     if args.elf:
         if not args.elf.is_file():
@@ -88,7 +87,7 @@ def _raw_input(spec: str, details) -> list[np.ndarray]:
 
 def run(args) -> int:
     from ..model import Model
-    from ..session import Session
+    from ..target.session import Session
 
     if args.raw:
         model, samples = None, None

@@ -10,7 +10,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from ..compare import DiffRun, LayerStats
+from ..analysis.compare import DiffRun, LayerStats
 from .json_report import layer_verdict
 from .plots import pair_figure_png
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..compare import DiffRun, LayerStats, finite_or_none
+from ..analysis.compare import DiffRun, LayerStats, finite_or_none
 
 
 def summary(run: DiffRun, verdict) -> dict:

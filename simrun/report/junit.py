@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..compare import DiffRun
+from ..analysis.compare import DiffRun
 from .json_report import layer_verdict
 
 

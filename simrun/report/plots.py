@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 
-from ..compare import HIST_BINS, PairResult
+from ..analysis.compare import HIST_BINS, PairResult
 
 
 def pair_figure_png(pair: PairResult, title: str) -> bytes:

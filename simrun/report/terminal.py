@@ -2,7 +2,7 @@
 backend errors, versions and the verdict."""
 from __future__ import annotations
 
-from ..compare import DiffRun
+from ..analysis.compare import DiffRun
 
 _HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|", "verdict")
 

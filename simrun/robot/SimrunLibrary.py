@@ -63,12 +63,12 @@ class SimrunLibrary:
         self._firmware = None         # (elf Path, cpu, kernels label or None)
         self._session = None
         self._model: Model | None = None
-        self._fixture_model = None    # simrun.fixture.FixtureModel, when one is loaded
+        self._fixture_model = None    # simrun.target.fixture.FixtureModel, when one is loaded
         self._inputs: list[np.ndarray] | None = None
         self._captures: dict[str, Capture] = {}
         self._last_label: str | None = None
         self._backend_errors: dict[str, str] = {}
-        self._run = None              # simrun.compare.DiffRun of the last comparison
+        self._run = None              # simrun.analysis.compare.DiffRun of the last comparison
 
     # --- listener: the library itself stops what it started -----------------
     def _end_suite(self, data, result):
@@ -89,7 +89,7 @@ class SimrunLibrary:
         Example:
         | ${elf} =    Build Firmware    cortex-m55    cmsis-nn
         """
-        from simrun.build import ensure_firmware
+        from simrun.target.build import ensure_firmware
         fw = ensure_firmware(cpu, kernels, progress=logger.info)
         self._firmware = (Path(fw.elf), cpu, kernels)
         logger.info(f"firmware {cpu}/{kernels}: {fw.elf}")
@@ -105,7 +105,7 @@ class SimrunLibrary:
         Example:
         | Build Fixture Firmware    cortex-m3
         """
-        from simrun import fixture
+        from simrun.target import fixture
         elf = fixture.build_fixture(cpu)
         self._firmware = (Path(elf), cpu, "fixture")
         return str(elf)
@@ -145,8 +145,8 @@ class SimrunLibrary:
         """
         if self._firmware is None:
             raise SimrunError("no firmware: call Build Firmware, Build Fixture Firmware or Use Firmware first")
-        from simrun.backends import target_label
-        from simrun.session import Session
+        from simrun.target.targets import target_label
+        from simrun.target.session import Session
         self._stop_session()
         elf, cpu, kernels = self._firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
@@ -201,7 +201,7 @@ class SimrunLibrary:
         Example:
         | Load Fixture Model    extra_layer=fault
         """
-        from simrun import fixture
+        from simrun.target import fixture
         extra = {"none": [], "fault": [fixture.Layer(fixture.KIND_FAULT)],
                  "hang": [fixture.Layer(fixture.KIND_HANG)]}
         if extra_layer not in extra:
@@ -219,7 +219,7 @@ class SimrunLibrary:
         Example:
         | @{expected} =    Fixture Reference Outputs
         """
-        from simrun import fixture
+        from simrun.target import fixture
         if self._fixture_model is None:
             raise SimrunError("no fixture model: call Load Fixture Model first")
         return fixture.reference(self._fixture_model, self._require_inputs()[0])
@@ -486,7 +486,7 @@ class SimrunLibrary:
         self._compare(labels or tuple(self._captures))
 
     def _compare(self, labels) -> None:
-        from simrun.compare import DiffRun, compare
+        from simrun.analysis.compare import DiffRun, compare
         caps = {label: self._capture(label) for label in labels}
         if len(caps) < 2 and not self._backend_errors:
             raise SimrunError(f"need at least two captures to compare, have: {', '.join(caps) or '(none)'}")
@@ -586,7 +586,7 @@ class SimrunLibrary:
         Example:
         | [Setup]    Skip Unless TFLM Sources
         """
-        from simrun import sources
+        from simrun.target import sources
         if sources.local_sources() is None:
             given = os.environ.get(sources.ENV_VAR)
             missing = f" ({given} lacks {', '.join(sources.missing_trees(Path(given)))})" if given else ""
@@ -618,7 +618,7 @@ class SimrunLibrary:
         return pairs[0]
 
     def _verdict(self, policy: str | None):
-        from simrun.policy import Policy
+        from simrun.analysis.policy import Policy
         return Policy.load(policy).evaluate(self._require_run())
 
 

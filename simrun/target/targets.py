@@ -75,6 +75,12 @@ TARGETS: dict[str, Target] = {t.cpu: t for t in (
 )}
 
 KERNEL_VARIANTS = ("reference", "cmsis-nn")
+# Requantization rounding (tflite-micro issues 2629, 3130, 3252): "double" is
+# what TFLM's and TFLite's reference kernels do, "single" what TFLite's
+# optimized kernels do. CMakeLists.txt maps "single" to TFLITE_SINGLE_ROUNDING=1
+# (TFLM) and CMSIS_NN_USE_SINGLE_ROUNDING (CMSIS-NN).
+ROUNDING_MODES = ("double", "single")
+DEFAULT_ROUNDING = "double"
 # Every board row names a machine for each (qemu_machine, renode_platform).
 EMULATORS = ("qemu", "renode")
 
@@ -96,3 +102,10 @@ def check_variant(kernels: str) -> str:
         raise ValueError(
             f"unknown kernel variant {kernels!r}; known: {', '.join(KERNEL_VARIANTS)}")
     return kernels
+
+
+def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING) -> str:
+    """The backend label of a firmware: `target:<cpu>:<kernels>[:single-rounding]`."""
+    # The default keeps its old label, so existing policies and reports still match.
+    suffix = "" if rounding == DEFAULT_ROUNDING else f":{rounding}-rounding"
+    return f"target:{cpu}:{kernels}{suffix}"

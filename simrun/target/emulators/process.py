@@ -1,11 +1,6 @@
-"""Emulator launchers: start an emulator halted with a GDB stub, and stop it.
-
-A launcher only knows how to start its emulator; everything after the GDB
-connection is the shared controller in simrun.session. Every process started
-here runs in its own process group, gets SIGKILL when the Python thread that
-started it dies (PR_SET_PDEATHSIG), is killed at interpreter exit (atexit) and
-by EmulatorProcess.stop(), which is idempotent.
-"""
+"""A started emulator process: its own process group, killed with its parent
+(PR_SET_PDEATHSIG), at interpreter exit (atexit) and by EmulatorProcess.stop(),
+which is idempotent."""
 from __future__ import annotations
 
 import atexit
@@ -17,9 +12,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EmulatorError
+from ...errors import EmulatorError
 from ..gdbremote import GdbRemote
-from ..targets import EMULATORS
 
 PR_SET_PDEATHSIG = 1
 
@@ -107,14 +101,3 @@ class EmulatorProcess:
 def _stop_all() -> None:
     for emu in list(_live):
         emu.stop()
-
-
-def launch(emulator: str, elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
-    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded."""
-    if emulator == "qemu":
-        from .qemu import launch_qemu
-        return launch_qemu(elf, cpu, workdir)
-    if emulator == "renode":
-        from .renode import launch_renode
-        return launch_renode(elf, cpu, workdir)
-    raise EmulatorError(f"unknown emulator {emulator!r}; known: {', '.join(EMULATORS)}")

@@ -24,13 +24,13 @@ import numpy as np
 
 from . import elf as abi
 from .build import firmware_versions, read_metadata
-from .capture import Capture, OpRecord, Quantization, Tensor
+from ..capture import Capture, OpRecord, Quantization, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
-from .errors import (AbiMismatch, ArenaTooSmall, BadInput, EmulatorError, EmulatorTimeout,
+from ..errors import (AbiMismatch, ArenaTooSmall, BadInput, EmulatorError, EmulatorTimeout,
                      FirmwareError, ModelTooLarge, SimrunError, TargetFault, UnsupportedOperator)
 from .gdbremote import GdbRemote
-from .model import Model
+from ..model import Model
 from .targets import get_target
 
 ABI_VERSION = 1

@@ -41,7 +41,7 @@ from importlib import resources
 from pathlib import Path
 
 from .compare import DiffRun, LayerStats, PairResult
-from .errors import BadInput
+from ..errors import BadInput
 
 _TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "skip")
 _TABLES = ("defaults", "pair", "op", "layer", "backend_errors")

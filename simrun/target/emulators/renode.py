@@ -10,12 +10,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from ..errors import EmulatorError, require_tool
+from ...errors import EmulatorError, require_tool
 from ..gdbremote import GdbRemote
 from ..targets import get_target
-from . import EmulatorProcess
+from .process import EmulatorProcess
 
-RENODE_DIR = Path(__file__).resolve().parents[2] / "renode"
+RENODE_DIR = Path(__file__).resolve().parents[3] / "renode"
 INSTALL_HINT = "install Renode (https://renode.io, e.g. the renode .deb or portable package) and put `renode` on PATH"
 
 

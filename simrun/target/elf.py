@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import AbiMismatch, BadInput
+from ..errors import AbiMismatch, BadInput
 
 # Struct sizes from simrun_abi.h; they pin the layout the session decodes.
 TENSOR_BYTES = 52

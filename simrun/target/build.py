@@ -31,11 +31,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import sources
-from . import errors
-from .errors import BadInput, SimrunError, SourcesMissing
-from .targets import Target, UnknownTarget, check_variant, get_target
+from .. import errors
+from ..errors import BadInput, SimrunError, SourcesMissing
+from .targets import (DEFAULT_ROUNDING, ROUNDING_MODES, Target, UnknownTarget, check_variant,
+                      get_target, target_label)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOLCHAIN_FILE = REPO / "cmake" / "arm-none-eabi.cmake"
 # Our files that shape the binary; any edit gives a new cache key.
 FIRMWARE_INPUTS = ("CMakeLists.txt", "cmake", "firmware/src", "firmware/boards", "firmware/include")
@@ -43,12 +44,6 @@ MODEL_BYTES = 4 * 1024 * 1024
 ARENA_BYTES = 10 * 1024 * 1024
 OPT_FLAGS = "-O2"
 JOBS = 2
-# Requantization rounding (tflite-micro issues 2629, 3130, 3252): "double" is
-# what TFLM's and TFLite's reference kernels do, "single" what TFLite's
-# optimized kernels do. CMakeLists.txt maps "single" to TFLITE_SINGLE_ROUNDING=1
-# (TFLM) and CMSIS_NN_USE_SINGLE_ROUNDING (CMSIS-NN).
-ROUNDING_MODES = ("double", "single")
-DEFAULT_ROUNDING = "double"
 INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
 
@@ -312,7 +307,6 @@ def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
 
 def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | None, size_tool: str,
                   elf: Path, seconds: float, rounding: str = DEFAULT_ROUNDING) -> dict:
-    from .backends import target_label
     return {
         "cpu": target.cpu,
         "kernels": kernels,

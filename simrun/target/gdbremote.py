@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .errors import EmulatorError, EmulatorTimeout
+from ..errors import EmulatorError, EmulatorTimeout
 
 PC_REGNUM = 15
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import require_tool
+from ...errors import require_tool
 from ..gdbremote import GdbRemote
 from ..targets import get_target
-from . import EmulatorProcess
+from .process import EmulatorProcess
 
 INSTALL_HINT = "install QEMU (Debian/Ubuntu: apt-get install qemu-system-arm)"
 

@@ -7,7 +7,7 @@ kept with status "only_a" / "only_b" instead of being dropped. Depth is the
 operator's position in the execution order of side `a` (the reference-like
 side of the pair).
 
-Metrics are facts, not judgements (simrun.policy judges):
+Metrics are facts, not judgements (simrun.analysis.policy judges):
 - integer tensors: Δ = b - a in integer steps, exact equality; `mismatched`
   counts values with Δ != 0; `histogram` counts Δ in bins HIST_BINS.
 - float tensors: Δ in float units, `mismatched` counts values not exactly
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .capture import Capture, Tensor
-from .errors import BadInput
+from ..capture import Capture, Tensor
+from ..errors import BadInput
 
 # Integer Δ histogram bins; the outer ones collect everything beyond ±2.
 HIST_BINS = ("<=-3", "-2", "-1", "0", "+1", "+2", ">=+3")

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SourcesMissing
+from ..errors import SourcesMissing
 
 ENV_VAR = "SIMRUN_SOURCES_DIR"
 

@@ -1,0 +1,28 @@
+"""Emulator launchers: start an emulator halted with a GDB stub, and stop it.
+
+A launcher only knows how to start its emulator; everything after the GDB
+connection is the shared controller in simrun.target.session. Every process started
+here runs in its own process group, gets SIGKILL when the Python thread that
+started it dies (PR_SET_PDEATHSIG), is killed at interpreter exit (atexit) and
+by EmulatorProcess.stop(), which is idempotent.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import EmulatorError
+from ..targets import EMULATORS
+from .process import EmulatorProcess
+
+__all__ = ["EmulatorProcess", "launch"]
+
+
+def launch(emulator: str, elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
+    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded."""
+    if emulator == "qemu":
+        from .qemu import launch_qemu
+        return launch_qemu(elf, cpu, workdir)
+    if emulator == "renode":
+        from .renode import launch_renode
+        return launch_renode(elf, cpu, workdir)
+    raise EmulatorError(f"unknown emulator {emulator!r}; known: {', '.join(EMULATORS)}")
