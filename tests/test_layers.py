@@ -1,6 +1,9 @@
 """The package's layers: every import points downwards and nothing imports in a circle.
 
-    interfaces (cli, commands, robot)  ->  report  ->  backends  ->  target | analysis  ->  base
+    interfaces (cli, commands, robot) -> report -> quant -> pipeline -> backends -> target | analysis -> base
+
+`pipeline` is the one way through (backends -> compare -> diagnose -> policy) that the
+CLI, the Robot library and the quantization A/B all run; `quant` converts and A/Bs models.
 
 `target` (the emulated device) and `analysis` (compare, policy) stand side by
 side and do not import each other. Function-local imports count as much as
@@ -17,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simrun"
 
 # (layer, rank): a module may import its own layer and any layer of lower rank.
 LAYERS = {
-    "base": 0, "target": 1, "analysis": 1, "backends": 2, "report": 3, "interfaces": 4,
+    "base": 0, "target": 1, "analysis": 1, "backends": 2, "pipeline": 3, "quant": 4, "report": 5,
+    "interfaces": 6,
 }
 BASE_MODULES = {"simrun", "simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs"}
 INTERFACE_MODULES = {"simrun.cli", "simrun.__main__"}
@@ -31,7 +35,7 @@ def layer_of(module: str) -> str:
     top = module.split(".")[1]
     if top in ("commands", "robot"):
         return "interfaces"
-    if top in ("target", "analysis", "backends", "report"):
+    if top in ("target", "analysis", "backends", "pipeline", "quant", "report"):
         return top
     raise AssertionError(f"{module}: not assigned to a layer; add it to tests/test_layers.py")
 
