@@ -15,6 +15,13 @@ Metrics are facts, not judgements (simrun.analysis.policy judges):
 - both: MAE / RMSE / cosine similarity of the dequantized values
   (Tensor.dequantized(), per-channel aware; a side without quantization
   parameters borrows the model's).
+- sizes to judge an error by: `max_error` is the largest dequantized |Δ|;
+  `value_range` the tensor's dynamic range on side a (a quantized tensor's
+  representable range, (qmax - qmin) * scale; a float tensor's observed
+  max - min); `magnitude` the largest dequantized |a|. `relative_error`
+  (max_error / value_range) is the impact in real units; `relative_delta`
+  (max_error / magnitude) is what a float tolerance relative to the tensor's
+  magnitude judges: an absolute 1e-4 means nothing on a tensor of size 1e3.
 - different shape or dtype: status "shape_mismatch" / "dtype_mismatch", no
   value metrics.
 The model's final outputs are compared the same way (PairResult.outputs).
@@ -72,6 +79,19 @@ class LayerStats:
     mae: float | None = None                # dequantized
     rmse: float | None = None
     cosine: float | None = None
+    max_error: float | None = None          # largest dequantized |Δ|
+    value_range: float | None = None        # dynamic range of side a (dequantized)
+    magnitude: float | None = None          # largest dequantized |a|
+
+    @property
+    def relative_error(self) -> float | None:
+        """Largest dequantized |Δ| as a share of the tensor's dynamic range."""
+        return _ratio(self.max_error, self.value_range)
+
+    @property
+    def relative_delta(self) -> float | None:
+        """Largest dequantized |Δ| relative to the tensor's magnitude (largest |a|)."""
+        return _ratio(self.max_error, self.magnitude)
 
     @property
     def id(self) -> str:
@@ -166,6 +186,9 @@ class DiffRun:
     backend_errors: dict[str, str] = field(default_factory=dict)
     versions: dict[str, dict[str, str]] = field(default_factory=dict)
     input_names: list[str] = field(default_factory=list)
+    # simrun.analysis.diagnose.Diagnosis when the run was diagnosed (own vs propagated error
+    # and a cause per layer), else None. Typed loosely: diagnose imports this module.
+    diagnosis: object | None = None
 
     def __post_init__(self):
         if not self.input_names:
@@ -205,15 +228,15 @@ def compare_pair(model, a: str, cap_a: Capture, b: str, cap_b: Capture) -> PairR
     layers = []
     for key, (depth, op_name, ta) in side_a.items():
         hit = side_b.get(key)
-        layers.append(_stats(model, key, op_name, depth, ta, hit[2] if hit else None))
+        layers.append(layer_stats(model, key, op_name, depth, ta, hit[2] if hit else None))
     for key, (_, op_name, tb) in side_b.items():
         if key not in side_a:
-            layers.append(_stats(model, key, op_name, None, None, tb))
+            layers.append(layer_stats(model, key, op_name, None, None, tb))
 
     outs_b = {t.index: t for t in cap_b.outputs}
-    outputs = [_stats(model, (0, None, t.index), "OUTPUT", None, t, outs_b.get(t.index))
+    outputs = [layer_stats(model, (0, None, t.index), "OUTPUT", None, t, outs_b.get(t.index))
                for t in cap_a.outputs]
-    outputs += [_stats(model, (0, None, t.index), "OUTPUT", None, None, t)
+    outputs += [layer_stats(model, (0, None, t.index), "OUTPUT", None, None, t)
                 for t in cap_b.outputs if t.index not in {o.index for o in cap_a.outputs}]
 
     first = next((s for s in layers if s.depth is not None and s.diverges), None)
@@ -229,7 +252,8 @@ def _layers_by_key(cap: Capture) -> dict[tuple, tuple[int, str, Tensor]]:
     return out
 
 
-def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> LayerStats:
+def layer_stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> LayerStats:
+    """One layer's statistics; key is (subgraph, operator index or None, tensor index)."""
     sg, op_index, t_index = key
     name = (ta or tb).name or _model_tensor_name(model, sg, t_index)
     s = LayerStats(sg, op_index, op_name, t_index, name, depth, "compared")
@@ -255,6 +279,9 @@ def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> 
         s.histogram = dict.fromkeys(HIST_BINS, 0) | {"0": s.count} if s.integer else None
         s.mae = s.rmse = 0.0 if s.count else None
         s.cosine = 1.0 if s.count else None
+        if s.count:
+            s.max_error = 0.0
+            _sizes(s, _dequantized(model, sg, ta), ta, model, sg)
         return s
     if s.integer:
         wide = np.int16 if va.dtype.itemsize == 1 else np.int64   # room for b - a without overflow
@@ -279,12 +306,37 @@ def _stats(model, key, op_name, depth, ta: Tensor | None, tb: Tensor | None) -> 
     if da is not None and db is not None and da.size:
         with np.errstate(invalid="ignore", over="ignore"):   # NaN/inf values: NaN metrics, null in JSON
             _dequantized_metrics(s, da, db)
+            _sizes(s, da, ta, model, sg)
     return s
+
+
+def _sizes(s: LayerStats, da: np.ndarray | None, ta: Tensor, model, sg: int) -> None:
+    """value_range and magnitude of side a (see the module docstring)."""
+    if da is None or not da.size:
+        return
+    finite = da[np.isfinite(da)]
+    s.magnitude = float(np.abs(finite).max()) if finite.size else None
+    q = ta.quantization if ta.quantization.scale else getattr(_model_tensor(model, sg, ta.index),
+                                                              "quantization", ta.quantization)
+    if q.scale and ta.values.dtype.kind in "iu":
+        info = np.iinfo(ta.values.dtype)
+        s.value_range = float((int(info.max) - int(info.min)) * max(q.scale))
+    elif finite.size:
+        s.value_range = float(finite.max() - finite.min())
+
+
+def _ratio(x: float | None, y: float | None) -> float | None:
+    if x is None or y is None or not math.isfinite(x):
+        return None
+    if y == 0.0:
+        return 0.0 if x == 0.0 else None
+    return x / y
 
 
 def _dequantized_metrics(s: LayerStats, da: np.ndarray, db: np.ndarray) -> None:
     err = (db - da).ravel()
     s.mae = float(np.mean(np.abs(err)))
+    s.max_error = float(np.abs(err).max())
     s.rmse = float(np.sqrt(np.einsum("i,i->", err, err) / err.size))
     s.cosine = _cosine(da.ravel(), db.ravel())
 
