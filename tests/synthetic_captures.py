@@ -64,3 +64,35 @@ def sample_run(backend_errors=None) -> DiffRun:
                    versions={"tflite-reference": {"ai-edge-litert": "2.3.0"},
                              "tflm-host": {"tflite-micro": "0.dev"}},
                    input_names=["random:1", "cat.png"])
+
+
+# --- a diagnosis, shaped as simrun.analysis.diagnose produces it (contract 3) ---------------
+
+class _LayerDiagnosis:
+    def __init__(self, own, propagated, cause, evidence, kernel=None):
+        self.own, self.propagated, self.cause, self.evidence, self.kernel = (
+            own, propagated, cause, evidence, kernel)
+
+
+class _PairDiagnosis:
+    def __init__(self, a, b, layers, summary):
+        self.a, self.b, self.layers, self.summary = a, b, layers, summary
+
+
+def attach_diagnosis(run: DiffRun, n: int, a: str, b: str, reference: list[np.ndarray],
+                     isolated: list[np.ndarray], causes: dict[str, str], summary: str = "") -> None:
+    """Diagnose pair (a, b) of input n: `reference` are a's layer values, `isolated` b's when
+    every layer ran on a's inputs (own error); `causes` names the cause per layer id (others:
+    inherited when the layer diverges, else none)."""
+    pair = run.comparisons[n].pair(a, b)
+    own_pair = compare(run.model, {a: make_capture(a, reference), b: make_capture(b, isolated)},
+                       [(a, b)]).pairs[0]
+    own = {s.id: s for s in own_pair.layers}
+    layers = {}
+    for s in pair.layers:
+        cause = causes.get(s.id, "inherited" if s.diverges else "none")
+        layers[s.id] = _LayerDiagnosis(own.get(s.id), s, cause, f"synthetic evidence for {s.id}",
+                                       "reference" if cause != "none" else None)
+    if not getattr(run, "diagnoses", None):
+        run.diagnoses = [{} for _ in run.comparisons]
+    run.diagnoses[n][(a, b)] = _PairDiagnosis(a, b, layers, summary or f"{b} vs {a}: synthetic")

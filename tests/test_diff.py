@@ -128,11 +128,16 @@ def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
         assert "quantized_dimension must be in range" in err["message"]
     assert s["comparisons"][0]["backends"] == ["tflm-host"]
     assert "ai-edge-litert" in s["versions"]["tflite-reference"]   # versions even for a refusal
-    # A policy that only warns about refusing backends passes the run.
+    # A policy that only warns about refusing backends turns them into warnings, but with one
+    # backend left nothing was compared, and that is not a pass.
     warn = tmp_path / "warn.toml"
     warn.write_text('[backend_errors]\n"tflite-*" = "warn"\n')
     assert simrun_diff(models_dir / "person_detect.tflite", "--policy", warn,
-                       "--report", tmp_path / "r2") == 0
+                       "--report", tmp_path / "r2") == 1
+    verdict = summary(tmp_path / "r2")["verdict"]
+    assert len(verdict["warnings"]) == 2
+    assert verdict["failures"] == ["nothing was compared: fewer than two backends produced results "
+                                   "(only tflm-host); a diff needs at least two"]
 
 
 def test_keyword_litert_reference_abort_is_reported(models_dir, tmp_path):

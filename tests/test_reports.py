@@ -19,10 +19,16 @@ from simrun.report import terminal, write_reports
 from synthetic_captures import FakeModel, sample_run
 
 
+# Judges every pair, the desktop-only ones too (the default reports those without judging),
+# so that the sample run has a failing pair and a passing one to show.
+JUDGE_ALL = Policy.parse('[defaults]\npairs = ["*"]\n[pair."tflite-optimized vs *"]\nmax_abs_delta = 3\n'
+                         '[backend_errors]\n"*" = "fail"\n', "judge-all.toml")
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     run = sample_run()
-    verdict = Policy.default().evaluate(run)
+    verdict = JUDGE_ALL.evaluate(run)
     return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("report"))
 
 
@@ -46,7 +52,7 @@ def test_summary_json_shape(written):
     assert doc["backend_errors"] == {"target:cortex-m55:cmsis-nn": {
         "message": "emulator timed out after 120 s", "action": "fail"}}
     assert doc["verdict"]["passed"] is False and len(doc["verdict"]["failures"]) == 3
-    assert "simrun/data/policy-default.toml" in doc["policy"]
+    assert doc["policy"] == "judge-all.toml"
 
     first, second = doc["comparisons"]
     assert first["input"] == "random:1"

@@ -1,19 +1,27 @@
 """Tolerance policy: turns the metrics of a DiffRun into pass/fail.
 
 A policy is a TOML file. Without one, `Policy.default()` reads the packaged
-simrun/data/policy-default.toml: every backend pair is judged; integer tensors
-may differ by one quantization step (rounding) on any share of their values,
-float tensors by 1e-4; `tflm-host vs target:*:reference` (the same kernels on
-host and target) must agree bit for bit; pairs with `tflite-optimized` (XNNPACK
-rounds differently, compounding with depth) may differ by 3 steps; a backend
-error fails the run.
+simrun/data/policy-default.toml, which fails only what a device user must act on:
+the emulated device against host TFLM and the TFLite reference kernels beyond
+tolerance (`tflm-host vs target:*:reference` bit for bit), own error the device
+introduces (when a diagnosis exists), and model outputs that move by more than a
+share of their range; differences between desktop interpreters are reported with
+their diagnosis but not judged. A backend error fails the run, and so does a run in
+which fewer than two backends produced results (nothing was compared).
 
     [defaults]
     pairs = ["*"]                # pairs to judge: globs on "A vs B" (either order);
                                  # other pairs are reported but not judged
     max_abs_delta = 1            # integer tensors: max |Δ| in integer steps
     max_mismatch_ratio = 1.0     # integer tensors: max share of values with Δ != 0
-    float_max_abs_delta = 1e-4   # float tensors: max |Δ|
+    float_max_abs_delta = 1e-4   # float tensors: max |Δ| ...
+    float_max_rel_delta = 1e-3   # ... or max |Δ| relative to the tensor's magnitude (largest |a|)
+    judge_layers = true          # false: only the final outputs are judged (propagated error
+                                 # of inner layers reported, not judged; own error still is)
+    output_max_range_error = 0.05  # final outputs: largest dequantized |Δ| as a share of the
+                                 # output's dynamic range
+    own_max_abs_delta = 1        # own error (the layer run in isolation on the reference's
+                                 # inputs) in integer steps; judged when a diagnosis exists
     skip = false                 # true: do not judge
 
     [pair."tflm-host vs target:*:reference"]   # same keys (not `pairs`), for matching pairs
@@ -29,8 +37,10 @@ error fails the run.
     "tflite-*" = "warn"          # file order wins; unmatched backends: "fail"
 
 Settings apply from general to specific: defaults, then [pair.*], then [op.*],
-then [layer.*]; a later table overrides the keys it sets. Layers that only one
-side of a pair has are reported, never judged. A dtype or shape mismatch fails.
+then [layer.*]; a later table overrides the keys it sets. A key nobody sets is not
+judged (`float_max_rel_delta`, `output_max_range_error`, `own_max_abs_delta` have no
+built-in value outside the default file). Layers that only one side of a pair has
+are reported, never judged. A dtype or shape mismatch fails.
 """
 from __future__ import annotations
 
@@ -40,10 +50,13 @@ from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 
-from .compare import DiffRun, LayerStats, PairResult
+from .compare import DiffRun, LayerStats, PairResult, backend_rank
 from ..errors import BadInput
 
-_TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "skip")
+_TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "float_max_rel_delta",
+                   "judge_layers", "output_max_range_error", "own_max_abs_delta", "skip")
+_BOOL_KEYS = ("skip", "judge_layers")
+_SHARE_KEYS = ("max_mismatch_ratio", "output_max_range_error")
 _TABLES = ("defaults", "pair", "op", "layer", "backend_errors")
 
 
@@ -52,26 +65,67 @@ class Tolerance:
     max_abs_delta: float = 1
     max_mismatch_ratio: float = 1.0
     float_max_abs_delta: float = 1e-4
+    float_max_rel_delta: float | None = None
+    judge_layers: bool = True
+    output_max_range_error: float | None = None
+    own_max_abs_delta: float | None = None
     skip: bool = False
 
     def violations(self, s: LayerStats) -> list[str]:
-        """Reasons this layer is out of tolerance; empty when it is fine."""
+        """Reasons this layer's propagated error is out of tolerance; empty when it is fine."""
         if s.status == "dtype_mismatch":
             return [f"dtype {s.dtype_a} vs {s.dtype_b}"]
         if s.status == "shape_mismatch":
             return [f"shape {list(s.shape_a)} vs {list(s.shape_b)}"]
         if not s.compared:
             return []
-        if not s.integer:
-            if s.max_abs_delta > self.float_max_abs_delta:
-                return [f"max |Δ| {s.max_abs_delta:.3g} > {self.float_max_abs_delta:g}"]
+        out = []
+        is_output = s.op_index is None
+        if self.judge_layers:
+            out += self._steps(s, "")
+        if is_output and self.output_max_range_error is not None:
+            share = relative_error(s)
+            if share is not None and share > self.output_max_range_error:
+                out.append(f"output error {share:.2%} of its range > {self.output_max_range_error:.2%}")
+        return out
+
+    def own_violations(self, own: LayerStats | None) -> list[str]:
+        """Reasons the layer's own error (isolated run) is out of tolerance."""
+        if own is None or not own.compared or self.own_max_abs_delta is None:
             return []
+        if own.integer:
+            if own.max_abs_delta > self.own_max_abs_delta:
+                return [f"own error max |Δ| {own.max_abs_delta:g} > {self.own_max_abs_delta:g}"]
+            return []
+        return self._steps(own, "own error ")
+
+    def _steps(self, s: LayerStats, what: str) -> list[str]:
+        if not s.integer:
+            if s.max_abs_delta <= self.float_max_abs_delta:
+                return []
+            rel = getattr(s, "relative_delta", None)
+            if self.float_max_rel_delta is not None and rel is not None:
+                if rel <= self.float_max_rel_delta:
+                    return []
+                return [f"{what}max |Δ| {s.max_abs_delta:.3g} > {self.float_max_abs_delta:g} and "
+                        f"{rel:.3g} of the tensor's magnitude > {self.float_max_rel_delta:g}"]
+            return [f"{what}max |Δ| {s.max_abs_delta:.3g} > {self.float_max_abs_delta:g}"]
         out = []
         if s.max_abs_delta > self.max_abs_delta:
-            out.append(f"max |Δ| {s.max_abs_delta:g} > {self.max_abs_delta:g}")
+            out.append(f"{what}max |Δ| {s.max_abs_delta:g} > {self.max_abs_delta:g}")
         if s.mismatch_ratio > self.max_mismatch_ratio:
-            out.append(f"mismatch {s.mismatch_ratio:.2%} > {self.max_mismatch_ratio:.2%}")
+            out.append(f"{what}mismatch {s.mismatch_ratio:.2%} > {self.max_mismatch_ratio:.2%}")
         return out
+
+
+def relative_error(s: LayerStats) -> float | None:
+    """Largest dequantized |Δ| as a share of the tensor's dynamic range (None: unknown)."""
+    share = getattr(s, "relative_error", None)
+    if share is None and s.integer and s.dtype_a:      # until compare.py reports it: steps / levels
+        import numpy as np
+        info = np.iinfo(s.dtype_a)
+        share = s.max_abs_delta / (int(info.max) - int(info.min))
+    return share
 
 
 @dataclass
@@ -198,28 +252,61 @@ class Policy:
             actions[label] = self.backend_error_action(label)
             (failures if actions[label] == "fail" else warnings).append(
                 f"backend {label} failed: {message}")
-        for input_name, cmp in zip(run.input_names, run.comparisons):
+        produced = sorted({b for c in run.comparisons for b in c.backends}, key=backend_rank)
+        if len(produced) < 2:
+            # Nothing compared is not a pass: a green CI job must mean something was checked.
+            have = f"only {produced[0]}" if produced else "none"
+            failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
+                            f"a diff needs at least two")
+        for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
             for pair in cmp.pairs:
-                pv = self._judge_pair(input_name, pair)
+                pv = self._judge_pair(run, n, input_name, pair)
                 pair_verdicts.append(pv)
                 if pv.failing:
                     first = pv.first_failing
+                    cause = layer_cause(run, n, pair, first)
                     failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
-                                    f"tolerance, first {first.label} ({'; '.join(pv.failing[first.id])})")
+                                    f"tolerance, first {first.label} ({'; '.join(pv.failing[first.id])})"
+                                    + (f", cause: {cause}" if cause else ""))
         return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.source)
 
-    def _judge_pair(self, input_name: str, pair: PairResult) -> PairVerdict:
+    def _judge_pair(self, run: DiffRun, n: int, input_name: str, pair: PairResult) -> PairVerdict:
         pv = PairVerdict(input_name, pair.a, pair.b, judged=self.judges(pair.a, pair.b))
         if not pv.judged:
             return pv
         for s in pair.layers + pair.outputs:
             tol = self.tolerance(pair.a, pair.b, s)
-            reasons = [] if tol.skip else tol.violations(s)
+            if tol.skip:
+                continue
+            reasons = tol.violations(s)
+            if s.op_index is not None:
+                reasons += tol.own_violations(own_stats(run, n, pair, s))
             if reasons:
                 pv.failing[s.id] = reasons
                 if pv.first_failing is None:
                     pv.first_failing = s
         return pv
+
+
+# --- the diagnosis, as the policy and the reports read it --------------------------------
+
+def layer_diagnosis(run: DiffRun, n: int, pair: PairResult, s: LayerStats):
+    """The diagnosis of one layer of one pair for input n, or None (no diagnosis ran)."""
+    diagnoses = getattr(run, "diagnoses", None)
+    if not diagnoses or n >= len(diagnoses) or s is None:
+        return None
+    pd = diagnoses[n].get((pair.a, pair.b))
+    return None if pd is None else pd.layers.get(s.id)
+
+
+def own_stats(run: DiffRun, n: int, pair: PairResult, s: LayerStats) -> LayerStats | None:
+    d = layer_diagnosis(run, n, pair, s)
+    return None if d is None else d.own
+
+
+def layer_cause(run: DiffRun, n: int, pair: PairResult, s: LayerStats) -> str | None:
+    d = layer_diagnosis(run, n, pair, s)
+    return None if d is None else d.cause
 
 
 def _pair_matches(pattern: str, a: str, b: str) -> bool:
@@ -242,15 +329,14 @@ def _check_table(table, where: str, source: str) -> None:
 def _validated(settings: dict, where: str, source: str) -> dict:
     out = {}
     for key, value in settings.items():
-        if key == "skip":
+        if key in _BOOL_KEYS:
             if not isinstance(value, bool):
-                raise BadInput(f"policy {source}: [{where}] skip must be true or false, got {value!r}")
+                raise BadInput(f"policy {source}: [{where}] {key} must be true or false, got {value!r}")
         else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise BadInput(f"policy {source}: [{where}] {key} must be a non-negative number, "
                                f"got {value!r}")
-            if key == "max_mismatch_ratio" and value > 1:
-                raise BadInput(f"policy {source}: [{where}] max_mismatch_ratio is a share in [0, 1], "
-                               f"got {value!r}")
+            if key in _SHARE_KEYS and value > 1:
+                raise BadInput(f"policy {source}: [{where}] {key} is a share in [0, 1], got {value!r}")
         out[key] = value
     return out
