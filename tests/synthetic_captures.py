@@ -66,33 +66,28 @@ def sample_run(backend_errors=None) -> DiffRun:
                    input_names=["random:1", "cat.png"])
 
 
-# --- a diagnosis, shaped as simrun.analysis.diagnose produces it (contract 3) ---------------
-
-class _LayerDiagnosis:
-    def __init__(self, own, propagated, cause, evidence, kernel=None):
-        self.own, self.propagated, self.cause, self.evidence, self.kernel = (
-            own, propagated, cause, evidence, kernel)
-
-
-class _PairDiagnosis:
-    def __init__(self, a, b, layers, summary):
-        self.a, self.b, self.layers, self.summary = a, b, layers, summary
-
+# --- a diagnosis (simrun.analysis.diagnose's data model) with chosen causes -------------------
 
 def attach_diagnosis(run: DiffRun, n: int, a: str, b: str, reference: list[np.ndarray],
-                     isolated: list[np.ndarray], causes: dict[str, str], summary: str = "") -> None:
+                     isolated: list[np.ndarray], causes: dict[str, str], summary: str = ""):
     """Diagnose pair (a, b) of input n: `reference` are a's layer values, `isolated` b's when
     every layer ran on a's inputs (own error); `causes` names the cause per layer id (others:
     inherited when the layer diverges, else none)."""
+    from simrun.analysis.diagnose import Diagnosis, LayerDiagnosis, PairDiagnosis
     pair = run.comparisons[n].pair(a, b)
     own_pair = compare(run.model, {a: make_capture(a, reference), b: make_capture(b, isolated)},
                        [(a, b)]).pairs[0]
     own = {s.id: s for s in own_pair.layers}
-    layers = {}
+    layers = []
     for s in pair.layers:
+        if s.op_index is None:
+            continue
         cause = causes.get(s.id, "inherited" if s.diverges else "none")
-        layers[s.id] = _LayerDiagnosis(own.get(s.id), s, cause, f"synthetic evidence for {s.id}",
-                                       "reference" if cause != "none" else None)
-    if not getattr(run, "diagnoses", None):
-        run.diagnoses = [{} for _ in run.comparisons]
-    run.diagnoses[n][(a, b)] = _PairDiagnosis(a, b, layers, summary or f"{b} vs {a}: synthetic")
+        layers.append(LayerDiagnosis(s.subgraph, s.op_index, s.op_name, s.tensor_index, s.tensor_name,
+                                     s.depth, s, own.get(s.id), cause, f"synthetic evidence for {s.id}",
+                                     kernel="reference (synthetic)"))
+    pd = PairDiagnosis(a, b, a, layers, list(pair.outputs), summary or f"{a} vs {b}: synthetic")
+    if run.diagnosis is None:
+        run.diagnosis = Diagnosis(a, [[] for _ in run.comparisons])
+    run.diagnosis.pairs[n].append(pd)
+    return pd

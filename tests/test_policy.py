@@ -147,12 +147,12 @@ def test_float_tolerance():
     from simrun.capture import Quantization
     model = FakeModel()
     a = [np.array([1.0, 2.0], np.float32)]
-    b = [np.array([1.0, 2.001], np.float32)]
+    b = [np.array([1.0, 2.01], np.float32)]       # 0.01: beyond 1e-4 and beyond 1e-3 of magnitude 2
     caps = {"tflite-reference": make_capture("tflite-reference", a, ("FC",), quant=Quantization()),
             "tflm-host": make_capture("tflm-host", b, ("FC",), quant=Quantization())}
     run = DiffRun(model, [compare(model, caps)])
     assert not Policy.default().evaluate(run).passed
-    assert policy("[defaults]\nfloat_max_abs_delta = 0.01\n").evaluate(run).passed
+    assert policy("[defaults]\nfloat_max_abs_delta = 0.02\n").evaluate(run).passed
 
 
 def test_backend_errors_fail_or_warn():
@@ -240,9 +240,6 @@ def test_own_error_is_judged_where_propagated_error_is_not():
     assert verdict.pairs[0].failing["0:1/11"] == ["own error max |Δ| 3 > 1"]
 
 
-@pytest.mark.skipif(not hasattr(__import__("simrun.analysis.compare").analysis.compare.LayerStats,
-                                 "relative_delta"),
-                    reason="LayerStats.relative_delta (compare.py, issue 9 agent diagnose) not landed yet")
 def test_float_tolerance_relative_to_magnitude():
     from simrun.capture import Quantization
     model = FakeModel()

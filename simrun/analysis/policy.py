@@ -84,7 +84,7 @@ class Tolerance:
         if self.judge_layers:
             out += self._steps(s, "")
         if is_output and self.output_max_range_error is not None:
-            share = relative_error(s)
+            share = s.relative_error
             if share is not None and share > self.output_max_range_error:
                 out.append(f"output error {share:.2%} of its range > {self.output_max_range_error:.2%}")
         return out
@@ -103,7 +103,7 @@ class Tolerance:
         if not s.integer:
             if s.max_abs_delta <= self.float_max_abs_delta:
                 return []
-            rel = getattr(s, "relative_delta", None)
+            rel = s.relative_delta
             if self.float_max_rel_delta is not None and rel is not None:
                 if rel <= self.float_max_rel_delta:
                     return []
@@ -116,16 +116,6 @@ class Tolerance:
         if s.mismatch_ratio > self.max_mismatch_ratio:
             out.append(f"{what}mismatch {s.mismatch_ratio:.2%} > {self.max_mismatch_ratio:.2%}")
         return out
-
-
-def relative_error(s: LayerStats) -> float | None:
-    """Largest dequantized |Δ| as a share of the tensor's dynamic range (None: unknown)."""
-    share = getattr(s, "relative_error", None)
-    if share is None and s.integer and s.dtype_a:      # until compare.py reports it: steps / levels
-        import numpy as np
-        info = np.iinfo(s.dtype_a)
-        share = s.max_abs_delta / (int(info.max) - int(info.min))
-    return share
 
 
 @dataclass
@@ -288,15 +278,25 @@ class Policy:
         return pv
 
 
-# --- the diagnosis, as the policy and the reports read it --------------------------------
+# --- the diagnosis (simrun.analysis.diagnose), as the policy and the reports read it ------------
 
-def layer_diagnosis(run: DiffRun, n: int, pair: PairResult, s: LayerStats):
-    """The diagnosis of one layer of one pair for input n, or None (no diagnosis ran)."""
-    diagnoses = getattr(run, "diagnoses", None)
-    if not diagnoses or n >= len(diagnoses) or s is None:
+def layer_diagnosis(run: DiffRun, n: int, pair: PairResult, s: LayerStats | None):
+    """The LayerDiagnosis of one layer of one pair for input n, or None (not diagnosed)."""
+    pd = pair_diagnosis(run, n, pair)
+    if pd is None or s is None or s.op_index is None:
         return None
-    pd = diagnoses[n].get((pair.a, pair.b))
-    return None if pd is None else pd.layers.get(s.id)
+    return next((d for d in pd.layers if d.id == s.id), None)
+
+
+def pair_diagnosis(run: DiffRun, n: int, pair: PairResult):
+    """The PairDiagnosis of one pair for input n, or None (no diagnosis ran for it)."""
+    diagnosis = getattr(run, "diagnosis", None)
+    if diagnosis is None or n >= len(diagnosis.pairs):
+        return None
+    try:
+        return diagnosis.pair(n, pair.a, pair.b)
+    except KeyError:
+        return None
 
 
 def own_stats(run: DiffRun, n: int, pair: PairResult, s: LayerStats) -> LayerStats | None:
