@@ -97,9 +97,15 @@ def load_saved_inputs(path: Path) -> list[list[np.ndarray]]:
 
 
 def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]], *,
-                timeout: float = DEFAULT_TIMEOUT, progress=None, **options) -> list[Capture]:
+                timeout: float = DEFAULT_TIMEOUT, progress=None,
+                isolate_from: list[Capture] | None = None, **options) -> list[Capture]:
     """Run backend `name` on every input (one list of arrays per sample) in a worker
     process. Returns one Capture per input; any failure raises BackendError(name, ...).
+
+    `isolate_from` (one reference Capture per input): the isolated run, every operator fed the
+    reference's values for its inputs (host: single-operator cut models, simrun.backends.isolate;
+    target: Session.invoke(isolate_from=...)). Its Captures' meta say "isolated_from" and
+    "not_isolated" ({"<sg>:<op>": reason}).
 
     Target options: `sources_dir`, `cache_dir` (firmware build), `emulator`,
     `session_timeout`, or `firmware_elf` to skip the build. `progress(message)`
@@ -108,6 +114,8 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
     model_path = Path(model_path).resolve()
     if not inputs:
         raise BadInput("no inputs to run")
+    if isolate_from is not None and len(isolate_from) != len(inputs):
+        raise BadInput(f"isolate_from: {len(isolate_from)} reference captures for {len(inputs)} inputs")
     opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
                                for k, v in options.items() if v is not None}}
     if spec.module == "target":
@@ -120,6 +128,9 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
         save_inputs(inputs, work / "inputs.npz")
         job = {"label": spec.label, "module": spec.module, "model": str(model_path),
                "inputs": str(work / "inputs.npz"), "out": str(work), "options": opts}
+        if isolate_from is not None:
+            job["isolate_from"] = [str(ref.save(work / f"reference{i}.npz"))
+                                   for i, ref in enumerate(isolate_from)]
         (work / "job.json").write_text(json.dumps(job))
         returncode, stderr = _run_worker(work / "job.json", timeout, spec.label)
         error_file = work / "error.json"

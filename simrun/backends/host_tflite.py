@@ -15,6 +15,7 @@ from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
 from .collect import first_sentence, invoke_each, package_versions, stage
+from .isolate import CutRunner, run_isolated
 
 
 def _interpreter_api():
@@ -35,16 +36,21 @@ def _interpreter_api():
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
-        kernels: str = "optimized", num_threads: int = 1) -> list[Capture]:
+        kernels: str = "optimized", num_threads: int = 1,
+        isolate_from: list[Capture] | None = None) -> list[Capture]:
     Interpreter, OpResolverType, versions = _interpreter_api()
     versions["resolver"] = {"optimized": "BUILTIN",
                             "reference": "BUILTIN_REF",
                             "optimized-nodelegate": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}[kernels]
     model = Model.from_file(model_path)
+    resolver = getattr(OpResolverType, versions["resolver"])
+    if isolate_from is not None:
+        return run_isolated(model, label, inputs, isolate_from,
+                            lambda data: _cut_runner(Interpreter, resolver, data, num_threads), versions)
     stage(f"creating the interpreter ({versions['resolver']})")
     try:
         interp = Interpreter(model_content=model.data, num_threads=num_threads,
-                             experimental_op_resolver_type=getattr(OpResolverType, versions["resolver"]),
+                             experimental_op_resolver_type=resolver,
                              experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as err:
@@ -66,3 +72,13 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
     del interp
     return captures
 
+
+def _cut_runner(Interpreter, resolver, data: bytes, num_threads: int) -> CutRunner:
+    """A single-operator model (simrun.backends.isolate) in the same interpreter and resolver."""
+    interp = Interpreter(model_content=data, num_threads=num_threads,
+                         experimental_op_resolver_type=resolver)
+    interp.allocate_tensors()
+    ins = [d["index"] for d in interp.get_input_details()]
+    outs = [d["index"] for d in interp.get_output_details()]
+    return CutRunner(lambda pos, a: interp.set_tensor(ins[pos], a), interp.invoke,
+                     lambda pos: interp.get_tensor(outs[pos]))

@@ -11,16 +11,20 @@ from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
 from .collect import first_sentence, invoke_each, package_versions, stage
+from .isolate import CutRunner, run_isolated
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
-        arena_size: int | None = None) -> list[Capture]:
+        arena_size: int | None = None, isolate_from: list[Capture] | None = None) -> list[Capture]:
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError:
         raise BackendError(label, "the tflite-micro wheel is not installed (pip install tflite-micro)") from None
     model = Model.from_file(model_path)
     versions = {"runtime": "tflite-micro", **package_versions("tflite-micro", "numpy")}
+    if isolate_from is not None:
+        return run_isolated(model, label, inputs, isolate_from,
+                            lambda data: _cut_runner(runtime, data, label, arena_size), versions)
     stage("creating the interpreter")
     interp = _interpreter(runtime, model, label, arena_size)
 
@@ -39,6 +43,12 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
     stage("releasing the interpreter")
     del interp
     return captures
+
+
+def _cut_runner(runtime, data: bytes, label: str, arena_size: int | None) -> CutRunner:
+    """A single-operator model (simrun.backends.isolate) in the same interpreter."""
+    interp = _interpreter(runtime, Model(data), label, arena_size)
+    return CutRunner(lambda pos, a: interp.set_input(a, pos), interp.invoke, interp.get_output)
 
 
 # Preserve-all-tensors gives every tensor its own arena slot; past this the

@@ -10,14 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..capture import Capture
+from ..errors import BackendError
 from ..model import Model
 from .collect import package_versions, stage
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
         kernels: str, firmware_elf: str, emulator: str = "qemu",
-        session_timeout: float = 600.0, rounding: str = "double") -> list[Capture]:
-    # `rounding` only chose the firmware (the parent built it); its metadata records it.
+        session_timeout: float = 600.0, rounding: str = "double", fp_contract: str = "fast",
+        isolate_from: list[Capture] | None = None) -> list[Capture]:
+    # `rounding` and `fp_contract` only chose the firmware (the parent built it); its metadata
+    # records them. With `isolate_from` (one reference Capture per input) every operator is fed
+    # the reference's values for its inputs (Session.invoke, contract 1).
     from ..target.session import Session     # the host backends must not need the controller
 
     model = Model.from_file(model_path)
@@ -28,9 +32,20 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
         session.load_model(model)
         for i, sample in enumerate(inputs):
             stage(f"invoking input {i} on {emulator}")
-            cap = session.invoke(list(sample), capture_layers=True)
+            if isolate_from is None:
+                cap = session.invoke(list(sample), capture_layers=True)
+            else:
+                cap = _invoke_isolated(session, list(sample), isolate_from[i], label)
             # The Session reports the firmware's build facts; which emulator ran it is ours to add.
             cap.versions = {"emulator": emulator, **cap.versions, **package_versions("numpy")}
             captures.append(cap)
         stage(f"stopping {emulator}")
     return captures
+
+
+def _invoke_isolated(session, sample: list[np.ndarray], reference: Capture, label: str) -> Capture:
+    import inspect
+    if "isolate_from" not in inspect.signature(session.invoke).parameters:
+        raise BackendError(label, "this simrun's target session cannot isolate operators yet "
+                                  "(Session.invoke has no isolate_from)")
+    return session.invoke(sample, capture_layers=True, isolate_from=reference)

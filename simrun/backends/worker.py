@@ -31,7 +31,11 @@ def main(job_path: str) -> int:
     try:
         module = importlib.import_module(f"simrun.backends.{job['module']}")
         inputs = load_saved_inputs(Path(job["inputs"]))
-        captures = module.run(job["model"], inputs, label=job["label"], **job["options"])
+        options = dict(job["options"])
+        if "isolate_from" in job:
+            from ..capture import Capture
+            options["isolate_from"] = [Capture.load(p) for p in job["isolate_from"]]
+        captures = module.run(job["model"], inputs, label=job["label"], **options)
     except SimrunError as err:
         message = getattr(err, "message", None) or str(err)
         (out / "error.json").write_text(json.dumps({"message": message}))
