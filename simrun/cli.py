@@ -13,7 +13,7 @@ import sys
 
 from .errors import SimrunError
 
-COMMANDS = ("targets", "build", "run", "diff")
+COMMANDS = ("targets", "build", "run", "diff", "example")
 
 
 def make_parser() -> argparse.ArgumentParser:
