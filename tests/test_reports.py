@@ -36,8 +36,11 @@ def test_write_reports_returns_the_files(written):
     _, _, paths = written
     for key in ("json", "junit", "html"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
+    pngs = sorted(p.name for p in paths["plots"].glob("*.png"))
+    # Plots only where something differs, one per input and reference class: tflite-reference
+    # and tflm-host agree bit for bit, so tflite-optimized is drawn once against both.
+    assert pngs == ["0-random_1-tflite_reference.png", "1-cat_png-tflite_reference.png"]
     pngs = sorted(paths["plots"].glob("*.png"))
-    assert len(pngs) == 6                                   # 2 inputs x 3 pairs
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -118,11 +121,23 @@ def test_junit_marks_unjudged_pairs_and_warned_backends_skipped(tmp_path):
 def test_terminal_table(written):
     run, verdict, _ = written
     text = terminal.render(run, verdict)
-    header = text.splitlines()[0].split()
+    lines = text.splitlines()
+    # The answer first: the diagnosis in sentences, then the table of pairs that differ.
+    assert lines[:3] == [
+        "diagnosis:",
+        "  tflite-reference and tflm-host agree bit for bit on every layer (2 inputs).",
+        "  tflite-optimized differs from tflite-reference and tflm-host from layer 0:2/12 CONV_2D "
+        "(#2 in execution order) on: "
+        "up to 5 steps, 1.56% of values; final outputs differ by up to 1 step (0.4% of their range) "
+        "(FAILS the policy)."]
+    header = next(line for line in lines if line.startswith("input")).split()
     assert header[:3] == ["input", "pair", "layers"] and header[-1] == "verdict"
-    row = next(line for line in text.splitlines()
+    row = next(line for line in lines
                if line.startswith("cat.png") and "tflite-reference vs tflite-optimized" in line)
     assert "0:2/12 CONV_2D (#2)" in row and "0:4/14 RESHAPE (#4)" in row and row.rstrip().endswith("FAIL")
+    # bit-exact pairs: one line, not a row per input
+    assert not any(line.startswith("random:1") and "tflite-reference vs tflm-host" in line for line in lines)
+    assert "bit-exact on every layer: tflite-reference vs tflm-host" in lines
     assert "target:cortex-m55:cmsis-nn (fail): emulator timed out after 120 s" in text
     assert "tflite-reference: ai-edge-litert 2.3.0" in text
     assert text.rstrip().splitlines()[-1].startswith("verdict: FAILED")
@@ -143,8 +158,25 @@ def test_html_highlights_first_divergent_layer(written):
     rows = re.findall(r"<tr class='[^']*first-divergent[^']*'>.*?</tr>", html)
     assert len(rows) == 4                                  # 2 inputs x 2 diverging pairs
     assert all("0:2/12" in r for r in rows)
-    assert html.count("<img class='plot'") == 6
+    assert html.count("<img class='plot'") == 2            # one per input: tflite-optimized vs the rest
     assert "emulator timed out after 120 s" in html and "ai-edge-litert 2.3.0" in html
+
+
+def test_html_leads_with_the_diagnosis_and_the_matrix(written):
+    _, _, paths = written
+    html = paths["html"].read_text()
+    diagnosis = html.index("<ul class='diagnosis'>")
+    matrix = html.index("<table class='matrix'>")
+    versions = html.index("<h2>Versions</h2>")
+    assert diagnosis < matrix < html.index("<h2>Input random:1</h2>") < html.index("<h2>Input cat.png</h2>") < versions
+    assert "tflite-reference and tflm-host agree bit for bit on every layer (2 inputs).</li>" in html
+    assert "<details><summary>versions of every backend" in html[versions:]   # folded away
+    assert "ai-edge-litert 2.3.0" not in html[:versions]
+    # the matrix: the bit-exact pair is "=", tflite-optimized's cells link to the first input it differs on
+    assert html[matrix:].count("<td class='same'") == 2
+    assert "<a href='#pair-0-random_1-tflite_reference-tflite_optimized'>Δ5 from #2</a>" in html
+    assert "id='pair-0-random_1-tflite_reference-tflite_optimized'" in html
+    assert "Bit-exact on every layer and output: tflite-reference vs tflm-host." in html
 
 
 # --- rendered in a browser -------------------------------------------------------------
@@ -185,5 +217,92 @@ def test_html_plots_load_in_headless_chromium(written, tmp_path):
     match = re.search(rb'<pre id="plot-check">(.*?)</pre>', dom)
     assert match, f"probe did not run; chromium exit {proc.returncode}: {err.decode(errors='replace')[-800:]}"
     images = json.loads(match.group(1))
-    assert len(images) == 6
+    assert len(images) == 2
     assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
+
+
+# --- with a diagnosis --------------------------------------------------------------------------
+
+DEVICE = "target:cortex-m4:cmsis-nn"
+
+
+@pytest.fixture(scope="module")
+def diagnosed(tmp_path_factory):
+    """A planted device error: layer 2 on the device adds 2 steps itself, later layers inherit it."""
+    from simrun.analysis.compare import compare
+    from synthetic_captures import attach_diagnosis, base_layers, make_capture, off_by
+    model = FakeModel()
+    layers = base_layers()
+    device = off_by(layers, 2, 2)
+    isolated = [v.copy() for v in layers]
+    isolated[2] = device[2].copy()
+    caps = {label: make_capture(label, layers) for label in ("tflite-reference", "tflm-host")}
+    caps[DEVICE] = make_capture(DEVICE, device)
+    run = DiffRun(model, [compare(model, caps)], input_names=["random:1"])
+    for a in ("tflite-reference", "tflm-host"):
+        attach_diagnosis(run, 0, a, DEVICE, layers, isolated, {"0:2/12": "kernel"},
+                         summary=f"{a} vs {DEVICE}: 1 of 6 layers introduce error, all CONV_2D, cause kernel; "
+                                 f"the other 3 inherit it; output max error 0.78% of range")
+    verdict = Policy.default().evaluate(run)
+    return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("diagnosed"))
+
+
+def test_default_policy_fails_a_planted_device_error_and_reports_say_why(diagnosed):
+    run, verdict, paths = diagnosed
+    assert not verdict.passed
+    assert verdict.failures[0] == (f"random:1: tflite-reference vs {DEVICE}: 5 layer(s) out of tolerance, first "
+                                   "0:2/12 CONV_2D layer2/out (max |Δ| 2 > 1; own error max |Δ| 2 > 1), cause: kernel")
+    text = terminal.render(run, verdict)
+    lines = text.splitlines()
+    assert lines[2] == (f"  {DEVICE} vs tflite-reference and tflm-host: 1 of 6 layers introduce error, all "
+                        "CONV_2D, cause kernel; the other 3 inherit it; output max error 0.78% of range "
+                        "(FAILS the policy).")
+    row = next(line for line in lines if line.startswith("random:1") and f"tflm-host vs {DEVICE}" in line)
+    assert " 1 kernel " in f" {' '.join(row.split())} "      # introducing layers by cause
+
+
+def test_summary_json_has_the_cause_per_layer(diagnosed):
+    _, _, paths = diagnosed
+    doc = json.loads(paths["json"].read_text())
+    assert doc["agreement"] == [["tflite-reference", "tflm-host"], [DEVICE]]
+    assert doc["diagnosis"][0] == "tflite-reference and tflm-host agree bit for bit on every layer."
+    pair = {(p["a"], p["b"]): p for p in doc["comparisons"][0]["pairs"]}[("tflm-host", DEVICE)]
+    assert pair["diagnosis"].startswith(f"tflm-host vs {DEVICE}: 1 of 6 layers introduce error")
+    causes = [(layer["id"], layer["cause"]) for layer in pair["layers"]]
+    assert causes == [("0:0/10", "none"), ("0:1/11", "none"), ("0:2/12", "kernel"), ("0:3/13", "inherited"),
+                      ("0:4/14", "inherited"), ("0:5/15", "inherited")]
+    kernel, inherited = pair["layers"][2], pair["layers"][3]
+    assert kernel["own"]["max_abs_delta"] == 2 and kernel["max_abs_delta"] == 2
+    assert inherited["own"]["max_abs_delta"] == 0 and inherited["max_abs_delta"] == 2
+    assert kernel["evidence"] == "synthetic evidence for 0:2/12" and kernel["kernel"] == "reference (synthetic)"
+    assert pair["first_failing"]["cause"] == "kernel"
+    assert pair["outputs"][0]["cause"] is None and pair["outputs"][0]["relative_error"] == pytest.approx(2 / 255)
+    bare = {(p["a"], p["b"]): p for p in doc["comparisons"][0]["pairs"]}[("tflite-reference", "tflm-host")]
+    assert bare["diagnosis"] is None and bare["layers"][0]["cause"] is None
+
+
+def test_junit_failure_names_the_cause(diagnosed):
+    _, _, paths = diagnosed
+    root = ET.parse(paths["junit"]).getroot()
+    suite = next(s for s in root.iter("testsuite") if s.get("name") == f"random:1: tflm-host vs {DEVICE}")
+    messages = {c.get("name").split()[0]: c.find("failure").get("message")
+                for c in suite.findall("testcase") if c.find("failure") is not None}
+    assert messages["0:2/12"] == "max |Δ| 2 > 1; own error max |Δ| 2 > 1; cause: kernel"
+    assert messages["0:3/13"] == "max |Δ| 2 > 1; cause: inherited"
+    text = next(c for c in suite.findall("testcase") if c.get("name").startswith("0:2/12")).find("failure").text
+    assert "cause: kernel (own max |Δ| 2; kernel reference (synthetic)): synthetic evidence for 0:2/12" in text
+
+
+def test_html_layer_table_has_own_error_and_cause(diagnosed):
+    _, _, paths = diagnosed
+    html = paths["html"].read_text()
+    assert "max |Δ| propagated</th>" in html and "max |Δ| own</th>" in html and "<th>cause</th>" in html
+    section = html[html.index(f"id='pair-0-random_1-tflm_host-{DEVICE.replace(':', '_').replace('-', '_')}'"):]
+    row = re.search(r"<tr class='[^']*first-divergent[^']*'>(.*?)</tr>", section).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[6:8] == ["2", "2"]                      # propagated, own
+    assert cells[8].startswith("kernel<span class='evidence'>synthetic evidence for 0:2/12")
+    inherited = re.findall(r"<td[^>]*>(.*?)</td>", section.split("<tr", 6)[5])
+    assert inherited[1] == "0:3/13" and inherited[6:9] == ["2", "0", "inherited"]
+    assert "<b>Diagnosis:</b> tflm-host vs target:cortex-m4:cmsis-nn: 1 of 6 layers introduce error" in html
+    assert html.count("<img class='plot'") == 1          # the device against the reference class

@@ -13,7 +13,8 @@ def write_reports(run, verdict, out_dir) -> dict[str, Path]:
     """Write every file report into out_dir (created if needed).
 
     Returns {"json": summary.json, "junit": junit.xml, "html": report.html,
-    "plots": the plots/ directory (one PNG per input and pair; absent if no pairs)}.
+    "plots": the plots/ directory (one PNG per input and reference class that another
+    backend differs from; absent when every pair agrees bit for bit)}.
     """
     from . import html, json_report, junit
     out_dir = Path(out_dir)

@@ -11,6 +11,10 @@ Shape (schema 1); every float that is NaN/inf is null:
       "backend_errors": {label: {"message": str, "action": "fail"|"warn"}},
       "policy": str,                               # where the policy came from
       "verdict": {"passed": bool, "failures": [str], "warnings": [str]},
+      "diagnosis": [str],                          # the sentences the reports open with
+      "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
+      "isolation": {"reference": label,            # null when no diagnosis ran
+                    "variants": {label: why}, "failed": {label: message}} | null,
       "comparisons": [{
         "input": str,
         "backends": [label, ...],                  # backends with a capture for this input
@@ -23,6 +27,8 @@ Shape (schema 1); every float that is NaN/inf is null:
           "layers_total": int, "layers_compared": int, "layers_diverging": int,
           "mismatch_ratio": float,                 # over every value of every compared layer
           "max_abs_delta": number,
+          "diagnosis": str|null,                   # one sentence: which layers introduce error, why
+          "output_relative_error": float|null,     # largest output error / the output's range
           "layers": [LAYER, ...],                  # a's execution order, then b-only layers
           "outputs": [LAYER, ...]                  # the model's final outputs
         }]
@@ -36,7 +42,20 @@ Shape (schema 1); every float that is NaN/inf is null:
              "count", "mismatched", "mismatch_ratio", "max_abs_delta" (integer steps for
              integer tensors), "histogram": {"<=-3","-2","-1","0","+1","+2",">=+3": int}|null,
              "mae", "rmse", "cosine" (dequantized; null when not compared),
-             "verdict": "pass"|"fail"|"unjudged"|"not compared", "reasons": [str]}
+             "max_error" (largest dequantized |Δ|), "relative_error" (max_error / the
+             tensor's range: the impact in real units), "relative_delta" (max_error / the
+             largest |value|),
+             "verdict": "pass"|"fail"|"unjudged"|"not compared", "reasons": [str],
+             # from the diagnosis; all null when none ran (and for final outputs):
+             "own": OWN|null,              # the layer run on the reference's inputs (isolated)
+             "cause": "inherited"|"rounding"|"kernel"|"amplified"|"float-contraction"|
+                      "unexplained"|"none"|null,
+             "evidence": str|null,         # one sentence: what was measured
+             "kernel": str|null, "kernel_a": str|null,   # kernel family on side b / side a
+             "not_isolated": str|null}     # why own is null
+
+    OWN = {"status", "count", "mismatched", "mismatch_ratio", "max_abs_delta", "histogram",
+           "max_error", "relative_error"}   # as in LAYER, for the isolated outputs
 """
 from __future__ import annotations
 
@@ -44,26 +63,32 @@ import json
 from pathlib import Path
 
 from ..analysis.compare import DiffRun, LayerStats, finite_or_none
+from ..analysis.policy import layer_diagnosis, pair_diagnosis
+from .digest import agreement_classes, headline
 
 
 def summary(run: DiffRun, verdict) -> dict:
     comparisons = []
     pair_verdicts = iter(verdict.pairs)
-    for input_name, cmp in zip(run.input_names, run.comparisons):
+    for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         pairs = []
         for pair in cmp.pairs:
             pv = next(pair_verdicts)
-            layers = [layer_dict(s, pv) for s in pair.layers]
+            pd = pair_diagnosis(run, n, pair)
+            layers = [layer_dict(s, pv, layer_diagnosis(run, n, pair, s)) for s in pair.layers]
+            shares = [s.relative_error for s in pair.outputs if s.relative_error is not None]
             pairs.append({
                 "a": pair.a, "b": pair.b, "verdict": pv.status,
-                "first_divergent": layer_dict(pair.first_divergent, pv),
-                "first_failing": layer_dict(pv.first_failing, pv),
-                "worst": layer_dict(pair.worst, pv),
+                "first_divergent": layer_dict(pair.first_divergent, pv, layer_diagnosis(run, n, pair, pair.first_divergent)),
+                "first_failing": layer_dict(pv.first_failing, pv, layer_diagnosis(run, n, pair, pv.first_failing)),
+                "worst": layer_dict(pair.worst, pv, layer_diagnosis(run, n, pair, pair.worst)),
                 "layers_total": len(pair.layers),
                 "layers_compared": len(pair.compared_layers),
                 "layers_diverging": sum(s.diverges for s in pair.layers),
                 "mismatch_ratio": pair.mismatch_ratio,
                 "max_abs_delta": finite_or_none(pair.max_abs_delta),
+                "diagnosis": pd.summary if pd is not None else None,
+                "output_relative_error": finite_or_none(max(shares)) if shares else None,
                 "layers": layers,
                 "outputs": [layer_dict(s, pv) for s in pair.outputs],
             })
@@ -80,8 +105,19 @@ def summary(run: DiffRun, verdict) -> dict:
         "policy": getattr(verdict, "policy_source", None),
         "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
                     "warnings": list(verdict.warnings)},
+        "diagnosis": headline(run, verdict),
+        "agreement": agreement_classes(run),
+        "isolation": _isolation(run),
         "comparisons": comparisons,
     }
+
+
+def _isolation(run: DiffRun) -> dict | None:
+    diagnosis = getattr(run, "diagnosis", None)
+    if diagnosis is None:
+        return None
+    return {"reference": diagnosis.reference, "variants": dict(diagnosis.variants),
+            "failed": dict(diagnosis.failed)}
 
 
 def layer_verdict(s: LayerStats, pv) -> str:
@@ -92,10 +128,11 @@ def layer_verdict(s: LayerStats, pv) -> str:
     return "not compared" if s.one_sided else "pass"
 
 
-def layer_dict(s: LayerStats | None, pv) -> dict | None:
+def layer_dict(s: LayerStats | None, pv, d=None) -> dict | None:
+    """One layer; `d` is its LayerDiagnosis (simrun.analysis.diagnose) or None."""
     if s is None:
         return None
-    return {
+    out = {
         "id": s.id, "subgraph": s.subgraph, "op_index": s.op_index, "op_name": s.op_name,
         "tensor_index": s.tensor_index, "tensor_name": s.tensor_name, "depth": s.depth,
         "status": s.status,
@@ -105,8 +142,25 @@ def layer_dict(s: LayerStats | None, pv) -> dict | None:
         "count": s.count, "mismatched": s.mismatched, "mismatch_ratio": s.mismatch_ratio,
         "max_abs_delta": finite_or_none(s.max_abs_delta), "histogram": s.histogram,
         "mae": finite_or_none(s.mae), "rmse": finite_or_none(s.rmse), "cosine": finite_or_none(s.cosine),
+        "max_error": finite_or_none(s.max_error), "relative_error": finite_or_none(s.relative_error),
+        "relative_delta": finite_or_none(s.relative_delta),
         "verdict": layer_verdict(s, pv), "reasons": pv.failing.get(s.id, []),
+        "own": None, "cause": None, "evidence": None, "kernel": None, "kernel_a": None,
+        "not_isolated": None,
     }
+    if d is not None:
+        out.update(own=_own_dict(d.own), cause=d.cause, evidence=d.evidence, kernel=d.kernel,
+                   kernel_a=d.kernel_a, not_isolated=d.not_isolated)
+    return out
+
+
+def _own_dict(s: LayerStats | None) -> dict | None:
+    if s is None:
+        return None
+    return {"status": s.status, "count": s.count, "mismatched": s.mismatched,
+            "mismatch_ratio": s.mismatch_ratio, "max_abs_delta": finite_or_none(s.max_abs_delta),
+            "histogram": s.histogram, "max_error": finite_or_none(s.max_error),
+            "relative_error": finite_or_none(s.relative_error)}
 
 
 def write(run: DiffRun, verdict, path: Path) -> Path:

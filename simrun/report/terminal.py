@@ -1,30 +1,41 @@
-"""The table `simrun diff` prints: one row per input and backend pair, then
-backend errors, versions and the verdict."""
+"""What `simrun diff` prints: the diagnosis in sentences first, then one row per input and
+backend pair that differs (bit-exact pairs on one line), backend errors, versions and the
+verdict last."""
 from __future__ import annotations
 
 from ..analysis.compare import DiffRun
+from ..analysis.policy import pair_diagnosis
+from .digest import headline
 
-_HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|", "verdict")
+_HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|",
+           "introducing", "verdict")
 
 
 def render(run: DiffRun, verdict) -> str:
-    rows = [_HEADER]
+    lines = ["diagnosis:"] + [f"  {sentence}" for sentence in headline(run, verdict)] + [""]
+    rows, exact = [_HEADER], {}
     pair_verdicts = iter(verdict.pairs)
-    for input_name, cmp in zip(run.input_names, run.comparisons):
+    for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         for pair in cmp.pairs:
             pv = next(pair_verdicts)
+            if not any(s.diverges for s in pair.layers + pair.outputs) and pv.passed:
+                exact.setdefault(pair.name, []).append(input_name)
+                continue
             first, worst = pair.first_divergent, pair.worst
             rows.append((input_name, pair.name, f"{len(pair.compared_layers)}/{len(pair.layers)}",
                          _short(first), _short(worst), f"{100 * pair.mismatch_ratio:.2f}%",
-                         f"{pair.max_abs_delta:g}", pv.status.upper()))
-    lines = []
+                         f"{pair.max_abs_delta:g}", _introducing(run, n, pair), pv.status.upper()))
     if len(rows) > 1:
         widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
-        for n, row in enumerate(rows):
+        for k, row in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-            if n == 0:
+            if k == 0:
                 lines.append("  ".join("-" * w for w in widths))
-    else:
+    if exact:
+        every = len(run.input_names)
+        lines.append("bit-exact on every layer: " + ", ".join(
+            name if len(inputs) == every else f"{name} ({', '.join(inputs)})" for name, inputs in exact.items()))
+    if len(rows) == 1 and not exact:
         lines.append("no backend pair to compare")
 
     if run.backend_errors:
@@ -46,6 +57,17 @@ def render(run: DiffRun, verdict) -> str:
         lines.append(f"FAIL: {failure}")
     lines.append(f"verdict: {'PASSED' if verdict.passed else 'FAILED'} (policy: {verdict.policy_source})")
     return "\n".join(lines)
+
+
+def _introducing(run: DiffRun, n: int, pair) -> str:
+    """How many layers introduce error themselves, and why ("3 rounding, 1 kernel"); "-" undiagnosed."""
+    pd = pair_diagnosis(run, n, pair)
+    if pd is None:
+        return "-"
+    counts: dict[str, int] = {}
+    for d in pd.introducing:
+        counts[d.cause] = counts.get(d.cause, 0) + 1
+    return ", ".join(f"{k} {c}" for c, k in counts.items()) if counts else "0"
 
 
 def _short(layer) -> str:
