@@ -6,8 +6,8 @@ such a failure becomes a `BackendError` for that backend and the rest of a diff
 matrix goes on. Inputs and Captures cross the process boundary as .npz files.
 
 Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `tflite-optimized-nodelegate`,
-`target:<cpu>:<kernels>`,
-and `target:<cpu>:<kernels>:single-rounding` for firmware built with `rounding="single"`.
+`target:<cpu>:<kernels>`, with `:single-rounding` for firmware built with `rounding="single"`
+and `:no-fp-contract` for firmware built with `fp_contract="off"` (both suffixes in that order).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import numpy as np
 from ..capture import Capture
 from ..target.build import ensure_firmware
 from ..errors import BackendError, BadInput, SimrunError
-from ..target.targets import DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS
+from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES,
+                              TARGETS)
 from .collect import STAGE_MARK, package_versions
 
 # label -> (module, options). `tflite-optimized-nodelegate` is LiteRT's own optimized
@@ -54,31 +55,44 @@ class BackendSpec:
 
 
 def parse_backend(label: str) -> BackendSpec:
-    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `target:<cpu>:<kernels>`
-    / `target:<cpu>:<kernels>:single-rounding`."""
+    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `tflite-optimized-nodelegate` /
+    `target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]`."""
     if label in HOST_SPECS:
         module, options = HOST_SPECS[label]
         return BackendSpec(label, module, dict(options))
     if label.startswith("target:"):
         parts = label.split(":")
-        if len(parts) not in (3, 4):
-            raise BadInput(f"backend {label!r}: expected target:<cpu>:<kernels>[:single-rounding]")
+        if len(parts) < 3:
+            raise BadInput(f"backend {label!r}: expected {_TARGET_GRAMMAR}")
         _, cpu, kernels = parts[:3]
-        options = {}
-        if len(parts) == 4:
-            mode = parts[3].removesuffix("-rounding")
-            if parts[3] != f"{mode}-rounding" or mode == DEFAULT_ROUNDING or mode not in ROUNDING_MODES:
-                raise BadInput(f"backend {label!r}: unknown suffix {parts[3]!r}; known: "
-                               + ", ".join(f"{m}-rounding" for m in ROUNDING_MODES if m != DEFAULT_ROUNDING))
-            options["rounding"] = mode
+        options = _target_suffixes(label, parts[3:])
         if cpu not in TARGETS:
             raise BadInput(f"backend {label!r}: unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
         if kernels not in KERNEL_VARIANTS:
             raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
                            f"known: {', '.join(KERNEL_VARIANTS)}")
         return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels, **options})
-    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, "
-                   f"target:<cpu>:<kernels>[:single-rounding]")
+    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, {_TARGET_GRAMMAR}")
+
+
+_TARGET_GRAMMAR = "target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]"
+
+
+def _target_suffixes(label: str, suffixes: list[str]) -> dict:
+    """Firmware options from the label's suffixes, each at most once, in the grammar's order."""
+    known = [f"{m}-rounding" for m in ROUNDING_MODES if m != DEFAULT_ROUNDING] + ["no-fp-contract"]
+    positions = [known.index(s) if s in known else -1 for s in suffixes]
+    if -1 in positions or positions != sorted(set(positions)):
+        bad = next((s for s in suffixes if s not in known), ":".join(suffixes))
+        raise BadInput(f"backend {label!r}: unknown or misplaced suffix {bad!r}; expected "
+                       f"{_TARGET_GRAMMAR} (known suffixes: {', '.join(known)})")
+    options = {}
+    for s in suffixes:
+        if s.endswith("-rounding"):
+            options["rounding"] = s.removesuffix("-rounding")
+        else:
+            options["fp_contract"] = "off"
+    return options
 
 
 
@@ -148,6 +162,7 @@ def _firmware(spec: BackendSpec, build_opts: dict, progress):
     try:
         return ensure_firmware(spec.options["cpu"], spec.options["kernels"],
                                rounding=spec.options.get("rounding", DEFAULT_ROUNDING),
+                               fp_contract=spec.options.get("fp_contract", DEFAULT_FP_CONTRACT),
                                progress=progress, **build_opts)
     except SimrunError as err:
         raise BackendError(spec.label, f"firmware: {err}") from None

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 import sys
 
-from ..target.targets import DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS
+from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, KERNEL_VARIANTS,
+                              ROUNDING_MODES, TARGETS)
 
 # Lines worth showing from CMake/make: progress counters and diagnostics.
 _SHOWN = re.compile(r"^\[\s*\d+%\]|error|warning:|^configuring|^cached|^waiting|^CMake Error", re.I)
@@ -19,6 +20,10 @@ def register(sub) -> None:
                    help="requantization rounding: double (TFLM's reference kernels, default) or "
                         "single (as TFLite's optimized kernels; backend label "
                         "target:<cpu>:<kernels>:single-rounding)")
+    p.add_argument("--fp-contract", default=DEFAULT_FP_CONTRACT, choices=FP_CONTRACT_MODES,
+                   help="floating-point contraction: fast (GCC's default: a*b+c fused into one "
+                        "multiply-add on FPU cores) or off (-ffp-contract=off; backend label "
+                        "target:<cpu>:<kernels>[:single-rounding]:no-fp-contract)")
     p.add_argument("--sources", metavar="DIR", default=None,
                    help="directory holding tflite-micro/, CMSIS-NN/, CMSIS_6/, flatbuffers/, gemmlowp/ "
                         "(default: $SIMRUN_SOURCES_DIR, else CMake downloads the pinned sources)")
@@ -35,7 +40,8 @@ def run(args) -> int:
         if args.verbose or _SHOWN.search(line):
             print(_shorten(line), file=sys.stderr, flush=True)
 
-    fw = ensure_firmware(args.cpu, args.kernels, rounding=args.rounding, sources_dir=args.sources,
+    fw = ensure_firmware(args.cpu, args.kernels, rounding=args.rounding, fp_contract=args.fp_contract,
+                         sources_dir=args.sources,
                          cache_dir=args.cache_dir, progress=progress)
     sections = fw.metadata.get("sections", {})
     text = sections.get(".text", 0)

@@ -5,10 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend, run_matrix
-from ..target.build import check_rounding
+from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend
+from ..target.build import check_fp_contract, check_rounding
 from ..errors import BadInput
-from ..target.targets import (DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
+from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
                               check_variant, get_target, target_label)
 
 
@@ -32,6 +32,10 @@ def register(sub) -> None:
                    help="requantization rounding of the target firmware, comma-separated "
                         f"({', '.join(ROUNDING_MODES)}; default {DEFAULT_ROUNDING}); single adds "
                         "target:<cpu>:<kernels>:single-rounding backends")
+    p.add_argument("--fp-contract", default=DEFAULT_FP_CONTRACT, metavar="LIST",
+                   help=f"floating-point contraction of the target firmware, comma-separated "
+                        f"({', '.join(FP_CONTRACT_MODES)}; default {DEFAULT_FP_CONTRACT}); off adds "
+                        "target:<cpu>:<kernels>[:single-rounding]:no-fp-contract backends")
     p.add_argument("--backends", metavar="LIST",
                    help=f"comma-separated backends (default: {','.join(HOST_BACKENDS)}, plus "
                         f"target:<cpu>:<kernels>[:single-rounding] per --cpu); 'target' expands to "
@@ -44,19 +48,29 @@ def register(sub) -> None:
                         "or pinned downloads)")
     p.add_argument("--emulator", default="qemu", choices=EMULATORS,
                    help="emulator for target backends (default qemu)")
+    p.add_argument("--reference", metavar="LABEL",
+                   help="backend whose values feed every operator in the isolated runs of the "
+                        "diagnosis (default: tflite-reference when it runs, else tflm-host)")
+    p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
+                   help="explain each differing layer: isolated runs against the reference give its "
+                        "own error, extra firmware variants (other rounding, no FMA contraction) its "
+                        "cause; built and run automatically (default: on)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
     p.set_defaults(func=run)
 
 
 def backend_labels(backends: str | None, cpus: list[str], kernels: str,
-                   rounding: str = DEFAULT_ROUNDING) -> list[str]:
+                   rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> list[str]:
     cpu_list = [c for arg in cpus for c in arg.split(",") if c]
     kernel_list = [k for k in kernels.split(",") if k]
     rounding_list = [r for r in rounding.split(",") if r]
+    contract_list = [f for f in fp_contract.split(",") if f]
     # The checks `simrun build` makes, so both commands word a bad option alike.
     for r in rounding_list:
         check_rounding(r)
+    for f in contract_list:
+        check_fp_contract(f)
     try:
         for cpu in cpu_list:
             get_target(cpu)
@@ -64,7 +78,8 @@ def backend_labels(backends: str | None, cpus: list[str], kernels: str,
             check_variant(k)
     except ValueError as err:
         raise BadInput(str(err)) from None
-    targets = [target_label(c, k, r) for c in cpu_list for k in kernel_list for r in rounding_list]
+    targets = [target_label(c, k, r, f) for c in cpu_list for k in kernel_list for r in rounding_list
+               for f in contract_list]
     if backends is None:
         labels = list(HOST_BACKENDS) + targets
     else:
@@ -86,7 +101,9 @@ def backend_labels(backends: str | None, cpus: list[str], kernels: str,
 
 def _progress(label: str, event: str, seconds: float, message: str) -> None:
     if event == "started":
-        print(f"[diff] {label}: started", file=sys.stderr, flush=True)
+        print(f"[diff] {label}: started" + (f" ({message})" if message else ""), file=sys.stderr, flush=True)
+    elif event == "note":
+        print(f"[diff] {label}: {message}", file=sys.stderr, flush=True)
     elif event == "progress":
         print(f"[diff] {label}: {message}", file=sys.stderr, flush=True)
     elif event == "finished":
@@ -100,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from ..model import Model
     from ..inputs import load_named_inputs
     from ..analysis.policy import Policy
+    from ..pipeline import diff_run
 
-    labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding)
+    labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding, args.fp_contract)
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
     if args.sources is not None and not args.sources.is_dir():
@@ -110,23 +128,13 @@ def run(args: argparse.Namespace) -> int:
     policy = Policy.load(args.policy)
     model = Model.from_file(args.model)
     named = load_named_inputs(model, args.inputs, count=args.count)
+    if args.reference is not None and args.reference not in labels:
+        raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     run_ = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
+                    reference=args.reference, diagnose=args.diagnose,
                     timeout=args.timeout, progress=_progress,
                     sources_dir=args.sources, emulator=args.emulator)
     return judge_and_report(run_, policy, args.report)
-
-
-def diff_run(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, progress=None,
-             **target_options):
-    """Run the matrix and compare: a DiffRun (also what the Robot library and bench use)."""
-    from ..analysis.compare import DiffRun, compare
-
-    matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
-                        **target_options)
-    comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
-                   for i in range(len(samples))]
-    return DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
-                   input_names=list(input_names))
 
 
 def judge_and_report(run_, policy, report_dir: Path) -> int:

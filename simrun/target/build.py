@@ -4,10 +4,12 @@
     fw.elf        # Path to the ELF (inside the cache; do not modify)
     fw.metadata   # cpu, kernels, rounding, cmsis_nn_path, sources, flags, compiler, sizes...
     ensure_firmware("cortex-m55", "reference", rounding="single")  # single-rounding requantization
+    ensure_firmware("cortex-m4", "reference", fp_contract="off")    # no fused multiply-add (-ffp-contract=off)
 
 Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
-    firmware/<cpu>-<kernels>[-single-rounding]-<key>/{firmware.elf, metadata.json}   finished, immutable
-    build/<cpu>-<tree key>[-single-rounding]/                    CMake tree, reused
+    firmware/<cpu>-<kernels>[-single-rounding][-no-fp-contract]-<key>/{firmware.elf, metadata.json}
+                                                                 finished, immutable
+    build/<cpu>-<tree key>[-single-rounding][-no-fp-contract]/   CMake tree, reused
     locks/<tree name>.lock
 The key hashes everything that changes the binary. The CMake tree is shared by
 both kernel variants of a CPU, so their common TFLM objects compile once; an
@@ -33,8 +35,8 @@ from pathlib import Path
 from . import sources
 from .. import errors
 from ..errors import BadInput, SimrunError, SourcesMissing
-from .targets import (DEFAULT_ROUNDING, ROUNDING_MODES, Target, UnknownTarget, check_variant,
-                      get_target, target_label)
+from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, ROUNDING_MODES, Target,
+                      UnknownTarget, check_variant, get_target, target_label)
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLCHAIN_FILE = REPO / "cmake" / "arm-none-eabi.cmake"
@@ -97,8 +99,10 @@ def check_cmsis_nn_path(gcc: str, target: Target) -> str:
     return path
 
 
-def cmake_defines(target: Target) -> dict[str, str]:
+def cmake_defines(target: Target, fp_contract: str = DEFAULT_FP_CONTRACT) -> dict[str, str]:
     b = target.board
+    # GCC's default contraction is left implicit, so default keys and trees stay what they were.
+    opt = OPT_FLAGS if fp_contract == DEFAULT_FP_CONTRACT else f"{OPT_FLAGS};-ffp-contract={fp_contract}"
     return {
         "SIMRUN_CPU": target.cpu,
         "SIMRUN_CPU_FLAGS": ";".join(target.compile_flags()),
@@ -107,7 +111,7 @@ def cmake_defines(target: Target) -> dict[str, str]:
         "SIMRUN_RAM_ORIGIN": hex(b.ram_origin), "SIMRUN_RAM_SIZE": hex(b.ram_size),
         "SIMRUN_BULK_ORIGIN": hex(b.bulk_origin), "SIMRUN_BULK_SIZE": hex(b.bulk_size),
         "SIMRUN_MODEL_BYTES": str(MODEL_BYTES), "SIMRUN_ARENA_BYTES": str(ARENA_BYTES),
-        "SIMRUN_OPT_FLAGS": OPT_FLAGS,
+        "SIMRUN_OPT_FLAGS": opt,
     }
 
 
@@ -128,17 +132,28 @@ def check_rounding(rounding: str) -> None:
         raise BadInput(f"unknown rounding {rounding!r}; known: {', '.join(ROUNDING_MODES)}")
 
 
+def check_fp_contract(fp_contract: str) -> None:
+    if fp_contract not in FP_CONTRACT_MODES:
+        raise BadInput(f"unknown fp-contract {fp_contract!r}; known: {', '.join(FP_CONTRACT_MODES)}")
+
+
+def variant_suffix(rounding: str, fp_contract: str = DEFAULT_FP_CONTRACT) -> str:
+    """Cache entry and tree name suffix: "", "-single-rounding", "-no-fp-contract" or both."""
+    return rounding_suffix(rounding) + ("" if fp_contract == DEFAULT_FP_CONTRACT else "-no-fp-contract")
+
+
 def rounding_suffix(rounding: str) -> str:
     """"" for the default, else "-single-rounding": cache entry and tree names."""
     return "" if rounding == DEFAULT_ROUNDING else f"-{rounding}-rounding"
 
 
 def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: str,
-               firmware_digest: str, rounding: str = DEFAULT_ROUNDING) -> dict:
+               firmware_digest: str, rounding: str = DEFAULT_ROUNDING,
+               fp_contract: str = DEFAULT_FP_CONTRACT) -> dict:
     """Everything the binary depends on; tree_key uses the part the TFLM objects depend on."""
     inputs = {
         "target": {"cpu": target.cpu, "board": asdict(target.board), "flags": target.compile_flags()},
-        "defines": cmake_defines(target),
+        "defines": cmake_defines(target, fp_contract),
         "sources": source_identity,
         "compiler": compiler,
         "kernels": kernels,
@@ -149,6 +164,8 @@ def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: st
         # the CMake trees already built for them) stay what they were. It
         # enters the tree key too: no object is shared between rounding modes.
         inputs["rounding"] = rounding
+    if fp_contract != DEFAULT_FP_CONTRACT:
+        inputs["fp_contract"] = fp_contract     # every object changes: its own tree too
     return inputs
 
 
@@ -167,7 +184,7 @@ def tree_key(inputs: dict) -> str:
 
 
 def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
-                    sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                    fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                     progress: Progress | None = None) -> Firmware:
     try:
         target = get_target(cpu)
@@ -175,6 +192,7 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
     except (UnknownTarget, ValueError) as err:
         raise BadInput(str(err)) from None
     check_rounding(rounding)
+    check_fp_contract(fp_contract)
     say = progress or (lambda _msg: None)
     src_root = sources.resolve(sources_dir)
     cmake = require_tool("cmake")
@@ -185,8 +203,8 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
     cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
 
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
-                        files_digest(REPO, FIRMWARE_INPUTS), rounding)
-    suffix = rounding_suffix(rounding)
+                        files_digest(REPO, FIRMWARE_INPUTS), rounding, fp_contract)
+    suffix = variant_suffix(rounding, fp_contract)
     entry = cache / "firmware" / f"{cpu}-{kernels}{suffix}-{cache_key(inputs)}"
     cached = load_entry(entry)
     if cached:
@@ -207,10 +225,10 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
             return cached
         build_dir = cache / "build" / tree_name
         started = time.monotonic()
-        configure(cmake, build_dir, target, src_root, cache, say, rounding)
+        configure(cmake, build_dir, target, src_root, cache, say, rounding, fp_contract)
         exe = compile_variant(cmake, build_dir, kernels, say)
         metadata = make_metadata(target, kernels, inputs, src_root, size_tool, exe,
-                                 time.monotonic() - started, rounding)
+                                 time.monotonic() - started, rounding, fp_contract)
         return publish(entry, exe, metadata)
 
 
@@ -227,7 +245,7 @@ def read_metadata(elf: str | Path) -> dict:
 def firmware_versions(metadata: dict) -> dict[str, str]:
     """The build facts that decide what runs (compiler, flags, source pins), as Capture.versions keys."""
     versions = {f"firmware.{key}": str(metadata[key])
-                for key in ("kernels", "rounding", "compiler", "opt_flags", "cmsis_nn_path", "cache_key")
+                for key in ("kernels", "rounding", "fp_contract", "compiler", "opt_flags", "cmsis_nn_path", "cache_key")
                 if metadata.get(key) is not None}
     for tree, pin in (metadata.get("sources") or {}).items():
         versions[f"source.{tree}"] = str(pin)
@@ -259,17 +277,18 @@ def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[
 
 
 def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-                      rounding: str = DEFAULT_ROUNDING) -> list[str]:
+                      rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> list[str]:
     return [cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
-            *[f"-D{k}={v}" for k, v in cmake_defines(target).items()], f"-DSIMRUN_ROUNDING={rounding}",
+            *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
+            f"-DSIMRUN_ROUNDING={rounding}",
             *sources.cmake_args(src_root)]
 
 
 def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-              say: Progress, rounding: str = DEFAULT_ROUNDING) -> None:
+              say: Progress, rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding)
+    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding, fp_contract)
     env = dict(os.environ)
     # git has no timeout of its own: abort a clone that stalls for a minute.
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
@@ -306,12 +325,14 @@ def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
 
 
 def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | None, size_tool: str,
-                  elf: Path, seconds: float, rounding: str = DEFAULT_ROUNDING) -> dict:
+                  elf: Path, seconds: float, rounding: str = DEFAULT_ROUNDING,
+                  fp_contract: str = DEFAULT_FP_CONTRACT) -> dict:
     return {
         "cpu": target.cpu,
         "kernels": kernels,
         "rounding": rounding,
-        "label": target_label(target.cpu, kernels, rounding),
+        "fp_contract": fp_contract,
+        "label": target_label(target.cpu, kernels, rounding, fp_contract),
         "board": target.board.name,
         "qemu_machine": target.qemu_machine,
         # Checked against the compiler's feature macros before building.
@@ -320,7 +341,7 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "source_identity": inputs["sources"],
         "sources_dir": str(src_root) if src_root else None,
         "cpu_flags": target.compile_flags(),
-        "opt_flags": OPT_FLAGS,
+        "opt_flags": inputs["defines"]["SIMRUN_OPT_FLAGS"].replace(";", " "),
         "compiler": inputs["compiler"],
         "model_bytes": MODEL_BYTES,
         "arena_bytes": ARENA_BYTES,

@@ -81,6 +81,11 @@ KERNEL_VARIANTS = ("reference", "cmsis-nn")
 # (TFLM) and CMSIS_NN_USE_SINGLE_ROUNDING (CMSIS-NN).
 ROUNDING_MODES = ("double", "single")
 DEFAULT_ROUNDING = "double"
+# Floating-point contraction: GCC's default for GNU C/C++ is -ffp-contract=fast, which fuses
+# a*b+c into one VFMA on FPU cores (one rounding instead of two), so float kernels can differ
+# from a host build that does not fuse. "off" builds every object with -ffp-contract=off.
+FP_CONTRACT_MODES = ("fast", "off")
+DEFAULT_FP_CONTRACT = "fast"
 # Every board row names a machine for each (qemu_machine, renode_platform).
 EMULATORS = ("qemu", "renode")
 
@@ -104,8 +109,11 @@ def check_variant(kernels: str) -> str:
     return kernels
 
 
-def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING) -> str:
-    """The backend label of a firmware: `target:<cpu>:<kernels>[:single-rounding]`."""
-    # The default keeps its old label, so existing policies and reports still match.
+def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING,
+                 fp_contract: str = DEFAULT_FP_CONTRACT) -> str:
+    """The backend label of a firmware: `target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]`."""
+    # The defaults keep their old label, so existing policies and reports still match.
     suffix = "" if rounding == DEFAULT_ROUNDING else f":{rounding}-rounding"
+    if fp_contract != DEFAULT_FP_CONTRACT:
+        suffix += ":no-fp-contract"
     return f"target:{cpu}:{kernels}{suffix}"
