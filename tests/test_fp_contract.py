@@ -1,0 +1,75 @@
+"""The `fp_contract` build option: firmware built -ffp-contract=off beside GCC's default (fast).
+
+Fast tests need no sources (labels, keys, the CMake command line); the slow one builds
+cortex-m4 reference firmware without contraction and counts the fused multiply-adds left."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from simrun.backends import parse_backend
+from simrun.commands.diff import backend_labels
+from simrun.errors import BadInput
+from simrun.target import build, sources
+from simrun.target.targets import get_target, target_label
+
+
+def _inputs(fp_contract="fast", rounding="double", kernels="reference"):
+    return build.key_inputs(get_target("cortex-m4"), kernels, sources.identity(None), "gcc 12.2", "f0",
+                            rounding, fp_contract)
+
+
+def test_labels():
+    assert target_label("cortex-m4", "reference", "double", "off") == "target:cortex-m4:reference:no-fp-contract"
+    assert target_label("cortex-m4", "cmsis-nn", "single", "off") == \
+        "target:cortex-m4:cmsis-nn:single-rounding:no-fp-contract"
+    assert target_label("cortex-m4", "reference") == "target:cortex-m4:reference"
+    assert parse_backend("target:cortex-m4:cmsis-nn:single-rounding:no-fp-contract").options == {
+        "cpu": "cortex-m4", "kernels": "cmsis-nn", "rounding": "single", "fp_contract": "off"}
+    with pytest.raises(BadInput, match="misplaced suffix"):
+        parse_backend("target:cortex-m4:reference:no-fp-contract:single-rounding")
+    assert backend_labels("target", ["cortex-m4"], "reference", "double", "fast,off") == [
+        "target:cortex-m4:reference", "target:cortex-m4:reference:no-fp-contract"]
+    with pytest.raises(BadInput, match="unknown fp-contract 'slow'"):
+        backend_labels(None, ["cortex-m4"], "reference", "double", "slow")
+
+
+def test_keys_trees_and_cmake_flags(tmp_path):
+    fast, off = _inputs(), _inputs("off")
+    assert "fp_contract" not in fast and fast == build.key_inputs(
+        get_target("cortex-m4"), "reference", sources.identity(None), "gcc 12.2", "f0")
+    assert build.cache_key(off) != build.cache_key(fast)
+    assert build.tree_key(off) != build.tree_key(fast)          # every object changes
+    assert build.tree_key(_inputs("off", kernels="cmsis-nn")) == build.tree_key(off)
+    assert build.variant_suffix("single", "off") == "-single-rounding-no-fp-contract"
+    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path,
+                                  "double", "off")
+    assert "-DSIMRUN_OPT_FLAGS=-O2;-ffp-contract=off" in cmd
+    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path)
+    assert "-DSIMRUN_OPT_FLAGS=-O2" in cmd
+
+
+def test_unknown_fp_contract_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="unknown fp-contract 'on'"):
+        build.ensure_firmware("cortex-m4", "reference", fp_contract="on", cache_dir=tmp_path)
+
+
+def _vfma_count(elf) -> int:
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if not objdump:
+        pytest.skip("arm-none-eabi-objdump not on PATH")
+    out = subprocess.run([objdump, "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+    return sum(("\tvfma" in line or "\tvfms" in line or "\tvfnm" in line) for line in out.splitlines())
+
+
+@pytest.mark.tflm
+@pytest.mark.slow
+def test_no_fp_contract_firmware_has_no_fused_multiply_add(tflm_firmware):
+    fast = tflm_firmware("cortex-m4", "reference")
+    off = build.ensure_firmware("cortex-m4", "reference", fp_contract="off")
+    assert off.metadata["fp_contract"] == "off" and "-ffp-contract=off" in off.metadata["opt_flags"]
+    assert off.metadata["label"] == "target:cortex-m4:reference:no-fp-contract"
+    assert _vfma_count(fast.elf) > 0
+    assert _vfma_count(off.elf) == 0
