@@ -36,12 +36,14 @@ def test_write_reports_returns_the_files(written):
     _, _, paths = written
     for key in ("json", "junit", "html"):
         assert paths[key].is_file() and paths[key].stat().st_size > 0
-    pngs = sorted(p.name for p in paths["plots"].glob("*.png"))
+    svgs = sorted(p.name for p in paths["plots"].iterdir())
     # Plots only where something differs, one per input and reference class: tflite-reference
     # and tflm-host agree bit for bit, so tflite-optimized is drawn once against both.
-    assert pngs == ["0-random_1-tflite_reference.png", "1-cat_png-tflite_reference.png"]
-    pngs = sorted(paths["plots"].glob("*.png"))
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert svgs == ["0-random_1-tflite_reference.svg", "1-cat_png-tflite_reference.svg"]
+    for path in paths["plots"].iterdir():
+        root = ET.fromstring(path.read_text())               # well-formed SVG
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 2   # max |Δ| and mismatch
 
 
 def test_summary_json_shape(written):
@@ -301,7 +303,8 @@ def test_html_layer_table_has_own_error_and_cause(diagnosed):
     row = re.search(r"<tr class='[^']*first-divergent[^']*'>(.*?)</tr>", section).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
     assert cells[6:8] == ["2", "2"]                      # propagated, own
-    assert cells[8].startswith("kernel<span class='evidence'>synthetic evidence for 0:2/12")
+    assert cells[8] == "kernel"
+    assert cells[-1] == "synthetic evidence for 0:2/12 (kernel: reference (synthetic))"
     inherited = re.findall(r"<td[^>]*>(.*?)</td>", section.split("<tr", 6)[5])
     assert inherited[1] == "0:3/13" and inherited[6:9] == ["2", "0", "inherited"]
     assert "<b>Diagnosis:</b> tflm-host vs target:cortex-m4:cmsis-nn: 1 of 6 layers introduce error" in html

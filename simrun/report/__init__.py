@@ -1,4 +1,4 @@
-"""Reports of a DiffRun: terminal table, summary.json, junit.xml, report.html (+ plot PNGs)."""
+"""Reports of a DiffRun: terminal table, summary.json, junit.xml, report.html (+ plot SVGs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,7 @@ def write_reports(run, verdict, out_dir) -> dict[str, Path]:
     """Write every file report into out_dir (created if needed).
 
     Returns {"json": summary.json, "junit": junit.xml, "html": report.html,
-    "plots": the plots/ directory (one PNG per input and reference class that another
+    "plots": the plots/ directory (one SVG per input and reference class that another
     backend differs from; absent when every pair agrees bit for bit)}.
     """
     from . import html, json_report, junit

@@ -1,4 +1,4 @@
-"""report.html: one self-contained page (plots embedded as base64 PNG) per DiffRun.
+"""report.html: one self-contained page (plots embedded as base64 SVG images) per DiffRun.
 
 Reads top-down in the order a user asks: the verdict and the diagnosis in sentences;
 failures and warnings; the backend matrix (which backends agree bit for bit, which differ
@@ -17,11 +17,11 @@ from ..analysis.compare import DiffRun
 from ..analysis.policy import pair_diagnosis
 from . import html_parts as parts
 from .digest import agreement_classes, cells, headline
-from .plots import group_figure_png
+from .plots import group_figure_svg
 
 
-def render(run: DiffRun, verdict, plots: dict[tuple[int, str], bytes]) -> str:
-    """plots: (input position, first backend of the reference class) -> PNG bytes."""
+def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
+    """plots: (input position, first backend of the reference class) -> SVG text."""
     model_path = getattr(run.model, "path", None)
     name = Path(str(model_path)).name if model_path else "(in memory)"
     table = cells(run, verdict)
@@ -54,11 +54,11 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], bytes]) -> str:
             ref = classes[group] if group < len(classes) else [pairs[0].a]
             also = f" (and {', '.join(ref[1:])}, bit-exact with it)" if len(ref) > 1 else ""
             out.append(f"<h3>Against {escape(ref[0])}{escape(also)}</h3>")
-            png = plots.get((n, ref[0]))
-            if png:
+            svg = plots.get((n, ref[0]))
+            if svg:
                 out.append(f"<img class='plot' alt='error against depth against {escape(ref[0])}, "
-                           f"input {escape(input_name)}' src='data:image/png;base64,"
-                           f"{base64.b64encode(png).decode()}'>")
+                           f"input {escape(input_name)}' src='data:image/svg+xml;base64,"
+                           f"{base64.b64encode(svg.encode()).decode()}'>")
             for pair in pairs:
                 out.append(_pair_section(run, n, input_name, pair, verdicts[(input_name, pair.a, pair.b)]))
         if exact:
@@ -91,8 +91,8 @@ def _pair_section(run: DiffRun, n: int, input_name: str, pair, pv) -> str:
             + parts.layer_table(run, n, pair, pv) + "</div></details>")
 
 
-def figures(run: DiffRun, classes: list[list[str]]) -> dict[tuple[int, str], bytes]:
-    """One PNG per input and reference class that some later class differs from."""
+def figures(run: DiffRun, classes: list[list[str]]) -> dict[tuple[int, str], str]:
+    """One SVG per input and reference class that some later class differs from."""
     out = {}
     for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
         by_labels = {(p.a, p.b): p for p in cmp.pairs}
@@ -107,21 +107,21 @@ def figures(run: DiffRun, classes: list[list[str]]) -> dict[tuple[int, str], byt
                 label = other[0] + (f" (+{len(other) - 1})" if len(other) > 1 else "")
                 lines.append((label, pair, own))
             if lines:
-                out[(n, ref[0])] = group_figure_png(f"input {input_name}: against {ref[0]}", lines)
+                out[(n, ref[0])] = group_figure_svg(f"input {input_name}: against {ref[0]}", lines)
     return out
 
 
 def write(run: DiffRun, verdict, out_dir: Path) -> tuple[Path, list[Path]]:
-    """Write report.html and, beside it, plots/<input position>-<input>-<reference>.png."""
+    """Write report.html and, beside it, plots/<input position>-<input>-<reference>.svg."""
     classes = agreement_classes(run)
     plots = figures(run, classes)
     files = []
     if plots:
         plot_dir = out_dir / "plots"
         plot_dir.mkdir(exist_ok=True)
-        for (n, ref), png in plots.items():
-            path = plot_dir / (parts.anchor(str(n), run.input_names[n], ref)[5:] + ".png")
-            path.write_bytes(png)
+        for (n, ref), svg in plots.items():
+            path = plot_dir / (parts.anchor(str(n), run.input_names[n], ref)[5:] + ".svg")
+            path.write_text(svg, encoding="utf-8")
             files.append(path)
     html_path = out_dir / "report.html"
     html_path.write_text(render(run, verdict, plots), encoding="utf-8")

@@ -35,7 +35,7 @@ tr.first-divergent td { background: #fff3cd; font-weight: bold; }
 tr.first-divergent td:first-child::before { content: "▶ "; color: #e65100; }
 tr.one-side td, tr.quiet td { color: #888; }
 td.cause-introduces { font-weight: bold; color: #b71c1c; }
-.evidence { display: block; font-weight: normal; color: #555; font-size: 12px; max-width: 38em; }
+td.evidence { color: #444; font-size: 12px; min-width: 28em; }
 .scroll { overflow-x: auto; }
 img.plot { max-width: 100%; border: 1px solid #eee; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
@@ -95,7 +95,8 @@ def layer_table(run: DiffRun, n: int, pair, pv) -> str:
             "normal runs'>max |Δ| propagated</th><th title='what it differs by when run on the "
             "reference&#39;s inputs (isolated)'>max |Δ| own</th><th>cause</th>"
             "<th title='largest dequantized error as a share of the tensor&#39;s range'>impact</th>"
-            "<th>Δ histogram (≤−3 −2 −1 0 +1 +2 ≥+3)</th><th>MAE</th><th>cosine</th><th>verdict</th></tr>")
+            "<th>Δ histogram (≤−3 −2 −1 0 +1 +2 ≥+3)</th><th>MAE</th><th>cosine</th><th>verdict</th>"
+            "<th>evidence for the cause</th></tr>")
     rows = [head]
     for s in pair.layers + pair.outputs:
         d = layer_diagnosis(run, n, pair, s)
@@ -119,7 +120,7 @@ def layer_table(run: DiffRun, n: int, pair, pv) -> str:
             f"<td class='num'>{_delta(s)}</td>{_own_cells(d)}"
             f"<td class='num'>{_share(s.relative_error) if s.compared else '—'}</td>"
             f"<td class='mono'>{hist}</td><td class='num'>{_num(s.mae)}</td>"
-            f"<td class='num'>{_num(s.cosine, 6)}</td><td>{escape(verdict_text)}</td></tr>")
+            f"<td class='num'>{_num(s.cosine, 6)}</td><td>{escape(verdict_text)}</td>{_evidence_cell(d)}</tr>")
     return "".join(rows) + "</table>"
 
 
@@ -130,11 +131,17 @@ def _own_cells(d) -> str:
     own_text = _delta(own) if own is not None else "not isolated"
     own_title = escape(d.not_isolated or "") if own is None else ""
     cls = " class='cause-introduces'" if d.cause in INTRODUCING else ""
-    evidence = (f"<span class='evidence'>{escape(d.evidence)}"
-                f"{' · kernel: ' + escape(d.kernel) if d.kernel and d.cause in INTRODUCING else ''}</span>"
-                if d.cause not in ("none", "inherited") else "")
     return (f"<td class='num' title='{own_title}'>{own_text}</td>"
-            f"<td{cls} title='{escape(d.evidence)}'>{escape(d.cause)}{evidence}</td>")
+            f"<td{cls} title='{escape(d.evidence)}'>{escape(d.cause)}</td>")
+
+
+def _evidence_cell(d) -> str:
+    """Why the cause was named, for layers whose cause needs one (not none / inherited)."""
+    if d is None or d.cause in ("none", "inherited"):
+        return "<td></td>"
+    kernel = (f" (kernel: {d.kernel})" if d.kernel and d.cause in INTRODUCING and d.kernel not in d.evidence
+              else "")
+    return f"<td class='evidence'>{escape(d.evidence + kernel)}</td>"
 
 
 def versions(run: DiffRun) -> str:
