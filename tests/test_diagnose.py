@@ -80,7 +80,7 @@ def test_unexplained_without_a_variant_and_the_wanted_variant_named():
     layers, normal_b, own_only = planted()
     run, iso = run_with({REF: layers, TGT: normal_b}, {TGT: own_only})
     assert wanted_variants(run.model, run.comparisons[0], iso) == {
-        SINGLE: f"to test the cause of {TGT}'s own error (first at 0:2/12 CONV_2D layer2/out)"}
+        SINGLE: f"to test the cause of {TGT}'s own error (first at 0:2/12 CONV_2D)"}
     d = diagnose_run(run, [iso], REF).pair(0, REF, TGT).layers[2]
     assert d.cause == "unexplained" and "no variant run" in d.evidence
 

@@ -174,7 +174,7 @@ def wanted_variants(model, comparison: Comparison, isolated: dict[str, Capture])
                     for v in variant_labels(side, not s.integer):
                         if v not in isolated:
                             wanted.setdefault(v, f"to test the cause of {side}'s own error "
-                                                 f"(first at {s.label})")
+                                                 f"(first at {s.id} {s.op_name})")
     return wanted
 
 

@@ -9,6 +9,7 @@ robotframework-pythonlibcore (as SeleniumLibrary and Browser do):
 - model_inputs.py  model and inputs
 - captures.py      running backends, reading captures
 - comparison.py    comparison, tolerance policy, reports
+- diagnosis.py     own vs inherited error per layer and its cause
 
 Every keyword is a thin call into simrun; the components only convert
 arguments, keep the state of context.LibraryState between keywords and turn
@@ -22,11 +23,13 @@ from robotlibcore import DynamicCore
 from .captures import CaptureKeywords
 from .comparison import ComparisonKeywords
 from .context import LibraryState
+from .diagnosis import DiagnosisKeywords
 from .firmware import FirmwareKeywords
 from .fixture import FixtureKeywords
 from .model_inputs import ModelKeywords
 
-COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords, ComparisonKeywords)
+COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords, ComparisonKeywords,
+              DiagnosisKeywords)
 
 
 class SimrunLibrary(DynamicCore, LibraryState):
