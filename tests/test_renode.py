@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from simrun.target.emulators.renode import RENODE_DIR, platform_files, renode_argv
+from simrun.target.emulators.renode import RENODE_DIR, platform_files, renode_argv, renode_script
 from simrun.target.targets import BOARDS, TARGETS
 
 
@@ -34,11 +34,16 @@ def test_every_cpu_has_platform_files():
         assert repl.is_file() and resc.is_file()
 
 
-def test_launch_line_uses_the_board_script(tmp_path):
+def test_launch_line_quotes_paths_and_lifts_the_throttle(tmp_path):
     repl, resc = platform_files("cortex-m55")
-    argv = renode_argv("renode", repl, resc, tmp_path / "fw.elf", 4444)
+    elf = tmp_path / "my firmware" / "fw.elf"          # a space ends an @path token unless escaped
+    script = renode_script(repl, resc, elf, 4444)
+    argv = renode_argv("renode", script, tmp_path / "renode.pid")
     assert argv[:4] == ["renode", "--disable-xwt", "--console", "--plain"]
-    assert "$gdb_port=4444" in argv[-1] and f"include @{resc}" in argv[-1]
+    assert argv[argv.index("--pid-file") + 1] == str(tmp_path / "renode.pid") and argv[-1] == script
+    assert "$gdb_port=4444" in script and f"include @{resc}" in script
+    assert "$elf=@" + str(elf).replace(" ", "\\ ") + ";" in script
+    assert "emulation SetGlobalAdvanceImmediately true" in script   # else 100 MIPS in real time
 
 
 @pytest.mark.renode

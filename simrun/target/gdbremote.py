@@ -1,10 +1,20 @@
 """A GDB remote serial protocol client: just what the session needs.
 
 Packets with checksums, acks until QStartNoAckMode, PacketSize-sized memory
-transfers, Z0/Z1 breakpoints, continue, stop replies, registers and the
-0x03 interrupt. Every read has a deadline; a silent or vanished stub raises
-EmulatorError / EmulatorTimeout instead of hanging. Connects only to a Unix
-socket path or a loopback TCP address.
+transfers (binary X where the stub has it), Z0/Z1 breakpoints, continue, stop
+replies, registers, monitor commands (qRcmd) and the 0x03 interrupt. Every
+read has a deadline; a silent or vanished stub raises EmulatorError /
+EmulatorTimeout instead of hanging. Connects only to a Unix socket path or a
+loopback TCP address.
+
+Stubs differ in ways that matter; a StubDialect names them, so the session
+never asks which emulator it talks to. Renode's (renode-infrastructure
+GdbStub.cs and its command handlers) sends an unsolicited `S05` whenever its
+CPU enters the single-step wait (on attach, after every breakpoint stop, two
+per `s`), queued behind the reply in progress; reports breakpoints as
+`T05swbreak:;` without registers; does not stop again when continued on a
+breakpoint; announces PacketSize in decimal; and answers errors as `E14`,
+`E9999` or `E.<text>`.
 """
 from __future__ import annotations
 
@@ -17,6 +27,59 @@ from dataclasses import dataclass, field
 from ..errors import EmulatorError, EmulatorTimeout
 
 PC_REGNUM = 15
+# Error replies: `Enn` (GDB), `E9999` (Renode's Error.Unknown), `E.<text>` (error-message+).
+_ERROR = re.compile(r"E(?:[0-9a-fA-F]{2,4}|\..*)", re.S)
+_STRAY_STOP = re.compile(r"S05")
+ERRNO_NAMES = {1: "operation not permitted", 14: "bad address", 22: "invalid argument", 9999: "unknown error"}
+
+
+@dataclass(frozen=True)
+class StubDialect:
+    """What a GDB stub does that the protocol leaves open."""
+
+    name: str
+    rereports_breakpoint: bool = True     # continuing on a breakpoint stops there at once (QEMU): step over it
+    stray_stops: bool = False             # unsolicited S05 after stops (Renode): not an answer to `c`
+    packet_size_decimal: bool = False     # qSupported PacketSize in decimal (Renode) instead of hex
+    binary_write: bool | None = None      # X packets: True/False known, None: probe once
+    instruction_counter: str | None = None  # monitor command printing the executed instruction count
+
+
+# QEMU 7.2: no X, no p, hex PacketSize=1000, re-reports a breakpoint when continued on it.
+QEMU = StubDialect("qemu", binary_write=False)
+# Renode (GdbStub.cs, SupportedQueryCommand.cs, WriteDataToMemoryCommand.cs, TranslationCPU.cs).
+RENODE = StubDialect("renode", rereports_breakpoint=False, stray_stops=True, packet_size_decimal=True,
+                     binary_write=True, instruction_counter="cpu ExecutedInstructions")
+# Anything else (attach mode to an unknown stub): the safe choices, X probed.
+GENERIC = StubDialect("gdb stub")
+
+
+def detect_dialect(features: dict[str, str]) -> StubDialect:
+    """Renode alone announces Trace32 extensions; QEMU alone `multiprocess` with vContSupported."""
+    if "t32extensions" in features:
+        return RENODE
+    if "multiprocess" in features and "vContSupported" in features:
+        return QEMU
+    return GENERIC
+
+
+def is_error(reply: str) -> bool:
+    """An error reply, not data: hex data has an even length, `Enn`/`E9999` an odd one."""
+    if reply.startswith("E."):
+        return True
+    return bool(_ERROR.fullmatch(reply)) and len(reply) % 2 == 1
+
+
+def describe_error(reply: str) -> str:
+    """`E14` -> "E14 (bad address)"; `E.text` -> "text"."""
+    if reply.startswith("E."):
+        return reply[2:] or "error"
+    try:
+        code = int(reply[1:], 10)
+    except ValueError:
+        return reply
+    name = ERRNO_NAMES.get(code)
+    return f"{reply} ({name})" if name else reply
 
 
 @dataclass
@@ -35,14 +98,12 @@ def checksum(payload: bytes) -> int:
     return sum(payload) & 0xFF
 
 
+_ESCAPED = re.compile(rb"[#$}*]")
+
+
 def escape_binary(data: bytes) -> bytes:
-    out = bytearray()
-    for b in data:
-        if b in (0x23, 0x24, 0x7D, 0x2A):       # '#', '$', '}', '*'
-            out += bytes((0x7D, b ^ 0x20))
-        else:
-            out.append(b)
-    return bytes(out)
+    """'#', '$', '}' and '*' as '}' + (byte ^ 0x20), as X packets carry them."""
+    return _ESCAPED.sub(lambda m: bytes((0x7D, m.group()[0] ^ 0x20)), data)
 
 
 def frame(payload: bytes) -> bytes:
@@ -79,25 +140,32 @@ def _check_loopback(host: str) -> None:
 class GdbRemote:
     """One connection to a GDB stub. Not thread-safe; one per session."""
 
-    def __init__(self, sock: socket.socket, timeout: float = 10.0):
+    def __init__(self, sock: socket.socket, timeout: float = 10.0, dialect: StubDialect | None = None,
+                 name: str = "GDB stub"):
         self.sock = sock
         self.timeout = timeout
+        self.dialect = dialect            # None: detected by handshake()
+        self.name = name                  # how errors name the other end ("Renode", "QEMU")
         self._buf = bytearray()
         self.ack_mode = True
         self.packet_size = 4096
         self.features: dict[str, str] = {}
         self.breakpoints: dict[int, str] = {}      # address -> "0" or "1"
         self._p_supported = True
+        self._binary_write: bool | None = None
 
     # --- connecting --------------------------------------------------------
     @classmethod
-    def connect_unix(cls, path: str, timeout: float = 10.0, deadline: float | None = None) -> "GdbRemote":
-        return cls(cls._retry(lambda: cls._open(socket.AF_UNIX, path), path, deadline), timeout)
+    def connect_unix(cls, path: str, timeout: float = 10.0, deadline: float | None = None,
+                     **kw) -> "GdbRemote":
+        return cls(cls._retry(lambda: cls._open(socket.AF_UNIX, path), path, deadline), timeout, **kw)
 
     @classmethod
-    def connect_tcp(cls, host: str, port: int, timeout: float = 10.0, deadline: float | None = None) -> "GdbRemote":
+    def connect_tcp(cls, host: str, port: int, timeout: float = 10.0, deadline: float | None = None,
+                    **kw) -> "GdbRemote":
         _check_loopback(host)
-        return cls(cls._retry(lambda: cls._open(socket.AF_INET, (host, port)), f"{host}:{port}", deadline), timeout)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return cls(cls._retry(lambda: cls._open(family, (host, port)), f"{host}:{port}", deadline), timeout, **kw)
 
     @staticmethod
     def _open(family, address) -> socket.socket:
@@ -129,8 +197,15 @@ class GdbRemote:
                 self.features[k] = v
             elif item:
                 self.features[item[:-1]] = item[-1]
+        if self.dialect is None:
+            self.dialect = detect_dialect(self.features)
         if "PacketSize" in self.features:
-            self.packet_size = int(self.features["PacketSize"], 16)
+            size = self.features["PacketSize"]
+            try:
+                self.packet_size = int(size, 10 if self.dialect.packet_size_decimal else 16)
+            except ValueError:
+                raise EmulatorError(f"{self.name} announced PacketSize={size!r}, not a number") from None
+        self._binary_write = self.dialect.binary_write
         if self.features.get("QStartNoAckMode") == "+":
             if self.request("QStartNoAckMode") == "OK":
                 self.ack_mode = False
@@ -218,13 +293,61 @@ class GdbRemote:
         return bytes(out)
 
     def request(self, payload: str | bytes, deadline: float | None = None) -> str:
+        """Send a command that is not a stop request and return its reply.
+
+        A stub with stray stops may have queued an `S05` ahead of the reply; no
+        reply to a non-stop command looks like one, so it is dropped.
+        """
         self.send_packet(payload, deadline)
-        return self.read_packet(deadline)
+        while True:
+            reply = self.read_packet(deadline)
+            if not (self.dialect and self.dialect.stray_stops and _STRAY_STOP.fullmatch(reply)):
+                return reply
 
     def _ok(self, payload: str | bytes, what: str) -> None:
         reply = self.request(payload)
         if reply != "OK":
-            raise EmulatorError(f"GDB stub refused {what}: {reply or 'unsupported'}")
+            raise EmulatorError(f"{self.name} refused {what}: "
+                                f"{describe_error(reply) if reply else 'unsupported command'}")
+
+    def monitor(self, command: str, deadline: float | None = None) -> str:
+        """Run a monitor command (qRcmd) and return its console output.
+
+        The output comes as `O<hex>` packets, then `OK` (or an error). Renode
+        also answers a failed Monitor command with its message and `OK`; the
+        caller judges the text.
+        """
+        deadline = deadline if deadline is not None else time.monotonic() + self.timeout
+        self.send_packet("qRcmd," + command.encode().hex(), deadline)
+        out = []
+        while True:
+            reply = self.read_packet(deadline)
+            if reply == "OK":
+                return "".join(out)
+            if reply.startswith("O"):
+                try:
+                    out.append(bytes.fromhex(reply[1:]).decode(errors="replace"))
+                except ValueError:
+                    raise EmulatorError(f"{self.name}: malformed monitor output {reply[:40]!r}") from None
+            elif self.dialect and self.dialect.stray_stops and _STRAY_STOP.fullmatch(reply):
+                continue
+            elif not reply:
+                raise EmulatorError(f"{self.name} has no monitor commands (qRcmd unsupported)")
+            else:
+                text = "".join(out).strip()
+                raise EmulatorError(f"{self.name} monitor command {command!r} failed: {describe_error(reply)}"
+                                    + (f": {text}" if text else ""))
+
+    def executed_instructions(self) -> int | None:
+        """The core's executed-instruction count, where the stub's monitor has one (Renode), else None."""
+        command = self.dialect.instruction_counter if self.dialect else None
+        if command is None:
+            return None
+        text = self.monitor(command).strip()
+        m = re.fullmatch(r"(0x[0-9a-fA-F]+|\d+)(?: \(\d+\))?", text)
+        if not m:
+            raise EmulatorError(f"{self.name}: `{command}` printed {text[:200]!r}, not a count")
+        return int(m.group(1), 0)
 
     # --- memory ------------------------------------------------------------
     @property
@@ -237,8 +360,9 @@ class GdbRemote:
         while len(out) < length:
             n = min(self._chunk, length - len(out))
             reply = self.request(f"m{address + len(out):x},{n:x}")
-            if not reply or reply.startswith("E") and len(reply) == 3:
-                raise EmulatorError(f"cannot read {n} bytes at {address + len(out):#x}: {reply or 'no reply'}")
+            if not reply or is_error(reply):
+                raise EmulatorError(f"{self.name} cannot read {n} bytes at {address + len(out):#x}: "
+                                    f"{describe_error(reply) if reply else 'no reply'}")
             try:
                 chunk = bytes.fromhex(reply)
             except ValueError:
@@ -250,9 +374,28 @@ class GdbRemote:
 
     def write_memory(self, address: int, data: bytes) -> None:
         data = bytes(data)
+        if data and self._binary_write is None:
+            # GDB's own probe: an empty X write. "" means no X (QEMU 7.2).
+            self._binary_write = self.request(f"X{address:x},0:") == "OK"
+        if self._binary_write:
+            return self._write_binary(address, data)
         for off in range(0, len(data), self._chunk):
             part = data[off:off + self._chunk]
-            self._ok(f"M{address + off:x},{len(part):x}:{part.hex()}", f"write at {address + off:#x}")
+            self._ok(f"M{address + off:x},{len(part):x}:{part.hex()}", f"a write at {address + off:#x}")
+
+    def _write_binary(self, address: int, data: bytes) -> None:
+        # Escaping grows a chunk by up to 2x; the packet holds what fits after it.
+        room = self.packet_size - 32
+        off = 0
+        while off < len(data):
+            n = min(len(data) - off, room)
+            while True:
+                body = escape_binary(data[off:off + n])
+                if len(body) <= room or n <= 16:
+                    break
+                n = max(16, n * room // len(body) - 8)
+            self._ok(b"X%x,%x:" % (address + off, n) + body, f"a write at {address + off:#x}")
+            off += n
 
     def read_u32(self, address: int) -> int:
         return int.from_bytes(self.read_memory(address, 4), "little")
@@ -265,10 +408,10 @@ class GdbRemote:
         # Some stubs (QEMU's ARM one) answer `p` with "unsupported"; then `g` it is.
         if self._p_supported:
             reply = self.request(f"p{regnum:x}")
-            if reply and not reply.startswith("E"):
+            if reply and not is_error(reply):
                 return int.from_bytes(bytes.fromhex(reply), "little")
             if reply:
-                raise EmulatorError(f"cannot read register {regnum}: {reply}")
+                raise EmulatorError(f"{self.name} cannot read register {regnum}: {describe_error(reply)}")
             self._p_supported = False
         regs = self.read_registers()
         if regnum >= len(regs):
@@ -277,7 +420,10 @@ class GdbRemote:
 
     def read_registers(self) -> list[int]:
         """r0..r15 from the `g` packet (32-bit little-endian each)."""
-        raw = bytes.fromhex(self.request("g"))
+        reply = self.request("g")
+        if is_error(reply):
+            raise EmulatorError(f"{self.name} cannot read registers: {describe_error(reply)}")
+        raw = bytes.fromhex(reply)
         return [int.from_bytes(raw[i:i + 4], "little") for i in range(0, min(len(raw), 64), 4)]
 
     @property
@@ -295,15 +441,25 @@ class GdbRemote:
         self._ok(f"z{kind},{address:x},2", f"breakpoint removal at {address:#x}")
 
     def halt_reason(self) -> StopReply:
-        return parse_stop_reply(self.request("?"))
+        self.send_packet("?")
+        text = self.read_packet()
+        if self.dialect is not None and self.dialect.stray_stops and _STRAY_STOP.fullmatch(text):
+            # Renode answers `?` with S00; an S05 first is the attach report queued ahead of it.
+            try:
+                text = self.read_packet(time.monotonic() + 0.5)
+            except EmulatorTimeout:
+                pass
+        return parse_stop_reply(text)
 
     def resume(self, from_pc: int | None = None, deadline: float | None = None) -> None:
         """Continue without waiting; pair with wait_stop().
 
         Stubs such as QEMU's report a breakpoint again when continued on it,
-        so a breakpoint at `from_pc` is stepped over first (remove, step, re-insert).
+        so a breakpoint at `from_pc` is stepped over first (remove, step,
+        re-insert); stubs that do not (Renode) just continue.
         """
-        if from_pc is not None and from_pc in self.breakpoints:
+        rereports = self.dialect is None or self.dialect.rereports_breakpoint
+        if rereports and from_pc is not None and from_pc in self.breakpoints:
             kind = self.breakpoints[from_pc]
             self.remove_breakpoint(from_pc)
             reply = self.step(deadline)
@@ -312,9 +468,18 @@ class GdbRemote:
                 raise EmulatorError(f"target exited while stepping over {from_pc:#x}")
         self.send_packet("c")
 
-    def wait_stop(self, deadline: float) -> StopReply:
+    def wait_stop(self, deadline: float, after_continue: bool = True) -> StopReply:
+        """The next stop reply. After a continue, a stub with stray stops can
+        only stop with a reason (T05swbreak:;), S02 (interrupt) or X/W: its
+        bare S05 there is a leftover single-step report, not this stop."""
+        stray = after_continue and self.dialect is not None and self.dialect.stray_stops
         while True:
-            reply = parse_stop_reply(self.read_packet(deadline))
+            text = self.read_packet(deadline)
+            if stray and _STRAY_STOP.fullmatch(text):
+                continue
+            if text and _ERROR.fullmatch(text) and text[0] == "E":
+                raise EmulatorError(f"{self.name} refused to run: {describe_error(text)}")
+            reply = parse_stop_reply(text)
             if reply.kind != "O":
                 return reply
 
@@ -327,4 +492,13 @@ class GdbRemote:
 
     def step(self, deadline: float | None = None) -> StopReply:
         self.send_packet("s")
-        return self.wait_stop(deadline if deadline is not None else time.monotonic() + self.timeout)
+        return self.wait_stop(deadline if deadline is not None else time.monotonic() + self.timeout,
+                              after_continue=False)
+
+    def detach(self) -> None:
+        """Leave the target running and close (attach mode: the user's emulator lives on)."""
+        try:
+            self.request("D", time.monotonic() + 2.0)
+        except EmulatorError:
+            pass
+        self.close()

@@ -27,6 +27,7 @@ from .build import firmware_versions, read_metadata
 from ..capture import Capture, OpRecord, Quantization, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
+from .emulators.attach import connect_attached, parse_gdb_address
 from ..errors import (AbiMismatch, ArenaTooSmall, BadInput, EmulatorError, EmulatorTimeout,
                      FirmwareError, ModelTooLarge, SimrunError, TargetFault, UnsupportedOperator)
 from .gdbremote import GdbRemote
@@ -103,7 +104,12 @@ def _cstr(raw: bytes) -> str:
 
 class Session:
     def __init__(self, elf: str | Path, cpu: str, emulator: str = "qemu", timeout: float = 120.0,
-                 arena_limit: int | None = None, label: str | None = None):
+                 arena_limit: int | None = None, label: str | None = None, gdb: str | None = None):
+        # gdb="HOST:PORT": attach to an emulator the user started (loopback only), instead of launching one.
+        self.gdb_address = gdb
+        if gdb is not None:
+            parse_gdb_address(gdb)
+        self._attached = False
         self.elf = Path(elf)
         self.image = FirmwareImage(self.elf).check_abi()
         self.target = get_target(cpu)
@@ -146,7 +152,10 @@ class Session:
         self._ready = False
         self._stopped_at = None
         if self._gdb is not None:
-            self._gdb.close()
+            if self.gdb_address:
+                self._gdb.detach()        # the user's emulator stays theirs
+            else:
+                self._gdb.close()
             self._gdb = None
         if self._emu is not None:
             self._emu.stop()
@@ -198,8 +207,15 @@ class Session:
         deadline = time.monotonic() + self.timeout
         self._inputs = []
         self._workdir = Path(tempfile.mkdtemp(prefix="simrun-"))
-        self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir)
-        self._gdb = self._emu.connect(deadline)
+        if self.gdb_address:
+            if self._attached:
+                raise SimrunError(f"attach mode (--gdb {self.gdb_address}) runs one model per emulator start: "
+                                  f"restart the emulator halted at reset to load another")
+            self._attached = True
+            self._gdb = connect_attached(self.gdb_address, deadline)
+        else:
+            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=deadline)
+            self._gdb = self._emu.connect(deadline)
         self._gdb.handshake()
         self._gdb.halt_reason()
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault"):
@@ -370,12 +386,44 @@ class Session:
             raise EmulatorTimeout(f"{what} on {self.cpu} did not finish within {self.timeout:g} s{where}; "
                                   f"emulator killed", operator) from None
         if reply.exited:
-            raise EmulatorError(f"emulator exited during {what} ({reply.raw})")
+            raise self._stop_error(reply, what)
         pc = self._stopped_at = gdb.pc
+        logged = self._emu.fault_from_log() if self._emu else None
+        if logged:                        # Renode logs an unmapped access where a board would fault
+            kind, detail, regs = logged
+            operator = self._operator_now()
+            raise TargetFault(f"{kind} on {self.cpu}{f' in operator {operator}' if operator else ''}: {detail}",
+                              regs, operator)
         hook = self._hook_at.get(pc)
         if hook is None:
             raise EmulatorError(f"target stopped at {pc:#x} (signal {reply.signal}), not at a simrun hook")
         return hook
+
+    def _stop_error(self, reply, what: str) -> SimrunError:
+        """The core stopped for good: `X` (aborted, e.g. Renode fetching unmapped code) or `W` (exited)."""
+        if reply.kind != "X":
+            return EmulatorError(f"emulator exited during {what} ({reply.raw})")
+        operator = self._operator_now()
+        note = self._emu.abort_note() if self._emu else ""
+        pc = getattr(self._emu, "abort_pc", lambda: None)()
+        return TargetFault(f"CPU aborted on {self.cpu}{f' in operator {operator}' if operator else ''} during "
+                           f"{what} (GDB stop {reply.raw}){note}", {"pc": pc} if pc is not None else {}, operator)
+
+    def _operator_now(self) -> str | None:
+        """The operator the firmware is in (or just finished), from simrun_op_event."""
+        try:
+            if self._read_status().state != STATE_RUNNING:
+                return None
+            raw = self._gdb.read_memory(self.image.address("simrun_op_event"), _EVENT_HEAD.size)
+            _, sg, index, _, name, _ = _EVENT_HEAD.unpack(raw)
+            return f"{sg}:{index} {_cstr(name)}"
+        except SimrunError:
+            return None
+
+    def executed_instructions(self) -> int | None:
+        """The emulated core's executed-instruction count, where the emulator reports one (Renode,
+        through its Monitor), else None. For per-operator cost: read it at the hooks."""
+        return self._gdb.executed_instructions() if self._gdb is not None else None
 
     def _running_operator_after_interrupt(self) -> str | None:
         try:

@@ -17,12 +17,14 @@ from .process import EmulatorProcess
 __all__ = ["EmulatorProcess", "launch"]
 
 
-def launch(emulator: str, elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
-    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded."""
+def launch(emulator: str, elf: Path, cpu: str, workdir: Path, deadline: float | None = None) -> EmulatorProcess:
+    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded.
+
+    Renode is started and waited for (its readiness line) within `deadline`."""
     if emulator == "qemu":
         from .qemu import launch_qemu
         return launch_qemu(elf, cpu, workdir)
     if emulator == "renode":
         from .renode import launch_renode
-        return launch_renode(elf, cpu, workdir)
+        return launch_renode(elf, cpu, workdir, deadline)
     raise EmulatorError(f"unknown emulator {emulator!r}; known: {', '.join(EMULATORS)}")

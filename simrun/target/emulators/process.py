@@ -1,6 +1,11 @@
 """A started emulator process: its own process group, killed with its parent
 (PR_SET_PDEATHSIG), at interpreter exit (atexit) and by EmulatorProcess.stop(),
-which is idempotent."""
+which is idempotent.
+
+An emulator that quits at the end of its input (Renode) is first asked that
+way (stdin closed) and given `quit_grace` seconds; a launcher script that
+does not exec its emulator (Renode's) is covered by `pid_file`, the PID the
+emulator itself wrote; whatever is left in the process group is then killed."""
 from __future__ import annotations
 
 import atexit
@@ -37,8 +42,11 @@ class EmulatorProcess:
     """A running emulator and how to reach its GDB stub."""
 
     def __init__(self, name: str, argv: list[str], workdir: Path,
-                 connector: Callable[[float], GdbRemote], stdin_pipe: bool = False):
+                 connector: Callable[[float], GdbRemote], stdin_pipe: bool = False,
+                 pid_file: Path | None = None, quit_grace: float = 0.0):
         self.name = name
+        self.pid_file = pid_file
+        self.quit_grace = quit_grace
         self.argv = argv
         self.workdir = workdir
         self._connector = connector
@@ -57,7 +65,24 @@ class EmulatorProcess:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        """The emulator's own PID where it wrote one (--pid-file), else the started process's."""
+        return self.own_pid() or self.proc.pid
+
+    def own_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip()) if self.pid_file else None
+        except (OSError, ValueError):
+            return None
+
+    def fault_from_log(self) -> tuple[str, str, dict[str, int]] | None:
+        """(what, detail, registers) of a fault the emulator logged instead of raising it in the
+        core (see RenodeProcess), else None."""
+        return None
+
+    def abort_note(self) -> str:
+        """What to add when the emulator aborted the core (GDB `X` stop)."""
+        out = self.output(1500)
+        return f"; {self.name} output: {out}" if out else ""
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -78,11 +103,24 @@ class EmulatorProcess:
             raise err
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and self.proc.stdin and self.quit_grace > 0:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.proc.stdin.close()                  # end of input: the emulator quits cleanly
+                self.proc.wait(timeout=self.quit_grace)
+            except (OSError, subprocess.TimeoutExpired):
                 pass
+        own = self.own_pid()
+        if own is not None and own != self.proc.pid:
+            try:
+                if os.getpgid(own) == self.proc.pid:     # still ours, not a reused PID
+                    os.kill(own, signal.SIGKILL)         # the real emulator behind a launcher script
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)     # and anything else left in its group
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL does not take this long
@@ -91,7 +129,10 @@ class EmulatorProcess:
         else:
             self.proc.wait()
         if self.proc.stdin:
-            self.proc.stdin.close()
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         self._log.close()
         with _live_lock:
             _live.discard(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import require_tool
-from ..gdbremote import GdbRemote
+from ..gdbremote import QEMU, GdbRemote
 from ..targets import get_target
 from .process import EmulatorProcess
 
@@ -25,4 +25,5 @@ def launch_qemu(elf: Path, cpu: str, workdir: Path) -> EmulatorProcess:
     sock = workdir / "gdb.sock"
     argv = qemu_argv(require_tool("qemu-system-arm", INSTALL_HINT), target.qemu_machine, Path(elf), sock)
     return EmulatorProcess("qemu", argv, workdir,
-                           lambda deadline: GdbRemote.connect_unix(str(sock), deadline=deadline))
+                           lambda deadline: GdbRemote.connect_unix(str(sock), deadline=deadline,
+                                                                   dialect=QEMU, name="QEMU"))
