@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "models"
+REPLICA_DIR = Path(__file__).resolve().parent / "renode_replica"
 
 _TOKEN = f"SIMRUN_TEST_RUN={uuid.uuid4().hex}"
 os.environ["SIMRUN_TEST_RUN"] = _TOKEN.split("=", 1)[1]
@@ -91,3 +93,31 @@ def random_input(model, seed: int):
     """One seeded sample for every model input, as `simrun diff --input random:SEED` makes it."""
     from simrun.inputs import random_samples
     return random_samples(model.inputs, seed, 1)[0]
+
+
+@pytest.fixture
+def renode_replica(qemu, monkeypatch):
+    """The Renode replica (tests/renode_replica: Renode's replies over real QEMU) first on PATH.
+
+    Skipped, with the reason, where Renode could not be started safely (no
+    private network namespace): the launcher refuses there, by design."""
+    from simrun.errors import ToolMissing
+    from simrun.target.emulators.renode import unshare_prefix
+
+    monkeypatch.setenv("PATH", f"{REPLICA_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("RENODE_REPLICA_PYTHON", sys.executable)
+    monkeypatch.delenv("SIMRUN_RENODE_NETWORK", raising=False)
+    try:
+        unshare_prefix()
+    except ToolMissing as err:
+        pytest.skip(f"no private network namespace here, so simrun will not start Renode: {err}")
+    return REPLICA_DIR / "renode"
+
+
+@pytest.fixture(params=["qemu", "renode"])
+def emulator(request) -> str:
+    """Run the test on QEMU and on the Renode path (the replica; see renode_replica)."""
+    request.getfixturevalue("qemu")
+    if request.param == "renode":
+        request.getfixturevalue("renode_replica")
+    return request.param

@@ -33,9 +33,9 @@ ARENA_BYTES = 64 * 1024
 SHARED_HEADERS = (ABI_INCLUDE / "simrun_abi.h", RUNNER_SRC / "simrun_firmware.h")
 MAGIC = b"SFX1"
 
-KIND_DENSE, KIND_RELU, KIND_FAULT, KIND_HANG = 1, 2, 3, 4
+KIND_DENSE, KIND_RELU, KIND_FAULT, KIND_HANG, KIND_BAD_CALL = 1, 2, 3, 4, 5
 OP_NAMES = {KIND_DENSE: "FULLY_CONNECTED", KIND_RELU: "RELU",
-            KIND_FAULT: "FIXTURE_FAULT", KIND_HANG: "FIXTURE_HANG"}
+            KIND_FAULT: "FIXTURE_FAULT", KIND_HANG: "FIXTURE_HANG", KIND_BAD_CALL: "FIXTURE_BAD_CALL"}
 
 
 # --- model bytes -------------------------------------------------------------

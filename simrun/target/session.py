@@ -214,8 +214,11 @@ class Session:
             self._attached = True
             self._gdb = connect_attached(self.gdb_address, deadline)
         else:
-            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=deadline)
-            self._gdb = self._emu.connect(deadline)
+            # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
+            started = time.monotonic() + max(self.timeout, 60.0)
+            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started)
+            self._gdb = self._emu.connect(started)
+            deadline = time.monotonic() + self.timeout
         self._gdb.handshake()
         self._gdb.halt_reason()
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault"):

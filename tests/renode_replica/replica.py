@@ -224,7 +224,7 @@ class Machine:
         sock = self.workdir / "qemu-gdb.sock"
         argv = ["qemu-system-arm", "-M", machine, "-kernel", self.elf, "-S", "-nographic", "-monitor", "none",
                 "-serial", "none", "-nodefaults",
-                "-icount", f"shift=0,sleep=off,rr=record,rrfile={self.workdir / 'replay.bin'}",
+                "-icount", f"shift=auto,rr=record,rrfile={self.workdir / 'replay.bin'}",
                 "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off", "-gdb", "chardev:gdb0"]
         self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(self.workdir / "qemu.log", "wb"),
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
