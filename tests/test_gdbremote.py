@@ -1,6 +1,7 @@
 """The GDB remote client against an in-process fake stub, then against real QEMU."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -65,6 +66,7 @@ class FakeStub(threading.Thread):
                     end = buf.find(b"#")
                     if end < 0 or len(buf) < end + 3:
                         break
+                    self.last_raw = buf[1:end]
                     payload = buf[1:end].decode("latin-1")
                     assert int(buf[end + 1:end + 3], 16) == checksum(buf[1:end])
                     buf = buf[end + 3:]
@@ -243,3 +245,131 @@ def test_against_real_qemu(qemu, arm_gcc, tmp_path):
     finally:
         emu.stop()
     assert not emu.alive()
+
+
+# --- Renode's dialect (renode-infrastructure GdbStub.cs and its command handlers) -----------
+
+class RenodeStub(FakeStub):
+    """Replies as Renode's GDB server does: acks every packet and ignores the client's acks,
+    decimal PacketSize, `?` -> S00, an unsolicited S05 on attach and right after the `+` of a
+    `c`, breakpoint stops as `T05swbreak:;`, X writes, E14/E9999/E.<text>, qRcmd output."""
+
+    def __init__(self, sock):
+        super().__init__(sock, packet_size=1024)
+        self.x_writes: list[tuple[int, bytes]] = []
+
+    def send(self, payload: str) -> None:
+        self.sock.sendall(frame(payload.encode("latin-1")))   # never waits for the client's ack
+
+    def run(self) -> None:
+        self.send("S05")                                      # the CPU's step wait on attach
+        super().run()
+
+    def handle(self, p: str) -> None:
+        if p.startswith("qSupported"):
+            self.send("PacketSize=1024;qXfer:features:read+;swbreak+;hwbreak+;t32extensions+;error-message+"
+                      ";ReverseStep+;ReverseContinue+")
+        elif p == "?":
+            self.send("S00")
+        elif p.startswith("X"):
+            raw = self.raw_packet
+            head, _, body = raw[1:].partition(b":")
+            addr, n = (int(v, 16) for v in head.split(b","))
+            data = re.sub(rb"\}(.)", lambda m: bytes((m.group(1)[0] ^ 0x20,)), body, flags=re.S)
+            assert len(data) == n and len(raw) + 4 <= 1024
+            self.memory[addr - self.base:addr - self.base + n] = data
+            self.x_writes.append((addr, data))
+            self.send("OK")
+        elif p.startswith("m") and int(p[1:].split(",")[0], 16) >= 0x30000000:
+            addr = int(p[1:].split(",")[0], 16)
+            self.send({0x30000000: "E9999", 0x40000000: "E.Access denied to sysbus"}.get(addr, "E14"))
+        elif p.startswith("p"):
+            self.send((self.pc if int(p[1:], 16) == 15 else 0).to_bytes(4, "little").hex())
+        elif p.startswith("qRcmd,"):
+            command = bytes.fromhex(p[6:]).decode()
+            if command == "cpu ExecutedInstructions":
+                self.send("O" + "0x000000000001E240\r\n".encode().hex().upper())
+            else:
+                self.send("O" + f"No such command or device: {command.split()[0]}".encode().hex().upper())
+            self.send("OK")
+        elif p == "c":
+            self.send("S05")                                  # queued during `c`: right after its `+`
+            if self.breakpoints:
+                self.pc = min(b for b in self.breakpoints if b != self.pc) if len(self.breakpoints) > 1 \
+                    or self.pc not in self.breakpoints else self.pc
+                self.send("T05swbreak:;")
+        elif p == "s":
+            self.pc += 2
+            self.send("S05")
+            self.send("S05")
+        else:
+            super().handle(p)
+
+
+@pytest.fixture
+def renode_stub():
+    a, b = socket.socketpair()
+    stub = RenodeStub(b)
+    original = stub.handle
+
+    def keep_raw(p):            # X carries binary: the handler needs the raw bytes
+        stub.raw_packet = stub.last_raw
+        original(p)
+    stub.handle = keep_raw
+    stub.start()
+    yield GdbRemote(a, timeout=2.0, name="Renode"), stub
+    a.close()
+    b.close()
+
+
+def test_renode_dialect_is_detected_and_its_decimal_packet_size_kept(renode_stub):
+    gdb, stub = renode_stub
+    gdb.handshake()                                # the attach S05 arrives before qSupported's reply
+    assert gdb.dialect.name == "renode" and gdb.packet_size == 1024   # decimal, not 0x1024
+    assert gdb.halt_reason().raw == "S00"
+    blob = bytes(range(256)) * 12                  # '#', '$', '}' and '*' need escaping in X
+    gdb.write_memory(0x20000010, blob)
+    assert gdb.read_memory(0x20000010, len(blob)) == blob
+    assert stub.x_writes and not [r for r in stub.requests if r.startswith("M")]
+    assert sum(len(d) for _, d in stub.x_writes) == len(blob)
+
+
+def test_stray_s05_after_continue_is_not_the_stop(renode_stub):
+    gdb, stub = renode_stub
+    gdb.handshake()
+    gdb.set_breakpoint(0x200)
+    gdb.resume()
+    reply = gdb.wait_stop(time.monotonic() + 2)    # S05 first, then the breakpoint's T05
+    assert reply.raw == "T05swbreak:;" and gdb.pc == 0x200
+    gdb.set_breakpoint(0x300)
+    gdb.resume(from_pc=0x200)                      # Renode does not re-report: no step-over dance
+    assert gdb.wait_stop(time.monotonic() + 2).raw == "T05swbreak:;" and gdb.pc == 0x300
+    assert "s" not in stub.requests and stub.requests.count("c") == 2
+
+
+def test_renode_error_forms_carry_their_text(renode_stub):
+    gdb, _ = renode_stub
+    gdb.handshake()
+    with pytest.raises(EmulatorError, match=r"Renode cannot read 4 bytes at 0x50000000: E14 \(bad address\)"):
+        gdb.read_memory(0x50000000, 4)
+    with pytest.raises(EmulatorError, match=r"E9999 \(unknown error\)"):
+        gdb.read_memory(0x30000000, 4)
+    with pytest.raises(EmulatorError, match="Access denied to sysbus"):
+        gdb.read_memory(0x40000000, 4)
+    assert gdb.read_u32(0x20000000) == 0           # the connection survives every error
+
+
+def test_monitor_commands_and_instruction_count(renode_stub):
+    gdb, _ = renode_stub
+    gdb.handshake()
+    assert gdb.executed_instructions() == 0x1E240
+    assert gdb.monitor("foo bar") == "No such command or device: foo"
+
+
+def test_qemu_dialect_keeps_hex_writes_and_step_over(stub_pair):
+    gdb, stub = stub_pair()
+    gdb.handshake()
+    assert gdb.dialect.name == "gdb stub"          # unknown stub: X probed, breakpoint stepped over
+    gdb.write_memory(0x20000000, b"\x01\x02")
+    assert [r for r in stub.requests if r.startswith("X")] == ["X20000000,0:"]
+    assert stub.requests[-1].startswith("M20000000,2:")

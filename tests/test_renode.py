@@ -1,8 +1,12 @@
 """Renode backend: platform files match the targets table; a real run when renode is installed."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,3 +64,168 @@ def test_fixture_on_renode(arm_gcc):
         cap = s.invoke([x])
     for rec, expected in zip(cap.ops, fixture.reference(model, x), strict=True):
         assert np.array_equal(rec.outputs[0].values, expected)
+
+
+# --- the launcher against the replica (tests/renode_replica: Renode's process shape and log lines) ----
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for k in map(int, kids):
+                if k not in found:
+                    found.add(k)
+                    todo.append(k)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _argv0(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
+
+
+def _left_alive(pids: set[int]) -> list[int]:
+    deadline = time.monotonic() + 5                       # SIGKILLed processes still need reaping
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def _listening_ports(net_tcp: str) -> set[tuple[str, int]]:
+    out = set()
+    for line in net_tcp.splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":                                 # TCP_LISTEN
+            addr, port = local.split(":")
+            out.add((addr, int(port, 16)))
+    return out
+
+
+@pytest.fixture
+def fixture_elf(arm_gcc):
+    from simrun.target import fixture
+    return fixture.build_fixture("cortex-m4")
+
+
+@pytest.fixture
+def model_bytes():
+    from simrun.target import fixture
+    return fixture.demo_model().to_bytes()
+
+
+def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixture_elf, model_bytes):
+    from simrun.target.session import Session
+
+    with Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20) as s:
+        s.load_model(model_bytes, raw=True)
+        emu = s._emu
+        renode_pid = s.emulator_pid                         # from --pid-file: the real process
+        tree = _descendants(os.getpid()) & ({emu.proc.pid} | _descendants(emu.proc.pid))
+        names = {p: _argv0(p) for p in tree}
+        wrappers = [p for p, n in names.items() if n.endswith("bash") or n.endswith("/renode")]
+        assert _argv0(renode_pid) == "Renode" and renode_pid != emu.proc.pid
+        assert wrappers and all(renode_pid in _descendants(w) for w in wrappers)   # the wrapper did not exec
+        assert any(n.endswith("qemu-system-arm") for n in names.values())
+        # Renode listens on every interface, but in a namespace whose only interface is loopback:
+        assert os.readlink(f"/proc/{renode_pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        inside = Path(f"/proc/{renode_pid}/net/dev").read_text()
+        assert [line.split(":")[0].strip() for line in inside.splitlines()[2:]] == ["lo"]
+        assert ("00000000", 3333) in _listening_ports(Path(f"/proc/{renode_pid}/net/tcp").read_text())
+        assert 3333 not in {port for _, port in _listening_ports(Path("/proc/self/net/tcp").read_text())}
+        with pytest.raises(OSError):                        # nothing answers on the host side
+            socket.create_connection(("127.0.0.1", 3333), timeout=1).close()
+        assert s.executed_instructions() > 1000             # `cpu ExecutedInstructions` via qRcmd
+        assert len(tree) >= 4                               # relay, wrapper, Renode, QEMU
+    assert not _left_alive(tree), "processes left after the session closed"
+
+
+def test_renode_that_ignores_end_of_input_is_still_stopped(renode_replica, fixture_elf, model_bytes, monkeypatch):
+    from simrun.target.session import Session
+
+    monkeypatch.setenv("RENODE_REPLICA_IGNORE_EOF", "1")   # a hung Renode: only the --pid-file PID helps
+    s = Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20)
+    s.load_model(model_bytes, raw=True)
+    s._emu.quit_grace = 0.5
+    group = s._emu.proc.pid
+    tree = _descendants(group) | {group}
+    t0 = time.monotonic()
+    s.close()
+    assert time.monotonic() - t0 < 5 and not _left_alive(tree)
+
+
+def test_script_error_fails_at_once_with_renodes_message(renode_replica, fixture_elf, model_bytes, tmp_path,
+                                                         monkeypatch):
+    from simrun.errors import EmulatorError
+    from simrun.target.emulators import renode
+    from simrun.target.session import Session
+
+    broken = tmp_path / "platforms"
+    shutil.copytree(RENODE_DIR, broken)
+    repl = broken / "mps2-an386.repl"
+    repl.write_text(repl.read_text().replace('"cortex-m4"', '"cortex-m4x"'))
+    monkeypatch.setattr(renode, "RENODE_DIR", broken)
+    t0 = time.monotonic()
+    with Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=120) as s:
+        with pytest.raises(EmulatorError) as info:
+            s.load_model(model_bytes, raw=True)
+        assert s.emulator_pid is None
+    assert time.monotonic() - t0 < 15                      # not the 120 s budget: Renode never exits on it
+    assert "Renode reported an error in its start script" in str(info.value)
+    assert "Unknown CPU type" in str(info.value)
+
+
+def test_old_renode_is_refused_for_cortex_m55(renode_replica, arm_gcc, monkeypatch):
+    from simrun.errors import ToolMissing
+    from simrun.target import fixture
+    from simrun.target.session import Session
+
+    monkeypatch.setenv("RENODE_REPLICA_VERSION", "1.16.0")
+    monkeypatch.setattr("simrun.target.emulators.renode._versions", {})
+    with Session(fixture.build_fixture("cortex-m55"), cpu="cortex-m55", emulator="renode") as s:
+        with pytest.raises(ToolMissing, match=r"Renode 1\.16\.0 cannot run cortex-m55: .*only from 1\.16\.1"):
+            s.load_model(fixture.demo_model().to_bytes(), raw=True)
+        assert s.emulator_pid is None
+
+
+def test_no_private_namespace_means_a_refusal_not_an_open_port(renode_replica, fixture_elf, model_bytes,
+                                                               monkeypatch):
+    from simrun.errors import ToolMissing
+    from simrun.target.session import Session
+
+    monkeypatch.setenv("PATH", f"{renode_replica.parent}{os.pathsep}/nonexistent")   # renode, but no unshare
+    with Session(fixture_elf, cpu="cortex-m4", emulator="renode") as s:
+        with pytest.raises(ToolMissing, match="private network namespace.*SIMRUN_RENODE_NETWORK=host"):
+            s.load_model(model_bytes, raw=True)
+
+
+def test_paths_renode_cannot_take_are_refused(tmp_path):
+    from simrun.errors import BadInput
+    from simrun.target.emulators.renode import renode_path
+
+    assert renode_path(tmp_path / "a b.elf").endswith("a\\ b.elf")
+    with pytest.raises(BadInput, match="';'"):
+        renode_path(tmp_path / "a;b.elf")
+
+
+def test_missing_renode_is_a_clear_error(fixture_elf, model_bytes, monkeypatch):
+    from simrun.errors import ToolMissing
+    from simrun.target.session import Session
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with Session(fixture_elf, cpu="cortex-m4", emulator="renode") as s:
+        with pytest.raises(ToolMissing, match="renode not found: install Renode"):
+            s.load_model(model_bytes, raw=True)

@@ -28,7 +28,8 @@ renode-infrastructure 0c7d0762; file names below are in that tree):
   ARMv6-M, where the core records no fault address, QEMU's fault stands.
 - `cpu ExecutedInstructions` is QEMU's exact instruction count (record mode).
 
-Environment: RENODE_REPLICA_VERSION (default 1.16.1) is the version it reports.
+Environment: RENODE_REPLICA_VERSION (default 1.16.1) is the version it reports;
+RENODE_REPLICA_IGNORE_EOF=1 makes it ignore the end of its input (a hung Renode).
 """
 from __future__ import annotations
 
@@ -679,7 +680,8 @@ def main(argv: list[str]) -> int:
                 MONITOR.execute(line)
                 if MONITOR.quit.is_set():
                     break
-            MONITOR.quit.set()          # end of input: Renode quits
+            if not os.environ.get("RENODE_REPLICA_IGNORE_EOF"):   # tests: a Renode that hangs
+                MONITOR.quit.set()          # end of input: Renode quits
         threading.Thread(target=read_stdin, daemon=True).start()
         MONITOR.quit.wait()
     finally:
