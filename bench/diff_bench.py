@@ -24,7 +24,6 @@ sys.path.insert(0, str(REPO))
 
 from simrun.backends import HOST_BACKENDS  # noqa: E402
 from simrun.target.targets import target_label  # noqa: E402
-from simrun.commands.diff import judge_and_report  # noqa: E402
 from simrun.pipeline import diff_run  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402

@@ -255,8 +255,10 @@ class Policy:
                 if pv.failing:
                     first = pv.first_failing
                     cause = layer_cause(run, n, pair, first)
+                    # Converter names join every fused op's name with ';': the first one says enough.
+                    name = f"{first.id} {first.op_name} {first.tensor_name.split(';', 1)[0]}".rstrip()
                     failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
-                                    f"tolerance, first {first.label} ({'; '.join(pv.failing[first.id])})"
+                                    f"tolerance, first {name} ({'; '.join(pv.failing[first.id])})"
                                     + (f", cause: {cause}" if cause else ""))
         return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.source)
 

@@ -32,7 +32,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
            f"{parts.badge('pass' if verdict.passed else 'fail', 'PASSED' if verdict.passed else 'FAILED')}</h1>",
            f"<p class='meta'>{len(run.input_names)} input(s): {escape(', '.join(run.input_names) or '(none)')}"
            f" · {len(run.backends)} backend(s) · policy: {escape(verdict.policy_source)}</p>",
-           "<ul class='diagnosis'>" + "".join(f"<li>{escape(s)}</li>" for s in headline(run, verdict)) + "</ul>"]
+           "<ul class='diagnosis'>" + "".join(f"<li>{escape(s)}</li>" for s in _sentences(run, verdict)) + "</ul>"]
     if verdict.failures:
         out.append("<h3>Failures</h3><ul>" + "".join(f"<li>{escape(f)}</li>" for f in verdict.failures) + "</ul>")
     if verdict.warnings:
@@ -72,6 +72,12 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
                + parts.versions(run) + "</details>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _sentences(run: DiffRun, verdict) -> list[str]:
+    """The headline; a failed verdict's sentence is left to the Failures list right below it."""
+    lines = headline(run, verdict)
+    return lines[:-1] if not verdict.passed and lines[-1].startswith("FAILED:") else lines
 
 
 def _pair_section(run: DiffRun, n: int, input_name: str, pair, pv) -> str:

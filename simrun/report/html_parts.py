@@ -22,6 +22,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 ul.diagnosis { font-size: 15px; background: #f7f9fc; border: 1px solid #dde3ee; border-radius: 6px;
                padding: .6em 1em .6em 2em; margin: .6em 0 1em; }
 ul.diagnosis li { margin: .25em 0; }
+li { overflow-wrap: anywhere; }
 .meta { color: #555; font-size: 13px; }
 table.matrix td { text-align: center; min-width: 4.5em; }
 table.matrix th.row { text-align: left; white-space: nowrap; }

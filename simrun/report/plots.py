@@ -86,13 +86,16 @@ def _panel(x0: float, title: str, series, depth_max: float, integer: bool) -> li
         dash = " stroke-dasharray='5,3'" if dashed else ""
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
         out.append(f"<polyline points='{coords}' fill='none' stroke='{color}' stroke-width='1.6'{dash}/>")
-        if not dashed:
-            out.append("".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='2' fill='{color}'/>"
-                               for x, y in pts))
+        # Own error drawn with hollow markers: where it equals the propagated error (the layer
+        # introduces all of it) the dashes alone would vanish under the solid line.
+        marker = f"r='3' fill='white' stroke='{color}'" if dashed else f"r='2' fill='{color}'"
+        out.append("".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' {marker}/>" for x, y in pts))
     for (x, y), (label, color, dashed, _) in zip(_legend_places(x0, series), series):
         dash = " stroke-dasharray='5,3'" if dashed else ""       # legend under the panel, never on the data
+        marker = f"r='3' fill='white' stroke='{color}'" if dashed else f"r='2' fill='{color}'"
         out.append(f"<line x1='{x}' x2='{x + 22}' y1='{y - 4}' y2='{y - 4}' stroke='{color}' "
-                   f"stroke-width='1.6'{dash}/><text x='{x + 26}' y='{y}'>{escape(label)}</text>")
+                   f"stroke-width='1.6'{dash}/><circle cx='{x + 11}' cy='{y - 4}' {marker}/>"
+                   f"<text x='{x + 26}' y='{y}'>{escape(label)}</text>")
     return out
 
 
