@@ -183,3 +183,30 @@ def test_variant_labels():
     assert kernel_family(SINGLE, "CONV_2D", {"firmware.cmsis_nn_path": "mve"}) == \
         "CMSIS-NN single-rounding (mve path)"
     assert kernel_family(TGT, "CONV_2D", float_layer=True) == "TFLM reference"
+
+
+def test_firmware_rounding_evidence_wins_over_litert_without_xnnpack():
+    """target vs tflite-optimized: single-rounding firmware removes the own error (rounding),
+    even where LiteRT without XNNPACK also happens to agree with the target."""
+    opt, tref = "tflite-optimized", "target:cortex-m55:reference"
+    layers, normal_b, own_only = planted()
+    run, iso = run_with({REF: layers, opt: normal_b, tref: layers},
+                        {opt: own_only, tref: layers, tref + ":single-rounding": own_only,
+                         "tflite-optimized-nodelegate": layers})
+    d = diagnose_run(run, [iso], REF).pair(0, opt, tref).layer("2")
+    assert d.cause == "rounding" and "target:cortex-m55:reference:single-rounding it is 0" in d.evidence
+
+
+def test_a_desktop_pair_gets_rounding_when_tflm_reproduces_both_sides():
+    """tflite-reference vs tflite-optimized: the double-rounding firmware equals the reference,
+    the single-rounding one equals tflite-optimized on the same inputs."""
+    opt, tref = "tflite-optimized", "target:cortex-m55:reference"
+    layers, normal_b, own_only = planted()
+    run, iso = run_with({REF: layers, opt: normal_b}, {opt: own_only, tref: layers,
+                                                        tref + ":single-rounding": own_only,
+                                                        "tflite-optimized-nodelegate": layers})
+    p = diagnose_run(run, [iso], REF).pair(0, REF, opt)
+    d = p.layer("2")
+    assert d.cause == "rounding" and d.kernel == "LiteRT optimized (XNNPACK delegate or built-in)"
+    assert f"{tref} gives {REF}'s output, {tref}:single-rounding gives {opt}'s" in d.evidence
+    assert "cause rounding (single-rounding firmware removes it)" in p.summary

@@ -29,16 +29,15 @@ propagated error alone: none or unexplained.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from ..capture import Capture
 from .compare import Comparison, DiffRun, LayerStats, PairResult, compare_pair, layer_stats
 from .numerics import (NODELEGATE, kernel_family, other_rounding, target_parts,  # noqa: F401 (re-exported)
                        variant_labels, without_fp_contract)
+from .summary import INTRODUCING, summarize
 
 CAUSES = ("inherited", "rounding", "kernel", "amplified", "float-contraction", "unexplained", "none")
-INTRODUCING = ("rounding", "kernel", "float-contraction", "unexplained")
 
 # Operators whose every output value depends on one input value (same quantization grid
 # size in and out), where "more steps out than in" means the function magnified them.
@@ -240,25 +239,23 @@ def _classify(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture],
 
 def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], model,
                          own_text: str) -> None:
+    """Firmware variants first (they switch one numerics choice of the same code), then
+    TFLM's kernels in both rounding modes reproducing both sides of a desktop pair, then
+    LiteRT without XNNPACK."""
     float_layer = d.own.compared and not d.own.integer
-    vanished, persisted = [], []
+    tests = []
     for side, other in ((pair.a, pair.b), (pair.b, pair.a)):
         for v in variant_labels(side, float_layer):
-            if v not in isolated or other not in isolated:
-                continue
-            s = _layer_stats(model, other, isolated[other], v, isolated[v], d)
-            if s is None:
-                continue
-            d.variants[v] = s
-            (persisted if s.diverges else vanished).append((side, v, s))
+            s = _layer_stats(model, other, isolated.get(other), v, isolated.get(v), d)
+            if s is not None:
+                d.variants[v] = s
+                tests.append((side, v, s))
+    firmware = [t for t in tests if t[1] != NODELEGATE]
+    desktop = [t for t in tests if t[1] == NODELEGATE]
+    vanished = [t for t in firmware if not t[2].diverges]
     if vanished:
         side, v, _ = vanished[0]
-        if v == NODELEGATE:
-            d.cause = "kernel"
-            d.evidence = (f"{own_text}; {v} (LiteRT's own kernels, no XNNPACK) agrees with "
-                          f"{_other(pair, side)} here: the XNNPACK delegate computes this layer differently")
-            _set_family(d, pair, side, "XNNPACK delegate (LiteRT default)")
-        elif float_layer:
+        if float_layer:
             d.cause = "float-contraction"
             d.evidence = (f"{own_text}; isolated in {v} (built -ffp-contract=off) it is 0: fused "
                           f"multiply-add contraction in {side}'s firmware changes the float result")
@@ -268,14 +265,24 @@ def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str
             d.evidence = (f"{own_text}; isolated in {v} it is 0: requantization rounding differs "
                           f"({mode}-rounding firmware removes it)")
         return
-    if persisted:
-        side, v, s = persisted[0]
-        if v == NODELEGATE:
-            d.cause = "kernel"
-            d.evidence = (f"{own_text}; LiteRT's own kernels without XNNPACK ({v}) differ too "
-                          f"(max |Δ| {_num(s.max_abs_delta)}): LiteRT's optimized kernels compute it differently")
-            _set_family(d, pair, side, "LiteRT optimized (built-in and XNNPACK)")
-        elif float_layer:
+    cross = None if float_layer else _cross_rounding(d, pair, isolated, model)
+    if cross:
+        double, single, x, y = cross
+        d.cause = "rounding"
+        d.evidence = (f"{own_text}; on the same inputs TFLM's kernels reproduce both: {double} gives "
+                      f"{x}'s output, {single} gives {y}'s (single-rounding firmware removes it)")
+        d.variants[single] = _layer_stats(model, y, isolated[y], single, isolated[single], d)
+        return
+    if desktop and not desktop[0][2].diverges:
+        side, v, _ = desktop[0]
+        d.cause = "kernel"
+        d.evidence = (f"{own_text}; {v} (LiteRT's own kernels, no XNNPACK) agrees with "
+                      f"{_other(pair, side)} here: the XNNPACK delegate computes this layer differently")
+        _set_family(d, pair, side, "XNNPACK delegate (LiteRT default)")
+        return
+    if firmware:
+        side, v, s = firmware[0]
+        if float_layer:
             d.cause = "unexplained"
             d.evidence = (f"{own_text}; it persists without FMA contraction ({v}: max |Δ| "
                           f"{_num(s.max_abs_delta)}); kernels {d.kernel_a} vs {d.kernel}")
@@ -284,8 +291,33 @@ def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str
             d.evidence = (f"{own_text}; it persists in the other rounding mode ({v}: max |Δ| "
                           f"{_num(s.max_abs_delta)}): {d.kernel_a} and {d.kernel} compute it differently")
         return
+    if desktop:
+        side, v, s = desktop[0]
+        d.cause = "kernel"
+        d.evidence = (f"{own_text}; LiteRT's own kernels without XNNPACK ({v}) differ too "
+                      f"(max |Δ| {_num(s.max_abs_delta)}): LiteRT's optimized kernels compute it differently")
+        _set_family(d, pair, side, "LiteRT optimized (built-in and XNNPACK)")
+        return
     d.cause = "unexplained"
     d.evidence = (f"{own_text}; no variant run could test a cause (kernels {d.kernel_a} vs {d.kernel})")
+
+
+def _cross_rounding(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], model):
+    """For a pair without a target: a target whose double-rounding isolated run equals one side
+    and whose single-rounding run equals the other -> (double, single, side, other side)."""
+    if target_parts(pair.a) or target_parts(pair.b):
+        return None
+    for double in isolated:
+        parts = target_parts(double)
+        single = other_rounding(double) if parts and not parts[2] else None
+        if single not in isolated:
+            continue
+        for x, y in ((pair.a, pair.b), (pair.b, pair.a)):
+            e1 = _layer_stats(model, x, isolated.get(x), double, isolated[double], d)
+            e2 = _layer_stats(model, y, isolated.get(y), single, isolated[single], d)
+            if e1 is not None and e2 is not None and not e1.diverges and not e2.diverges:
+                return double, single, x, y
+    return None
 
 
 def _set_family(d: LayerDiagnosis, pair: PairResult, side: str, family: str) -> None:
@@ -299,8 +331,11 @@ def _other(pair: PairResult, side: str) -> str:
     return pair.b if side == pair.a else pair.a
 
 
-def _layer_stats(model, a: str, cap_a: Capture, b: str, cap_b: Capture, d: LayerDiagnosis) -> LayerStats | None:
-    """One layer of two isolated Captures compared."""
+def _layer_stats(model, a: str, cap_a: Capture | None, b: str, cap_b: Capture | None,
+                 d: LayerDiagnosis) -> LayerStats | None:
+    """One layer of two isolated Captures compared (None: a side lacks it)."""
+    if cap_a is None or cap_b is None:
+        return None
     ta = _find(cap_a, d)
     tb = _find(cap_b, d)
     if ta is None or tb is None:
@@ -360,54 +395,3 @@ def _unit(s: LayerStats) -> str:
 
 def _num(x) -> str:
     return "?" if x is None else f"{x:.3g}" if isinstance(x, float) and not float(x).is_integer() else f"{x:g}"
-
-
-# --- the sentence ------------------------------------------------------------------------------
-def summarize(p: PairDiagnosis) -> str:
-    """"A vs B: 4 of 14 layers introduce error, all CONV_2D, cause rounding (single-rounding
-    firmware removes it); the other 10 inherit it; output max error 0.8% of range"."""
-    n = len(p.layers)
-    intro = [d for d in p.layers if d.cause in INTRODUCING and d.own is not None]
-    parts = []
-    if not any(d.propagated.diverges or (d.own is not None and d.own.diverges) for d in p.layers) \
-            and not any(s.diverges for s in p.outputs):
-        return f"{p.name}: bit-exact on all {n} layers"
-    if intro:
-        ops = Counter(d.op_name for d in intro)
-        what = f"all {next(iter(ops))}" if len(ops) == 1 else ", ".join(f"{k} x{v}" for k, v in ops.most_common())
-        causes = Counter(d.cause for d in intro)
-        if len(causes) == 1:
-            cause = next(iter(causes))
-            why = f"cause {cause}" + _cause_note(cause, intro)
-        else:
-            why = "causes " + ", ".join(f"{c} {k}" for c, k in causes.most_common())
-        parts.append(f"{len(intro)} of {n} layers introduce error, {what}, {why}")
-    else:
-        parts.append(f"no layer of {n} introduces error")
-    inherited, amplified = p.count("inherited"), p.count("amplified")
-    if inherited:
-        parts.append(f"the other {inherited} inherit it" if intro and inherited + len(intro) == n
-                     else f"{inherited} inherit it")
-    if amplified:
-        ops = sorted({d.op_name for d in p.layers if d.cause == "amplified"})
-        parts.append(f"{amplified} amplify an inherited difference ({', '.join(ops)})")
-    blind = [d for d in p.layers if d.own is None and d.propagated.diverges]
-    if blind:
-        parts.append(f"{len(blind)} differing layers not isolated")
-    impact = p.output_impact
-    if impact is not None:
-        parts.append(f"output max error {impact:.2%} of range" if impact else "outputs identical")
-    return f"{p.name}: " + "; ".join(parts)
-
-
-def _cause_note(cause: str, intro: list[LayerDiagnosis]) -> str:
-    if cause == "rounding":
-        modes = {"single" if target_parts(v)[2] else "double" for d in intro for v, s in d.variants.items()
-                 if target_parts(v) and not s.diverges}
-        return f" ({'/'.join(sorted(modes))}-rounding firmware removes it)" if modes else ""
-    if cause == "float-contraction":
-        return " (firmware built -ffp-contract=off removes it)"
-    if cause == "kernel":
-        families = sorted({d.kernel for d in intro if d.kernel})
-        return f" ({', '.join(families)})" if families else ""
-    return ""
