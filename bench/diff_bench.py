@@ -35,6 +35,9 @@ def main() -> int:
     p.add_argument("--count", type=int, default=1, help="random inputs per run")
     p.add_argument("--cpu", default="cortex-m55", help="comma-separated CPUs for target backends")
     p.add_argument("--sources", type=Path, help="TFLM source trees (default: SIMRUN_SOURCES_DIR)")
+    p.add_argument("--no-diagnose", action="store_true",
+                   help="skip the diagnosis (isolated runs and numerics variants); a first run with it "
+                        "may build variant firmware inside the timed diff, so time a second run")
     args = p.parse_args()
 
     from simrun.target.sources import local_sources
@@ -55,8 +58,8 @@ def main() -> int:
     outcome: dict[str, str] = {}
 
     def progress(label, event, secs, message):
-        if event in ("finished", "failed"):
-            seconds[label] = secs
+        if event in ("finished", "failed"):         # normal and (when diagnosing) isolated runs
+            seconds[label] = seconds.get(label, 0.0) + secs
             outcome[label] = "ok" if event == "finished" else f"failed: {message[:70]}"
 
     start = time.perf_counter()
@@ -64,7 +67,7 @@ def main() -> int:
     named = load_named_inputs(model, ["random:0"], count=args.count)
     t_inputs = time.perf_counter()
     run = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
-                   progress=progress, sources_dir=sources)
+                   progress=progress, sources_dir=sources, diagnose=not args.no_diagnose)
     t_backends = time.perf_counter()
     from simrun import report
     from simrun.analysis.policy import Policy
@@ -81,12 +84,13 @@ def main() -> int:
     print(f"  {'model + inputs':34s} {t_inputs - start:7.2f} s")
     for label in labels:
         print(f"  {label:34s} {seconds.get(label, float('nan')):7.2f} s  {outcome.get(label, '?')}")
-    print(f"  {'backends + compare (wall)':34s} {t_backends - t_inputs:7.2f} s")
+    print(f"  {'backends, diagnosis, compare (wall)':34s} {t_backends - t_inputs:7.2f} s")
     print(f"  {'policy':34s} {t_policy - t_backends:7.2f} s")
     print(f"  {'reports (terminal, json, junit, html)':34s} {t_reports:7.2f} s  {n_plots} plot(s)")
     print(f"  {'total':34s} {total:7.2f} s")
     print(f"report generation: {100 * t_reports / total:.1f} % of the diff "
-          f"({len(labels)} backends, {len(run.comparisons)} input(s); {platform.node()}, "
+          f"({len(labels)} backends, {len(run.comparisons)} input(s), "
+          f"{'no diagnosis' if run.diagnosis is None else 'diagnosed'}; {platform.node()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
     return 0
 

@@ -150,7 +150,10 @@ def test_reports_with_only_backend_errors(tmp_path):
     verdict = Policy.default().evaluate(run)
     paths = write_reports(run, verdict, tmp_path)
     assert json.loads(paths["json"].read_text())["comparisons"] == []
-    assert "no backend pair to compare" in terminal.render(run, verdict)
+    text = terminal.render(run, verdict)
+    assert "no backend pair to compare" in text
+    assert text.splitlines()[2] == ("  FAILED: nothing was compared: fewer than two backends produced results "
+                                    "(none); a diff needs at least two (and 1 more)")
     assert "refused" in paths["html"].read_text()
 
 

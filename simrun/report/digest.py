@@ -177,8 +177,9 @@ def _verdict_sentence(run: DiffRun, verdict, table) -> str:
         if not judged:
             return "PASSED, but the policy judged no pair: every difference here is only reported."
         return f"PASSED: {judged} of {len(table)} backend pairs judged, all within the policy."
-    return f"FAILED: {verdict.failures[0]}" + (f" (and {len(verdict.failures) - 1} more)"
-                                               if len(verdict.failures) > 1 else "")
+    # Nothing compared outranks everything else: the rest explains it.
+    first = next((f for f in verdict.failures if f.startswith("nothing was compared")), verdict.failures[0])
+    return f"FAILED: {first}" + (f" (and {len(verdict.failures) - 1} more)" if len(verdict.failures) > 1 else "")
 
 
 def _names(labels: list[str]) -> str:
