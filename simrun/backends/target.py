@@ -18,7 +18,7 @@ from .collect import package_versions, stage
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
         kernels: str, firmware_elf: str, emulator: str = "qemu",
         session_timeout: float = 600.0, rounding: str = "double", fp_contract: str = "fast",
-        isolate_from: list[Capture] | None = None) -> list[Capture]:
+        isolate_from: list[Capture] | None = None, gdb: str | None = None) -> list[Capture]:
     # `rounding` and `fp_contract` only chose the firmware (the parent built it); its metadata
     # records them. With `isolate_from` (one reference Capture per input) every operator is fed
     # the reference's values for its inputs (Session.invoke, contract 1).
@@ -26,8 +26,9 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
 
     model = Model.from_file(model_path)
     captures = []
+    # gdb="HOST:PORT": attach to an emulator the user started with this firmware (loopback only).
     with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
-                 label=label) as session:
+                 label=label, gdb=gdb) as session:
         stage(f"loading the model into {emulator}")
         session.load_model(model)
         for i, sample in enumerate(inputs):

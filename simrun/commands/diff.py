@@ -51,6 +51,10 @@ def register(sub) -> None:
     p.add_argument("--reference", metavar="LABEL",
                    help="backend whose values feed every operator in the isolated runs of the "
                         "diagnosis (default: tflite-reference when it runs, else tflm-host)")
+    p.add_argument("--gdb", metavar="HOST:PORT",
+                   help="run the target backend on an emulator you started (halted at reset, the firmware "
+                        "`simrun build` gives loaded, its GDB server on this machine) instead of starting one; "
+                        "one target backend, with --no-diagnose")
     p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
                    help="explain each differing layer: isolated runs against the reference give its "
                         "own error, extra firmware variants (other rounding, no FMA contraction) its "
@@ -128,13 +132,28 @@ def run(args: argparse.Namespace) -> int:
     policy = Policy.load(args.policy)
     model = Model.from_file(args.model)
     named = load_named_inputs(model, args.inputs, count=args.count)
+    if args.gdb is not None:
+        _check_attach(args, labels)
     if args.reference is not None and args.reference not in labels:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     run_ = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
                     reference=args.reference, diagnose=args.diagnose,
                     timeout=args.timeout, progress=_progress,
-                    sources_dir=args.sources, emulator=args.emulator)
+                    sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb)
     return judge_and_report(run_, policy, args.report)
+
+
+def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
+    """--gdb drives one emulator start: one target backend, run once."""
+    from ..target.emulators.attach import parse_gdb_address
+    parse_gdb_address(args.gdb)
+    targets = [label for label in labels if label.startswith("target:")]
+    if len(targets) != 1:
+        raise BadInput(f"--gdb {args.gdb} attaches to one emulator, so it runs exactly one target backend; "
+                       f"got {len(targets)} ({', '.join(targets) or 'none'}): give one --cpu and one --kernels")
+    if args.diagnose:
+        raise BadInput(f"--gdb {args.gdb}: diagnosis re-runs the target with isolated inputs, which needs an "
+                       f"emulator simrun can restart; add --no-diagnose, or drop --gdb")
 
 
 def judge_and_report(run_, policy, report_dir: Path) -> int:

@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--elf", type=Path, metavar="PATH",
                    help="use this firmware ELF instead of building one")
     p.add_argument("--emulator", default="qemu", choices=EMULATORS)
+    p.add_argument("--gdb", metavar="HOST:PORT",
+                   help="attach to an emulator you started (halted at reset, this firmware loaded, its GDB "
+                        "server on this machine, e.g. 127.0.0.1:3333) instead of starting one")
     p.add_argument("--arena-limit", type=int, metavar="BYTES",
                    help="let the firmware use only this much of its arena")
     p.add_argument("--raw", action="store_true",
@@ -99,7 +102,7 @@ def run(args) -> int:
             print(f"note: {args.input} holds {len(samples)} samples; running the first", file=sys.stderr)
     elf, label = _firmware(args)
     with Session(elf, cpu=args.cpu, emulator=args.emulator, timeout=args.timeout,
-                 arena_limit=args.arena_limit, label=label) as session:
+                 arena_limit=args.arena_limit, label=label, gdb=args.gdb) as session:
         if args.raw:
             session.load_model(args.model, raw=True)
             sample = _raw_input(args.input, session.input_details)

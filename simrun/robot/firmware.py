@@ -53,7 +53,7 @@ class FirmwareKeywords(Component):
 
     @keyword
     def start_emulator_session(self, emulator: str = "qemu", timeout: float = 120.0,
-                               arena_limit: int | None = None) -> None:
+                               arena_limit: int | None = None, gdb: str | None = None) -> None:
         """Starts the emulator with the current firmware; stops any session already running.
 
         A ``.tflite`` model read before with `Load Model` is loaded into the
@@ -64,6 +64,11 @@ class FirmwareKeywords(Component):
         the emulator; when it runs out the emulator is killed and the keyword
         fails with ``EmulatorTimeout``. ``arena_limit`` (bytes) makes the
         firmware use only part of its tensor arena.
+
+        ``gdb=HOST:PORT`` attaches to an emulator the suite started itself (a
+        Renode robot suite, a QEMU), halted at reset with the same firmware and
+        its GDB server on this machine (loopback addresses only), instead of
+        starting one; stopping the session detaches and leaves it running.
 
         Example:
         | Start Emulator Session    timeout=20
@@ -76,7 +81,7 @@ class FirmwareKeywords(Component):
         self.ctx._stop_session()
         elf, cpu, kernels = self.ctx._firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
-                          label=target_label(cpu, kernels) if kernels else None)
+                          label=target_label(cpu, kernels) if kernels else None, gdb=gdb)
         self.ctx._session = session.__enter__()
         if self.ctx._model is not None:
             self.ctx._session.load_model(self.ctx._model)

@@ -1,0 +1,90 @@
+"""Attach mode (`--gdb HOST:PORT`): simrun drives an emulator the user started, loopback only."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from simrun.errors import BadInput, SimrunError
+from simrun.target import fixture
+from simrun.target.emulators.attach import parse_gdb_address
+from simrun.target.session import Session
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def users_qemu(qemu, arm_gcc):
+    """A QEMU started the way a user's bench would: halted, GDB server on 127.0.0.1:PORT."""
+    elf = fixture.build_fixture("cortex-m4")
+    port = free_port()
+    proc = subprocess.Popen([qemu, "-M", "mps2-an386", "-kernel", str(elf), "-S", "-nographic", "-monitor", "none",
+                             "-serial", "none", "-nodefaults", "-gdb", f"tcp:127.0.0.1:{port}"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()   # QEMU takes one client at a time
+            break
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "QEMU did not open its GDB port"
+            time.sleep(0.05)
+    yield elf, f"127.0.0.1:{port}", proc
+    proc.kill()
+    proc.wait()
+
+
+def test_attach_runs_the_users_emulator_and_leaves_it_running(users_qemu):
+    elf, address, proc = users_qemu
+    model = fixture.demo_model(seed=4)
+    x = np.arange(-32, 32, dtype=np.int8).reshape(1, 64)
+    with Session(elf, cpu="cortex-m4", gdb=address, timeout=20) as s:
+        s.load_model(model.to_bytes(), raw=True)
+        cap = s.invoke([x])
+        assert s.emulator_pid is None                       # not ours to stop
+        assert s._gdb.dialect.name == "qemu"                # read from its qSupported reply
+        with pytest.raises(SimrunError, match="one model per emulator start"):
+            s.load_model(model.to_bytes(), raw=True)
+    for rec, expected in zip(cap.ops, fixture.reference(model, x), strict=True):
+        assert np.array_equal(rec.outputs[0].values, expected)
+    time.sleep(0.2)
+    assert proc.poll() is None                               # detached, still the user's
+
+
+@pytest.mark.parametrize("address", ["192.0.2.1:3333", "example.invalid:3333", "3333", "127.0.0.1:0",
+                                     "localhost:http"])
+def test_non_loopback_or_malformed_addresses_are_refused(address):
+    with pytest.raises(BadInput, match="--gdb"):
+        parse_gdb_address(address)
+
+
+def test_loopback_forms_are_accepted():
+    assert parse_gdb_address("127.0.0.1:3333") == ("127.0.0.1", 3333)
+    assert parse_gdb_address("[::1]:3333") == ("::1", 3333)
+
+
+def test_cli_refuses_a_remote_gdb_before_starting_anything(arm_gcc, capsys, tmp_path):
+    from simrun.cli import main
+
+    elf = fixture.build_fixture("cortex-m4")
+    model = tmp_path / "m.bin"
+    model.write_bytes(fixture.demo_model().to_bytes())
+    rc = main(["run", str(model), "--cpu", "cortex-m4", "--elf", str(elf), "--raw", "--gdb", "192.0.2.1:3333"])
+    assert rc == 2 and "not a loopback address" in capsys.readouterr().err
+
+
+def test_diff_with_gdb_needs_one_target_and_no_diagnosis(models_dir, capsys):
+    from simrun.cli import main
+
+    model = str(models_dir / "person_detect.tflite")
+    rc = main(["diff", model, "--cpu", "cortex-m4", "--kernels", "reference,cmsis-nn", "--gdb", "127.0.0.1:3333"])
+    assert rc == 2 and "exactly one target backend" in capsys.readouterr().err
+    rc = main(["diff", model, "--cpu", "cortex-m4", "--kernels", "reference", "--gdb", "127.0.0.1:3333"])
+    assert rc == 2 and "--no-diagnose" in capsys.readouterr().err
