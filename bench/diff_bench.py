@@ -35,6 +35,7 @@ def main() -> int:
     p.add_argument("--count", type=int, default=1, help="random inputs per run")
     p.add_argument("--cpu", default="cortex-m55", help="comma-separated CPUs for target backends")
     p.add_argument("--sources", type=Path, help="TFLM source trees (default: SIMRUN_SOURCES_DIR)")
+    p.add_argument("--report", type=Path, help="keep the reports in this directory (default: a temporary one)")
     p.add_argument("--no-diagnose", action="store_true",
                    help="skip the diagnosis (isolated runs and numerics variants); a first run with it "
                         "may build variant firmware inside the timed diff, so time a second run")
@@ -73,11 +74,11 @@ def main() -> int:
     from simrun.analysis.policy import Policy
     verdict = Policy.default().evaluate(run)
     t_policy = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()), \
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         report.terminal.render(run, verdict)
-        written = report.write_reports(run, verdict, Path(out))
-        n_plots = len(list(written["plots"].glob("*.png"))) if written["plots"].is_dir() else 0
+        written = report.write_reports(run, verdict, args.report or Path(tmp))
+        n_plots = len(list(written["plots"].glob("*.svg"))) if written["plots"].is_dir() else 0
     t_reports = time.perf_counter() - t_policy
     total = time.perf_counter() - start
     print(f"simrun diff {args.model.name}, {args.count} input(s)")

@@ -287,7 +287,11 @@ def layer_diagnosis(run: DiffRun, n: int, pair: PairResult, s: LayerStats | None
     pd = pair_diagnosis(run, n, pair)
     if pd is None or s is None or s.op_index is None:
         return None
-    return next((d for d in pd.layers if d.id == s.id), None)
+    # Reports ask once per layer of every pair: index the pair's layers once, on the object.
+    by_id = pd.__dict__.get("_layers_by_id")
+    if by_id is None or len(by_id) != len(pd.layers):
+        by_id = pd.__dict__["_layers_by_id"] = {d.id: d for d in pd.layers}
+    return by_id.get(s.id)
 
 
 def pair_diagnosis(run: DiffRun, n: int, pair: PairResult):
