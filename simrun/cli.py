@@ -13,7 +13,7 @@ import sys
 
 from .errors import SimrunError
 
-COMMANDS = ("targets", "build", "run", "diff", "example")
+COMMANDS = ("targets", "build", "run", "diff", "example", "quantize", "ab")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,88 @@
+"""`simrun ab`: per-channel vs per-tensor (vs int16x8) against the float model and across backends."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..backends import DEFAULT_TIMEOUT
+from ..errors import BadInput
+from ..target.targets import DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, TARGETS
+from .diff import backend_labels
+from .quantize import add_conversion_options, check_model_path, parse_range
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "ab", help="quantize per scheme, then quantization error vs float and implementation "
+                   "error between backends, side by side",
+        description="Quantize MODEL (.keras, .h5, SavedModel) under each scheme, run every "
+                    "quantized model on the backend matrix (desktop TFLite, host TFLM, emulated "
+                    "targets with --cpu) with the same inputs, and compare each with the float "
+                    "model on those inputs. Reports: a terminal table, DIR/summary.json, "
+                    "DIR/report.html, and each scheme's full differential report in DIR/<scheme>/. "
+                    "Exit 0: every scheme passed the policy; 1: one did not; 2: usage or input error.")
+    p.add_argument("model", type=Path, help=".keras / .h5 file or SavedModel directory")
+    add_conversion_options(p)
+    p.add_argument("--input", metavar="SPEC", dest="inputs",
+                   help="inputs to compare on (float .npy/.npz, image folder, random[:SEED]); "
+                        "default: the first --count samples of the dataset")
+    p.add_argument("--count", type=int, default=2, help="inputs to compare on (default 2)")
+    p.add_argument("--cpu", action="append", metavar="CPU", dest="cpus", default=[],
+                   help=f"add target backends for this CPU (known: {', '.join(TARGETS)})")
+    p.add_argument("--kernels", default=",".join(KERNEL_VARIANTS),
+                   help="kernel variants for target backends (default reference,cmsis-nn)")
+    p.add_argument("--rounding", default=DEFAULT_ROUNDING, metavar="LIST",
+                   help="requantization rounding of the target firmware (double, single)")
+    p.add_argument("--backends", metavar="LIST", help="comma-separated backends (as simrun diff)")
+    p.add_argument("--policy", type=Path, help="tolerance policy TOML (default: built-in)")
+    p.add_argument("--report", type=Path, default=Path("simrun-ab"), metavar="DIR",
+                   help="report directory, also holding the models (default ./simrun-ab)")
+    p.add_argument("--sources", type=Path, metavar="DIR", help="local TFLM/CMSIS source trees")
+    p.add_argument("--emulator", default="qemu", choices=EMULATORS)
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
+    p.set_defaults(func=run)
+
+
+def _progress(stage: str, message: str) -> None:
+    print(f"[ab] {stage}: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.policy import Policy
+    from ..quant.ab import run_ab
+    from ..quant.convert import parse_schemes
+    from ..report import ab as ab_report
+
+    # Everything the user typed is checked before TensorFlow loads and models convert.
+    schemes = parse_schemes(args.schemes)
+    value_range = parse_range(args.value_range)
+    labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding)
+    check_model_path(args.model)
+    if args.count < 1 or args.samples < 1:
+        raise BadInput("--count and --samples must be at least 1")
+    if args.timeout <= 0:
+        raise BadInput("--timeout must be positive")
+    if args.sources is not None and not args.sources.is_dir():
+        raise BadInput(f"--sources {args.sources}: not a directory")
+    policy = Policy.load(args.policy)
+    _writable(args.report)
+    ab = run_ab(args.model, schemes, labels, args.report, dataset=args.dataset,
+                dataset_count=args.samples, value_range=value_range, inputs=args.inputs,
+                count=args.count, policy=policy, progress=_progress, timeout=args.timeout,
+                sources_dir=args.sources, emulator=args.emulator)
+    print(ab_report.render(ab))
+    written = ab_report.write_reports(ab, args.report)
+    print(f"[ab] report: {written['html']}", file=sys.stderr)
+    return 0 if ab_report.passed(ab) else 1
+
+
+def _writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".simrun-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise BadInput(f"--report {directory}: cannot write there ({err.strerror})") from None
