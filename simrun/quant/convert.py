@@ -155,7 +155,7 @@ def load_source(tf, path: Path) -> FloatSource:
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise BadInput(f"model {path}: a directory but not a SavedModel (no saved_model.pb)")
-        with quiet() as log:
+        with quiet():
             try:
                 loaded = tf.saved_model.load(str(path))
                 sig = loaded.signatures["serving_default"]

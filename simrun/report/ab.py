@@ -225,8 +225,8 @@ def render_html(ab: ABRun) -> str:
            "<th>converter settings</th><th>policy</th><th>differential report</th></tr>"]
     for sch in s["schemes"]:
         v = sch["implementation_error"]["verdict"]
-        verdict = "-" if v is None else (f"<span class='pass'>PASSED</span>" if v["passed"]
-                                         else f"<span class='fail'>FAILED</span>")
+        verdict = "-" if v is None else ("<span class='pass'>PASSED</span>" if v["passed"]
+                                         else "<span class='fail'>FAILED</span>")
         out.append(f"<tr><td>{escape(sch['scheme'])}</td><td><code>{escape(Path(sch['model']).name)}</code></td>"
                    f"<td class='num'>{sch['weights']['per_channel']} / {sch['weights']['per_tensor']}</td>"
                    f"<td><code>{escape(json.dumps(sch['converter']))}</code></td><td>{verdict}</td>"
