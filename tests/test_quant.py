@@ -97,6 +97,9 @@ def test_ab_reports_both_errors_per_scheme(ab_report, detector):
             ("tflite-reference", "tflm-host"), ("tflite-reference", "tflite-optimized"),
             ("tflm-host", "tflite-optimized")}
         assert (ab_report / sch["scheme"] / "summary.json").is_file()
+        for p in impl["pairs"]:   # the pipeline's diagnosis: a difference starts somewhere
+            assert p["own_layers"] is not None
+            assert (p["own_layers"] > 0) == (p["mismatched"] > 0), p
     pc, pt = s["schemes"]
     # per-channel and per-tensor weights really differ, and so do their figures
     assert (pc["weights"]["per_tensor"], pt["weights"]["per_channel"]) == (0, 0)

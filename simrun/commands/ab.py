@@ -40,6 +40,12 @@ def register(sub) -> None:
                    help="report directory, also holding the models (default ./simrun-ab)")
     p.add_argument("--sources", type=Path, metavar="DIR", help="local TFLM/CMSIS source trees")
     p.add_argument("--emulator", default="qemu", choices=EMULATORS)
+    p.add_argument("--reference", metavar="LABEL",
+                   help="backend whose values feed the diagnosis' isolated runs (default "
+                        "tflite-reference, else tflm-host)")
+    p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
+                   help="own-vs-inherited error per layer from isolated runs (default on; "
+                        "--no-diagnose halves the runs)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
     p.set_defaults(func=run)
@@ -66,11 +72,14 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--timeout must be positive")
     if args.sources is not None and not args.sources.is_dir():
         raise BadInput(f"--sources {args.sources}: not a directory")
+    if args.reference is not None and args.reference not in labels:
+        raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     policy = Policy.load(args.policy)
     _writable(args.report)
     ab = run_ab(args.model, schemes, labels, args.report, dataset=args.dataset,
                 dataset_count=args.samples, value_range=value_range, inputs=args.inputs,
                 count=args.count, policy=policy, progress=_progress, timeout=args.timeout,
+                reference=args.reference, diagnose=args.diagnose,
                 sources_dir=args.sources, emulator=args.emulator)
     print(ab_report.render(ab))
     written = ab_report.write_reports(ab, args.report)

@@ -34,6 +34,15 @@ def diff_run(model, input_names, samples, labels, *, reference: str | None = Non
              **target_options) -> DiffRun:
     """Run the matrix, compare every pair per input and (unless diagnose=False) diagnose.
     `progress(label, event, seconds, message)` as run_matrix's, event also "note"."""
+    return matrix_run(model, input_names, samples, labels, reference=reference, diagnose=diagnose,
+                      timeout=timeout, progress=progress, **target_options)[0]
+
+
+def matrix_run(model, input_names, samples, labels, *, reference: str | None = None,
+               diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT, progress=None,
+               **target_options) -> tuple[DiffRun, MatrixResult]:
+    """diff_run, also returning the MatrixResult with every backend's Captures (the
+    quantization A/B compares them with its float model)."""
     if reference is not None and reference not in labels:
         raise BadInput(f"--reference {reference}: not among the backends run ({', '.join(labels)})")
     matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
@@ -45,7 +54,7 @@ def diff_run(model, input_names, samples, labels, *, reference: str | None = Non
     if diagnose:
         diagnose_matrix(run, samples, matrix, reference=reference, timeout=timeout,
                         progress=progress, **target_options)
-    return run
+    return run, matrix
 
 
 def choose_reference(ran, requested: str | None = None) -> str | None:

@@ -6,7 +6,8 @@ For every scheme (per-channel, per-tensor, int16x8):
   most reference-like backend of the matrix (tflite-reference by default);
 - *implementation error*: the differential matrix (desktop TFLite, host TFLM, emulated
   targets) on the quantized model, compared pair by pair as `simrun diff` does and judged
-  with the same policy.
+  with the same policy, through the one pipeline `simrun diff` runs (simrun.pipeline), so
+  each pair's layers carry the own-vs-inherited diagnosis unless diagnose=False.
 
 Inputs: real-valued samples (the first `count` of the representative dataset, or an
 `--input` spec loaded like a dataset). Each scheme's model gets them quantized with its
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis.compare import DiffRun, compare
-from ..backends import DEFAULT_TIMEOUT, run_backend, run_matrix
+from ..backends import DEFAULT_TIMEOUT, run_backend
 from ..errors import BackendError, BadInput
 from ..inputs import convert_dtype
 from ..model import Model
+from ..pipeline import matrix_run
 from .accuracy import ErrorStats, layer_errors, output_errors
 from .convert import FLOAT, Scheme, convert_all, load_source, tensorflow
 from .dataset import DEFAULT_COUNT, load_dataset
@@ -61,7 +62,7 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
            dataset: str = "random:0", dataset_count: int = DEFAULT_COUNT,
            value_range: tuple[float, float] = (0.0, 1.0), inputs: str | None = None,
            count: int = 2, policy=None, progress=None, timeout: float = DEFAULT_TIMEOUT,
-           **target_options) -> ABRun:
+           reference: str | None = None, diagnose: bool = True, **target_options) -> ABRun:
     """Quantize `model_path` under `schemes` into out_dir/models and measure both errors.
     `progress(stage, message)` hears every step."""
     say = (lambda stage, msg: progress(stage, msg)) if progress else (lambda stage, msg: None)
@@ -106,8 +107,8 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
     for i, res in enumerate(results):
         model = Model.from_file(res.model_path)
         say(res.scheme, f"differential run on {', '.join(labels)}")
-        res.run, captures = differential(
-            model, names, quant_inputs[i], labels, timeout=timeout,
+        res.run, matrix = matrix_run(
+            model, names, quant_inputs[i], labels, reference=reference, diagnose=diagnose, timeout=timeout,
             progress=lambda label, event, seconds, message, _s=res.scheme:
             say(_s, _event(label, event, seconds, message)), **target_options)
         if policy is not None:
@@ -119,7 +120,7 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
         if res.measured_on is None:
             res.error = "no backend ran the quantized model"
             continue
-        caps = captures[res.measured_on]
+        caps = matrix.captures[res.measured_on]
         res.outputs = output_errors(float_caps[i], caps, model)
         res.layers = layer_errors(float_caps[i], caps, model)
     return ABRun(source.describe(), float_conv.path, data.describe(), names, list(labels),
@@ -153,18 +154,6 @@ def _reference_backend(run) -> str | None:
     return ran[0] if ran else None
 
 
-def differential(model, input_names, samples, labels, *, timeout=DEFAULT_TIMEOUT, progress=None,
-                 **target_options):
-    """The matrix and its comparison, as `simrun diff` runs them: (DiffRun, label -> Captures).
-    The A/B keeps the Captures: the float comparison reads them."""
-    matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
-                        **target_options)
-    comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
-                   for i in range(len(samples))]
-    return DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
-                   input_names=list(input_names)), matrix.captures
-
-
 # --- implementation error, pooled over the inputs -------------------------------------------
 @dataclass
 class PairFigures:
@@ -177,9 +166,9 @@ class PairFigures:
     output_max_abs_delta: float             # at the model outputs only
     first_divergent: object | None          # analysis.compare.LayerStats, earliest over inputs
     diverging_inputs: int                   # inputs on which any layer differs
-    own_layers: int | None = None           # diagnosed layers that introduce error themselves
-    inherited_layers: int | None = None     # diagnosed layers that only carry it on
-    causes: dict[str, int] = field(default_factory=dict)
+    own_layers: int | None = None           # layers introducing error themselves (on any input)
+    inherited_layers: int | None = None     # layers only carrying it on (on every input)
+    causes: dict[str, int] = field(default_factory=dict)   # cause -> layer-input count
     summary: str = ""                       # the diagnosis' sentence (first input that differs)
 
     @property
@@ -195,10 +184,13 @@ def implementation_figures(run) -> list[PairFigures]:
     """Per pair of `run` (a DiffRun), its figures pooled over inputs, with the
     own-vs-inherited diagnosis where the run carries one."""
     figures: dict[tuple[str, str], PairFigures] = {}
+    own_ids: dict[tuple[str, str], set] = {}            # layers introducing error on any input
+    inherited_ids: dict[tuple[str, str], set] = {}      # layers only carrying it on
     diagnosis = getattr(run, "diagnosis", None)
     for n, cmp in enumerate(run.comparisons):
         for pair in cmp.pairs:
-            f = figures.setdefault((pair.a, pair.b), PairFigures(pair.a, pair.b, 0, 0, 0, 0, None, 0))
+            key = (pair.a, pair.b)
+            f = figures.setdefault(key, PairFigures(pair.a, pair.b, 0, 0, 0, 0, None, 0))
             f.count += sum(s.count for s in pair.layers)
             f.mismatched += sum(s.mismatched for s in pair.layers)
             f.max_abs_delta = max(f.max_abs_delta, pair.max_abs_delta)
@@ -214,8 +206,10 @@ def implementation_figures(run) -> list[PairFigures]:
                 d = diagnosis.pair(n, pair.a, pair.b)
             except (KeyError, IndexError):
                 continue
-            f.own_layers = (f.own_layers or 0) + len(d.introducing)
-            f.inherited_layers = (f.inherited_layers or 0) + d.count("inherited")
+            own, inherited = own_ids.setdefault(key, set()), inherited_ids.setdefault(key, set())
+            own.update(layer.id for layer in d.introducing)
+            inherited.update(layer.id for layer in d.layers if layer.cause == "inherited")
+            f.own_layers, f.inherited_layers = len(own), len(inherited - own)
             for layer in d.layers:
                 if layer.cause != "none":
                     f.causes[layer.cause] = f.causes.get(layer.cause, 0) + 1

@@ -39,8 +39,9 @@ summary.json (schema "simrun-ab/1"; NaN/inf are null):
             "diverging_inputs": int,
             "first_divergent": {"id", "op_name", "tensor_name", "depth"}|null,
             "own_layers": int|null,              # with a diagnosis: layers introducing error
+                                                 #   themselves on some input
             "inherited_layers": int|null,        # ... and layers only carrying it on
-            "causes": {cause: int},
+            "causes": {cause: int},              # diagnosed causes, counted per layer and input
             "summary": str                       # the diagnosis' sentence, "" without one
           }]
         }
