@@ -312,3 +312,10 @@ def test_html_layer_table_has_own_error_and_cause(diagnosed):
     assert inherited[1] == "0:3/13" and inherited[6:9] == ["2", "0", "inherited"]
     assert "<b>Diagnosis:</b> tflm-host vs target:cortex-m4:cmsis-nn: 1 of 6 layers introduce error" in html
     assert html.count("<img class='plot'") == 1          # the device against the reference class
+    (svg,) = paths["plots"].iterdir()
+    root = ET.fromstring(svg.read_text())
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 3                               # propagated and own max |Δ|, mismatch share
+    assert [line.get("stroke-dasharray") for line in lines] == [None, "5,3", None]
+    legend = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert f"{DEVICE}: own (isolated)" in legend and f"{DEVICE}: propagated" in legend
