@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,26 +78,29 @@ def parse_schemes(text: str | None) -> list[Scheme]:
 # --- TensorFlow, quietly ------------------------------------------------------------
 @contextlib.contextmanager
 def quiet():
-    """Send what TensorFlow prints (to Python's streams and to the C++ file
-    descriptors alike) into a buffer; yields a list that holds the text afterwards."""
+    """Keep what TensorFlow prints out of our output: Python's streams and warnings and
+    the C++ file descriptors alike (a host such as Robot may have replaced sys.stderr,
+    so both levels are redirected). Yields a list that holds the text afterwards."""
     sys.stdout.flush()
     sys.stderr.flush()
     held = []
-    with tempfile.TemporaryFile() as log:
+    python_text = io.StringIO()
+    with tempfile.TemporaryFile() as log, warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stdout(python_text), contextlib.redirect_stderr(python_text):
+        warnings.simplefilter("always")
         saved = os.dup(1), os.dup(2)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             yield held
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
             log.seek(0)
-            held.append(log.read().decode(errors="replace"))
+            held.append(log.read().decode(errors="replace") + python_text.getvalue()
+                        + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught))
 
 
 def tensorflow():

@@ -10,6 +10,7 @@ robotframework-pythonlibcore (as SeleniumLibrary and Browser do):
 - captures.py      running backends, reading captures
 - comparison.py    comparison, tolerance policy, reports
 - diagnosis.py     own vs inherited error per layer and its cause
+- quant.py         the quantization A/B: error vs float and between backends per scheme
 
 Every keyword is a thin call into simrun; the components only convert
 arguments, keep the state of context.LibraryState between keywords and turn
@@ -27,9 +28,10 @@ from .diagnosis import DiagnosisKeywords
 from .firmware import FirmwareKeywords
 from .fixture import FixtureKeywords
 from .model_inputs import ModelKeywords
+from .quant import QuantKeywords
 
 COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords, ComparisonKeywords,
-              DiagnosisKeywords)
+              DiagnosisKeywords, QuantKeywords)
 
 
 class SimrunLibrary(DynamicCore, LibraryState):
