@@ -268,3 +268,19 @@ def test_bad_new_policy_keys_are_clear_errors(text, message):
     with pytest.raises(BadInput) as err:
         policy(text)
     assert message in str(err.value)
+
+
+def test_default_policy_does_not_judge_xnnpack_own_error():
+    layers = base_layers()
+    other = off_by(layers, 1, 2)
+    for i in range(2, len(layers)):
+        other[i] = layers[i].copy()              # own error 2 at layer 1, outputs agree
+    model = FakeModel()
+    for a, b in (("tflm-host", "tflite-optimized"), ("tflite-optimized", "target:cortex-m4:cmsis-nn")):
+        run = DiffRun(model, [compare(model, {a: make_capture(a, layers), b: make_capture(b, other)})])
+        attach_diagnosis(run, 0, a, b, layers, other, {"0:1/11": "kernel"})
+        verdict = Policy.default().evaluate(run)
+        assert verdict.passed and verdict.pairs[0].status == "pass", (a, b, verdict.failures)
+    # the same own error of a device against host TFLM fails
+    run = _device_run(other, other, {"0:1/11": "kernel"})
+    assert Policy.default().evaluate(run).pairs[0].failing["0:1/11"] == ["max |Δ| 2 > 1", "own error max |Δ| 2 > 1"]
