@@ -2,8 +2,9 @@
 
 Each command module defines `register(subparsers)` (adds its parser and sets
 `func`) and the function it points at, which returns an exit code. A
-SimrunError becomes its message on stderr and exit code 2; Ctrl-C exits 130
-after the context managers below it have stopped any emulator.
+SimrunError becomes its message on stderr and its `exit_code` (the table in
+simrun.errors, the same for every command); Ctrl-C exits 130 after the context
+managers below it have stopped any emulator.
 """
 from __future__ import annotations
 
@@ -11,16 +12,25 @@ import argparse
 import importlib
 import sys
 
-from .errors import SimrunError
+from .errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, SimrunError
 
-COMMANDS = ("targets", "build", "run", "diff", "example", "quantize", "ab")
+COMMANDS = ("targets", "doctor", "build", "run", "diff", "example", "quantize", "ab")
+
+
+def exit_code_help() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="simrun", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="simrun", description=__doc__.splitlines()[0],
+                                     epilog=exit_code_help(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"simrun.commands.{name}").register(sub)
+    for command in sub.choices.values():     # every verb documents the same codes
+        command.epilog = exit_code_help()
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -30,10 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SimrunError as err:
         print(f"simrun {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt:
-        print("simrun: interrupted", file=sys.stderr)
-        return 130
+        print(f"simrun {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:
+        # A file the environment refuses (permissions, a full disk, /proc): name it, no traceback.
+        where = f" {err.filename}" if err.filename else ""
+        print(f"simrun {args.command}: error:{where}: {err.strerror or err}; check that the path exists "
+              f"and is writable", file=sys.stderr)
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

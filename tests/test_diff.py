@@ -22,14 +22,14 @@ from testmodels import conv_logistic_int8
 
 def simrun_diff(*argv) -> int:
     """What `simrun diff ...` does, through the diff command's own parser (the CLI's
-    SimrunError -> exit 2 rule included)."""
+    SimrunError -> its exit_code rule included)."""
     parser = argparse.ArgumentParser(prog="simrun")
     diff.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["diff", *map(str, argv)])
     try:
         return args.func(args)
-    except SimrunError:
-        return 2
+    except SimrunError as err:
+        return err.exit_code
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ LAYERS = {
     "base": 0, "target": 1, "analysis": 1, "backends": 2, "pipeline": 3, "quant": 4, "report": 5,
     "interfaces": 6,
 }
-BASE_MODULES = {"simrun", "simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs"}
+BASE_MODULES = {"simrun", "simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs",
+                "simrun.resources"}
 INTERFACE_MODULES = {"simrun.cli", "simrun.__main__"}
 
 

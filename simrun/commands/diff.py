@@ -16,8 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "diff", help="compare a model across desktop TFLite, host TFLM and emulated targets",
         description="Run MODEL on every backend for every input, compare all operator outputs "
-                    "pair by pair, judge them with a tolerance policy and write reports. "
-                    "Exit 0: policy passed; 1: policy failed; 2: usage or input error.")
+                    "pair by pair, judge them with a tolerance policy and write reports.")
     p.add_argument("model", type=Path, help=".tflite model")
     p.add_argument("--input", action="append", metavar="SPEC", dest="inputs",
                    help=".npy, .npz, an image, or random[:SEED] (repeatable; default random:0)")

@@ -9,13 +9,16 @@
 Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
     firmware/<cpu>-<kernels>[-single-rounding][-no-fp-contract]-<key>/{firmware.elf, metadata.json}
                                                                  finished, immutable
-    build/<cpu>-<tree key>[-single-rounding][-no-fp-contract]/   CMake tree, reused
+    build/<cpu>-<tree key>[-single-rounding][-no-fp-contract]-<source dir id>/   CMake tree, reused
     locks/<tree name>.lock
 The key hashes everything that changes the binary. The CMake tree is shared by
 both kernel variants of a CPU, so their common TFLM objects compile once; an
 flock on it serialises builders (two processes asking for the same firmware
 build it once). The rounding mode changes every object (TFLM core, reference
-kernels and CMSIS-NN all requantize), so each mode has its own tree.
+kernels and CMSIS-NN all requantize), so each mode has its own tree. A CMake
+tree is tied to its source dir (resources.root(): a checkout or an installed
+package), so the tree name ends with that dir's id: two checkouts sharing one
+cache each get their own tree.
 """
 from __future__ import annotations
 
@@ -33,14 +36,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import sources
-from .. import errors
+from .. import errors, resources
 from ..errors import BadInput, SimrunError, SourcesMissing
 from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, ROUNDING_MODES, Target,
                       UnknownTarget, check_variant, get_target, target_label)
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLCHAIN_FILE = REPO / "cmake" / "arm-none-eabi.cmake"
-# Our files that shape the binary; any edit gives a new cache key.
+# Our files that shape the binary (under resources.root(), the CMake source
+# dir: the checkout or the installed package); any edit gives a new cache key.
 FIRMWARE_INPUTS = ("CMakeLists.txt", "cmake", "firmware/src", "firmware/boards", "firmware/include")
 MODEL_BYTES = 4 * 1024 * 1024
 ARENA_BYTES = 10 * 1024 * 1024
@@ -48,6 +50,8 @@ OPT_FLAGS = "-O2"
 JOBS = 2
 INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
+
+CACHE_FIX = "set SIMRUN_CACHE_DIR (or --cache-dir) to a writable directory"
 
 Progress = Callable[[str], None]
 
@@ -200,10 +204,11 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
     require_tool("arm-none-eabi-g++")
     size_tool = require_tool("arm-none-eabi-size")
     check_cmsis_nn_path(gcc, target)
-    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    cache = errors.require_writable_dir(Path(cache_dir) if cache_dir else default_cache_dir(),
+                                        errors.CacheUnwritable, "firmware cache", CACHE_FIX)
 
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
-                        files_digest(REPO, FIRMWARE_INPUTS), rounding, fp_contract)
+                        files_digest(resources.root(), FIRMWARE_INPUTS), rounding, fp_contract)
     suffix = variant_suffix(rounding, fp_contract)
     entry = cache / "firmware" / f"{cpu}-{kernels}{suffix}-{cache_key(inputs)}"
     cached = load_entry(entry)
@@ -211,7 +216,7 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         say(f"cached: {cached.elf}")
         return cached
 
-    tree_name = f"{cpu}-{tree_key(inputs)}{suffix}"
+    tree_name = tree_for(cache, f"{cpu}-{tree_key(inputs)}{suffix}")
     (cache / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
         try:
@@ -230,6 +235,31 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         metadata = make_metadata(target, kernels, inputs, src_root, size_tool, exe,
                                  time.monotonic() - started, rounding, fp_contract)
         return publish(entry, exe, metadata)
+
+
+def cmake_home(tree: Path) -> str | None:
+    """The source dir a CMake tree was configured for (CMakeCache.txt), or None."""
+    try:
+        text = (tree / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", text, re.M)
+    return m.group(1).strip() if m else None
+
+
+def tree_for(cache: Path, prefix: str) -> str:
+    """The CMake tree to build in: an existing one configured for our source dir
+    (named before tree names carried the source dir id, or copied from another
+    cache with its paths rewritten) saves a cold build of minutes; else a new
+    name with our source dir's id. CMake trees cannot be renamed, hence the search."""
+    ours = str(resources.root())
+    build_root = cache / "build"
+    if build_root.is_dir():
+        for tree in sorted(build_root.iterdir()):
+            if ((tree.name == prefix or re.fullmatch(re.escape(prefix) + r"-[0-9a-f]{8}", tree.name))
+                    and cmake_home(tree) == ours):
+                return tree.name
+    return f"{prefix}-{resources.root_id()}"
 
 
 def read_metadata(elf: str | Path) -> dict:
@@ -278,7 +308,8 @@ def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[
 
 def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
                       rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> list[str]:
-    return [cmake, "-S", str(REPO), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN_FILE}",
+    toolchain = resources.path("cmake", "arm-none-eabi.cmake")
+    return [cmake, "-S", str(resources.root()), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
             *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
             f"-DSIMRUN_ROUNDING={rounding}",

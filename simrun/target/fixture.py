@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput, SimrunError, require_tool
+from .. import resources
+from ..errors import BadInput, CacheUnwritable, SimrunError, require_tool, require_writable_dir
 from .targets import Board, get_target
 
-FIXTURE_DIR = Path(__file__).resolve().parents[2] / "firmware" / "fixture"
-ABI_INCLUDE = Path(__file__).resolve().parents[2] / "firmware" / "include"
+FIXTURE_DIR = resources.path("firmware", "fixture")
+ABI_INCLUDE = resources.path("firmware", "include")
 # The TFLM runner's startup, fault capture and ABI state, shared so CI's
 # fixture tests run the very vector table, reset, fault handler and ABI
 # symbols the TFLM firmware ships.
-RUNNER_SRC = Path(__file__).resolve().parents[2] / "firmware" / "src"
+RUNNER_SRC = resources.path("firmware", "src")
 SHARED_SOURCES = (RUNNER_SRC / "startup.c", RUNNER_SRC / "fault.c", RUNNER_SRC / "abi_state.c")
 # simrun_model / simrun_arena sizes for abi_state.c: the fixture's models are tiny.
 MODEL_BYTES = 64 * 1024
@@ -172,7 +173,8 @@ def build_fixture(cpu: str, cache_dir: str | Path | None = None) -> Path:
     elf = out_dir / "fixture.elf"
     if elf.is_file():
         return elf
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_writable_dir(out_dir, CacheUnwritable, "fixture cache",
+                         "set SIMRUN_CACHE_DIR to a writable directory")
     ld = out_dir / "fixture.ld"
     ld.write_text(script)
     tmp = out_dir / f"fixture.elf.{os.getpid()}.tmp"

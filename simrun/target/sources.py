@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +24,30 @@ class SourceTree:
     fetch_name: str     # FetchContent name: FETCHCONTENT_SOURCE_DIR_<upper>
     pin: str            # commit or tag the firmware is built and tested against
     probe: str          # a file every real tree of this kind has
+    # A tree without .git (an extracted archive) has no commit to read: these files,
+    # hashed as witness_digest() does, tell the pinned version from most others
+    # (they change with releases and most commits). Digests taken from trees at the pins.
+    witness_files: tuple[str, ...] = ()
+    witness: str = ""
 
 
 TREES = (
     SourceTree("tflite-micro", "tflite_micro", "90b983c2b3f1480642e040bbd2ddb37b998f3424",
-               "tensorflow/lite/micro/micro_interpreter.h"),
-    SourceTree("CMSIS-NN", "cmsis_nn", "4ab83cc3cc98fb85ed6dafb55e8ca02f1628dcae", "Include/arm_nnfunctions.h"),
+               "tensorflow/lite/micro/micro_interpreter.h",
+               ("tensorflow/lite/micro/micro_interpreter.h", "tensorflow/lite/micro/micro_mutable_op_resolver.h",
+                "tensorflow/lite/micro/kernels/micro_ops.h", "tensorflow/lite/micro/micro_allocator.cc",
+                "tensorflow/lite/schema/schema_generated.h"), "fdd60cb6a4478e07"),
+    SourceTree("CMSIS-NN", "cmsis_nn", "4ab83cc3cc98fb85ed6dafb55e8ca02f1628dcae", "Include/arm_nnfunctions.h",
+               ("ARM.CMSIS-NN.pdsc", "Include/arm_nnfunctions.h", "Include/arm_nnsupportfunctions.h"),
+               "9b791cc2c61d9e08"),
     SourceTree("CMSIS_6", "cmsis_6", "5782d6f8057906d360f4b95ec08a2354afe5c9b9",
-               "CMSIS/Core/Include/cmsis_compiler.h"),
-    SourceTree("flatbuffers", "flatbuffers", "v25.9.23", "include/flatbuffers/flatbuffers.h"),
-    SourceTree("gemmlowp", "gemmlowp", "719139ce755a0f31cbf1c37f7f98adcc7fc9f425", "fixedpoint/fixedpoint.h"),
+               "CMSIS/Core/Include/cmsis_compiler.h",
+               ("ARM.CMSIS.pdsc", "CMSIS/Core/Include/cmsis_version.h", "CMSIS/Core/Include/cmsis_compiler.h"),
+               "359b203b48c3ae8d"),
+    SourceTree("flatbuffers", "flatbuffers", "v25.9.23", "include/flatbuffers/flatbuffers.h",
+               ("include/flatbuffers/base.h", "include/flatbuffers/flatbuffers.h"), "2b3460bd2f538d5f"),
+    SourceTree("gemmlowp", "gemmlowp", "719139ce755a0f31cbf1c37f7f98adcc7fc9f425", "fixedpoint/fixedpoint.h",
+               ("fixedpoint/fixedpoint.h", "internal/common.h"), "9c3ae3f74c75dcee"),
 )
 
 HOW_TO_PROVIDE = (
@@ -43,6 +58,43 @@ HOW_TO_PROVIDE = (
 
 def missing_trees(root: Path) -> list[str]:
     return [t.dirname for t in TREES if not (root / t.dirname / t.probe).is_file()]
+
+
+def witness_digest(tree: Path, files: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for rel in files:
+        try:
+            data = (tree / rel).read_bytes()
+        except OSError:
+            data = b"<missing>"
+        h.update(rel.encode() + b"\0" + data + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _git_commit(tree: Path, rev: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def wrong_pins(root: Path) -> list[str]:
+    """One sentence per tree that is not at its pin: by git commit where the tree is a
+    git checkout, else by its witness files."""
+    wrong = []
+    for t in TREES:
+        tree = root / t.dirname
+        if (tree / ".git").exists():
+            head, pin = _git_commit(tree, "HEAD"), _git_commit(tree, t.pin) or t.pin
+            if head and head != pin:
+                wrong.append(f"{t.dirname}/ is at commit {head[:12]}, not at the pin {t.pin} "
+                             f"(git -C {tree} checkout {t.pin})")
+        elif t.witness and witness_digest(tree, t.witness_files) != t.witness:
+            wrong.append(f"{t.dirname}/ is not at the pin {t.pin} ({', '.join(t.witness_files)} differ "
+                         f"from that version's)")
+    return wrong
 
 
 def local_sources() -> Path | None:
@@ -73,6 +125,10 @@ def resolve(sources_dir: str | Path | None) -> Path | None:
     if missing:
         raise SourcesMissing(
             f"{origin}: {root} lacks {', '.join(missing)}; {HOW_TO_PROVIDE}")
+    wrong = wrong_pins(root)
+    if wrong:
+        # The firmware, its cache key and every result are claimed to be at the pins.
+        raise SourcesMissing(f"{origin}: {root}: {'; '.join(wrong)}; {HOW_TO_PROVIDE}")
     return root
 
 

@@ -34,12 +34,13 @@ import sys
 import time
 from pathlib import Path
 
+from ... import resources
 from ...errors import BadInput, EmulatorError, ToolMissing, require_tool
 from ..gdbremote import RENODE, GdbRemote
 from ..targets import get_target
 from .process import EmulatorProcess
 
-RENODE_DIR = Path(__file__).resolve().parents[3] / "renode"
+RENODE_DIR = resources.path("renode")
 INSTALL_HINT = "install Renode (https://renode.io, e.g. the renode .deb or portable package) and put `renode` on PATH"
 RELAY = Path(__file__).with_name("netns_relay.py")
 NETWORK_ENV = "SIMRUN_RENODE_NETWORK"
