@@ -319,3 +319,13 @@ def test_html_layer_table_has_own_error_and_cause(diagnosed):
     assert [line.get("stroke-dasharray") for line in lines] == [None, "5,3", None]
     legend = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert f"{DEVICE}: own (isolated)" in legend and f"{DEVICE}: propagated" in legend
+
+
+def test_terminal_shows_a_repeated_difference_once():
+    run = sample_run()
+    text = terminal.render(run, Policy.default().evaluate(run))
+    rows = [line.split()[:4] for line in text.splitlines() if line.startswith(("random:1 ", "cat.png "))]
+    # tflite-reference and tflm-host agree bit for bit, so their pairs with tflite-optimized differ
+    # identically: the judged one is shown, the reported-only one counted.
+    assert rows == [["random:1", "tflm-host", "vs", "tflite-optimized"], ["cat.png", "tflm-host", "vs", "tflite-optimized"]]
+    assert "2 more differing pair(s) pass and repeat a row above" in text

@@ -1,11 +1,15 @@
 """What `simrun diff` prints: the diagnosis in sentences first, then one row per input and
-backend pair that differs (bit-exact pairs on one line), backend errors, versions and the
-verdict last."""
+backend pair that differs, backend errors, versions and the verdict last.
+
+Rows are kept to what reads in seconds: bit-exact pairs go on one line, and a passing pair
+that only repeats another through bit-exact backends (tflm-host vs X when tflm-host and
+tflite-reference agree bit for bit) is counted, not shown; report.html and summary.json
+have every pair."""
 from __future__ import annotations
 
 from ..analysis.compare import DiffRun
 from ..analysis.policy import pair_diagnosis
-from .digest import headline
+from .digest import agreement_classes, headline
 
 _HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|",
            "introducing", "verdict")
@@ -13,24 +17,37 @@ _HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatc
 
 def render(run: DiffRun, verdict) -> str:
     lines = ["diagnosis:"] + [f"  {sentence}" for sentence in headline(run, verdict)] + [""]
-    rows, exact = [_HEADER], {}
-    pair_verdicts = iter(verdict.pairs)
+    rows, exact, repeats = [_HEADER], {}, 0
+    klass = {b: i for i, c in enumerate(agreement_classes(run)) for b in c}
+    verdicts = {(pv.input_name, pv.a, pv.b): pv for pv in verdict.pairs}
     for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
+        groups: dict[tuple, list] = {}
         for pair in cmp.pairs:
-            pv = next(pair_verdicts)
+            pv = verdicts[(input_name, pair.a, pair.b)]
             if not any(s.diverges for s in pair.layers + pair.outputs) and pv.passed:
                 exact.setdefault(pair.name, []).append(input_name)
-                continue
-            first, worst = pair.first_divergent, pair.worst
-            rows.append((input_name, pair.name, f"{len(pair.compared_layers)}/{len(pair.layers)}",
-                         _short(first), _short(worst), f"{100 * pair.mismatch_ratio:.2f}%",
-                         f"{pair.max_abs_delta:g}", _introducing(run, n, pair), pv.status.upper()))
+            else:
+                groups.setdefault((klass.get(pair.a), klass.get(pair.b)), []).append((pair, pv))
+        for members in groups.values():
+            # Pairs between the same two bit-exact classes differ identically: every failing one
+            # is shown, else one (a judged one before a merely reported one).
+            shown = [m for m in members if not m[1].passed] or \
+                [min(members, key=lambda m: m[1].status == "unjudged")]
+            repeats += len(members) - len(shown)
+            for pair, pv in shown:
+                first, worst = pair.first_divergent, pair.worst
+                rows.append((input_name, pair.name, f"{len(pair.compared_layers)}/{len(pair.layers)}",
+                             _short(first), _short(worst), f"{100 * pair.mismatch_ratio:.2f}%",
+                             f"{pair.max_abs_delta:g}", _introducing(run, n, pair), pv.status.upper()))
     if len(rows) > 1:
         widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
         for k, row in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
             if k == 0:
                 lines.append("  ".join("-" * w for w in widths))
+    if repeats:
+        lines.append(f"{repeats} more differing pair(s) pass and repeat a row above through backends "
+                     f"that agree bit for bit (every pair: report.html, summary.json)")
     if exact:
         every = len(run.input_names)
         lines.append("bit-exact on every layer: " + ", ".join(
