@@ -229,3 +229,34 @@ def test_missing_renode_is_a_clear_error(fixture_elf, model_bytes, monkeypatch):
     with Session(fixture_elf, cpu="cortex-m4", emulator="renode") as s:
         with pytest.raises(ToolMissing, match="renode not found: install Renode"):
             s.load_model(model_bytes, raw=True)
+
+
+def test_port_in_use_is_retried_on_another(renode_replica, fixture_elf, model_bytes, tmp_path):
+    """SIMRUN_RENODE_NETWORK=host picks a port per try; run inside a private namespace of its own
+    so even this test's host-mode Renode is reachable from nowhere else."""
+    import subprocess
+    import sys
+
+    from simrun.target.emulators.renode import RELAY, unshare_prefix
+
+    code = f"""
+import socket, sys
+sys.path.insert(0, {str(RELAY.parent)!r})
+import netns_relay
+netns_relay.loopback_up()
+from simrun.target.emulators import renode
+from simrun.target.session import Session
+blocker = socket.socket()
+blocker.bind(("0.0.0.0", 0))
+blocker.listen(1)
+ports = iter([blocker.getsockname()[1], 4444])
+renode.free_loopback_port = lambda: next(ports)
+with Session({str(fixture_elf)!r}, cpu="cortex-m4", emulator="renode", timeout=20) as s:
+    s.load_model({model_bytes!r}, raw=True)
+    print("attempts", len(list(s._workdir.glob("renode-*.pid"))))
+"""
+    env = dict(os.environ, SIMRUN_RENODE_NETWORK="host", PYTHONPATH=str(RENODE_DIR.parent))
+    out = subprocess.run(unshare_prefix() + [sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "attempts 2" in out.stdout                        # the first Renode could not bind, the second did
