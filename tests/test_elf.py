@@ -19,12 +19,12 @@ def fixture_elf(arm_gcc):
 def test_symbols_and_abi(fixture_elf):
     image = FirmwareImage(fixture_elf).check_abi()
     board = get_target("cortex-m55").board
-    model = image.symbol("simrun_model")
-    assert model.kind == "STT_OBJECT" and model.size == image.model_capacity == 64 * 1024
-    assert board.bulk_origin <= model.address < board.bulk_origin + board.bulk_size
+    bulk = image.symbol("simrun_bulk")
+    assert bulk.kind == "STT_OBJECT" and bulk.size == image.bulk_capacity == 64 * 1024
+    assert board.bulk_origin <= bulk.address < board.bulk_origin + board.bulk_size
     assert image.symbol("simrun_status").size == 68
     hooks = {image.address(n) for n in REQUIRED if n.startswith("simrun_hook_")}
-    assert len(hooks) == 5 and all(a % 2 == 0 for a in hooks)   # thumb bit cleared, all distinct
+    assert len(hooks) == 6 and all(a % 2 == 0 for a in hooks)   # thumb bit cleared, all distinct
     assert board.flash_origin <= image.entry < board.flash_origin + board.flash_size
 
 
@@ -36,13 +36,13 @@ def test_loadable_segments_cover_the_code(fixture_elf):
 
 def test_missing_abi_symbols_are_named(tmp_path, arm_gcc):
     src = tmp_path / "plain.c"
-    src.write_text("int simrun_model_size; void _start(void) { for (;;) {} }\n")
+    src.write_text("int simrun_layout; void _start(void) { for (;;) {} }\n")
     elf = tmp_path / "plain.elf"
     subprocess.run([arm_gcc, "-mcpu=cortex-m4", "-mthumb", "-nostdlib", str(src), "-o", str(elf)], check=True)
     with pytest.raises(AbiMismatch, match="simrun_hook_ready"):
         FirmwareImage(elf).check_abi()
-    with pytest.raises(AbiMismatch, match="simrun_arena"):
-        FirmwareImage(elf).symbol("simrun_arena")
+    with pytest.raises(AbiMismatch, match="simrun_bulk"):
+        FirmwareImage(elf).symbol("simrun_bulk")
 
 
 def test_not_an_elf(tmp_path):

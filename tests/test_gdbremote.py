@@ -235,8 +235,8 @@ def test_against_real_qemu(qemu, arm_gcc, tmp_path):
         assert gdb.halt_reason().kind in "TS"
         assert gdb.pc == image.entry           # halted at reset, at the ELF entry
         blob = bytes((i * 7) & 0xFF for i in range(20000))
-        gdb.write_memory(image.address("simrun_arena"), blob)
-        assert gdb.read_memory(image.address("simrun_arena"), len(blob)) == blob
+        gdb.write_memory(image.address("simrun_bulk"), blob)
+        assert gdb.read_memory(image.address("simrun_bulk"), len(blob)) == blob
         hook = image.address("simrun_hook_done")
         gdb.set_breakpoint(hook)
         gdb.resume()

@@ -55,6 +55,15 @@ void DescribeEvalTensor(const tflite::Model* model, int subgraph, int tensor_ind
   }
   out->scale = scale;
   out->zero_point = zero_point;
+  // Constant: its data is in the model (a buffer with bytes, or an offset
+  // buffer of a >2 GB model); the isolation host never overwrites those.
+  uint32_t flags = t->is_variable() ? SIMRUN_TENSOR_VARIABLE : 0u;
+  const auto* buffers = model->buffers();
+  if (buffers && t->buffer() < buffers->size()) {
+    const tflite::Buffer* b = buffers->Get(t->buffer());
+    if (b && ((b->data() && b->data()->size() > 0) || b->offset() > 1)) flags |= SIMRUN_TENSOR_CONSTANT;
+  }
+  out->flags = flags;
 }
 
 void OpHooks::Attach(Interpreter* interpreter, const tflite::Model* model) {
@@ -74,6 +83,9 @@ void OpHooks::Fill(uint32_t phase, int subgraph, int op, const char* tag) {
       nr.registration->custom_name != nullptr ? -1 : nr.registration->builtin_code;
   CopyName(simrun_op_event.op_name, tag);
   simrun_op_event.output_count = 0;
+  simrun_op_event.input_count = 0;
+  simrun_op_event.input_total = 0;
+  if (phase == SIMRUN_PHASE_BEGIN && (simrun_capture & SIMRUN_CAPTURE_INPUTS)) DescribeInputs(subgraph, nr);
   if (phase != SIMRUN_PHASE_END || nr.node.outputs == nullptr) return;
   uint32_t count = 0;
   for (int i = 0; i < nr.node.outputs->size && count < SIMRUN_MAX_OP_OUTPUTS; ++i) {
@@ -83,6 +95,24 @@ void OpHooks::Fill(uint32_t phase, int subgraph, int op, const char* tag) {
                        &simrun_op_event.outputs[count++]);
   }
   simrun_op_event.output_count = count;
+}
+
+// Isolation mode only (SIMRUN_CAPTURE_INPUTS): the host overwrites these at the begin hook.
+void OpHooks::DescribeInputs(int subgraph, const tflite::NodeAndRegistration& nr) {
+  if (nr.node.inputs == nullptr) return;
+  const tflite::SubgraphAllocations* alloc = GraphOf(interpreter_).GetAllocations();
+  uint32_t count = 0, total = 0;
+  for (int i = 0; i < nr.node.inputs->size; ++i) {
+    const int index = nr.node.inputs->data[i];
+    if (index < 0) continue;  // optional input not present
+    ++total;
+    if (count < SIMRUN_MAX_OP_INPUTS) {
+      DescribeEvalTensor(model_, subgraph, index, alloc[subgraph].tensors[index],
+                         &simrun_op_event.inputs[count++]);
+    }
+  }
+  simrun_op_event.input_count = count;
+  simrun_op_event.input_total = total;
 }
 
 uint32_t OpHooks::BeginEvent(const char* tag) {
@@ -113,6 +143,7 @@ void OpHooks::EndEvent(uint32_t handle) {
   const int op = static_cast<int>(handle & 0xFFFFu);
   const char* tag = depth_ < kMaxDepth ? names_[depth_] : "";
   Fill(SIMRUN_PHASE_END, subgraph, op, tag);
+  simrun_capture_op_end();  // per-layer capture: the record goes to the log, no stop
   simrun_hook_op_end();
   if (depth_ > 0 && depth_ <= kMaxDepth) {
     simrun_running_subgraph = stack_[depth_ - 1] >> 16;

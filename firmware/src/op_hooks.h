@@ -13,7 +13,8 @@
 namespace simrun {
 
 // Fills `out` from a tensor of subgraph `subgraph`: data, shape and type from
-// the interpreter's eval tensor, per-tensor scale/zero point from the model.
+// the interpreter's eval tensor, per-tensor scale/zero point and the
+// constant/variable flags from the model.
 void DescribeEvalTensor(const tflite::Model* model, int subgraph, int tensor_index,
                         const TfLiteEvalTensor& tensor, volatile simrun_tensor_t* out);
 
@@ -40,6 +41,7 @@ class OpHooks : public tflite::MicroProfilerInterface {
  private:
   static constexpr int kMaxDepth = 8;  // nested CALL_ONCE/WHILE/IF subgraphs
   void Fill(uint32_t phase, int subgraph, int op, const char* tag);
+  void DescribeInputs(int subgraph, const tflite::NodeAndRegistration& nr);
 
   Interpreter* interpreter_ = nullptr;
   const tflite::Model* model_ = nullptr;

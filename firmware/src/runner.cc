@@ -1,5 +1,5 @@
-// The simrun TFLM runner: loads whatever model the host wrote into
-// simrun_model, then invokes it once per SIMRUN_CMD_INVOKE, reporting through
+// The simrun TFLM runner: loads whatever model the host wrote where
+// simrun_layout says, then invokes it once per SIMRUN_CMD_INVOKE, reporting through
 // the ABI in simrun_abi.h (status, tensors, per-operator events, log).
 #include <cstdlib>
 #include <cstring>
@@ -42,14 +42,15 @@ void RegisterAllOps() {
 }
 
 uint32_t CheckModel() {
-  const uint32_t size = simrun_model_size;
-  if (size < 8 || size > SIMRUN_MODEL_BYTES) return SIMRUN_ERR_BAD_MODEL;
-  flatbuffers::Verifier verifier(simrun_model, size);
+  const uint32_t size = simrun_layout.model_size;
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(simrun_layout.model_address);
+  if (size < 8 || data == nullptr) return SIMRUN_ERR_BAD_MODEL;
+  flatbuffers::Verifier verifier(data, size);
   if (!tflite::VerifyModelBuffer(verifier)) {
     simrun_log_write("simrun: model is not a valid TFLite flatbuffer\n");
     return SIMRUN_ERR_BAD_MODEL;
   }
-  model = tflite::GetModel(simrun_model);
+  model = tflite::GetModel(data);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
     MicroPrintf("simrun: model schema version %d, TFLM supports %d", model->version(),
                 TFLITE_SCHEMA_VERSION);
@@ -87,7 +88,8 @@ void DestroyInterpreter() {
 TfLiteStatus Allocate(size_t arena_bytes) {
   DestroyInterpreter();
   interpreter = new (interpreter_storage)
-      simrun::Interpreter(model, resolver, simrun_arena, arena_bytes, nullptr, &hooks);
+      simrun::Interpreter(model, resolver, reinterpret_cast<uint8_t*>(simrun_layout.arena_address),
+                          arena_bytes, nullptr, &hooks);
   hooks.Attach(interpreter, model);
   return interpreter->AllocateTensors();
 }
@@ -111,8 +113,9 @@ uint32_t MissingBytesLogged(uint32_t from) {
 }
 
 uint32_t AllocateTensors() {
-  const size_t whole = SIMRUN_ARENA_BYTES;
-  size_t limit = simrun_arena_limit ? simrun_arena_limit : whole;
+  // The host placed the arena (ABI v2); arena_size is a user's limit within it.
+  const size_t whole = simrun_layout.arena_capacity;
+  size_t limit = simrun_layout.arena_size ? simrun_layout.arena_size : whole;
   if (limit > whole) limit = whole;
   const uint32_t log_mark = simrun_log_head;
   if (Allocate(limit) == kTfLiteOk) {
@@ -182,6 +185,7 @@ void DescribeOutputs() {
 
 void Invoke() {
   simrun_status.state = SIMRUN_STATE_RUNNING;
+  simrun_capture_begin_invoke();
   hooks.Enable(true);
   const TfLiteStatus status = interpreter->Invoke();
   hooks.Enable(false);

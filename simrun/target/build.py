@@ -44,8 +44,6 @@ from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, 
 # Our files that shape the binary (under resources.root(), the CMake source
 # dir: the checkout or the installed package); any edit gives a new cache key.
 FIRMWARE_INPUTS = ("CMakeLists.txt", "cmake", "firmware/src", "firmware/boards", "firmware/include")
-MODEL_BYTES = 4 * 1024 * 1024
-ARENA_BYTES = 10 * 1024 * 1024
 OPT_FLAGS = "-O2"
 JOBS = 2
 INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
@@ -114,7 +112,6 @@ def cmake_defines(target: Target, fp_contract: str = DEFAULT_FP_CONTRACT) -> dic
         "SIMRUN_FLASH_ORIGIN": hex(b.flash_origin), "SIMRUN_FLASH_SIZE": hex(b.flash_size),
         "SIMRUN_RAM_ORIGIN": hex(b.ram_origin), "SIMRUN_RAM_SIZE": hex(b.ram_size),
         "SIMRUN_BULK_ORIGIN": hex(b.bulk_origin), "SIMRUN_BULK_SIZE": hex(b.bulk_size),
-        "SIMRUN_MODEL_BYTES": str(MODEL_BYTES), "SIMRUN_ARENA_BYTES": str(ARENA_BYTES),
         "SIMRUN_OPT_FLAGS": opt,
     }
 
@@ -374,8 +371,7 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "cpu_flags": target.compile_flags(),
         "opt_flags": inputs["defines"]["SIMRUN_OPT_FLAGS"].replace(";", " "),
         "compiler": inputs["compiler"],
-        "model_bytes": MODEL_BYTES,
-        "arena_bytes": ARENA_BYTES,
+        "bulk_bytes": target.board.bulk_size,     # simrun_bulk: model + arena + capture log, laid out at run time
         "sections": section_sizes(size_tool, elf),
         "build_seconds": round(seconds, 1),
         "cache_key": cache_key(inputs),

@@ -12,22 +12,21 @@ from pathlib import Path
 
 from ..errors import AbiMismatch, BadInput
 
-# Struct sizes from simrun_abi.h; they pin the layout the session decodes.
-TENSOR_BYTES = 52
-STATUS_BYTES = 9 * 4 + 32
-MAX_IO = 16                 # SIMRUN_MAX_IO
-MAX_OP_OUTPUTS = 8          # SIMRUN_MAX_OP_OUTPUTS
-OP_EVENT_BYTES = 4 * 4 + 32 + 4 + MAX_OP_OUTPUTS * TENSOR_BYTES
-FAULT_BYTES = 12 * 4
+# Struct sizes from simrun_abi.h (mirrored in abi.py); they pin the layout the session decodes.
+from .abi import FAULT, LAYOUT, LOG_STATE, MAX_IO, MAX_OP_OUTPUTS, OP_EVENT_BYTES, STATUS, TENSOR  # noqa: E402,F401
+
+TENSOR_BYTES = TENSOR.size
+STATUS_BYTES = STATUS.size
+FAULT_BYTES = FAULT.size
 
 REQUIRED = {
     # name: minimum size in bytes (0: any, e.g. functions)
-    "simrun_model": 1, "simrun_model_size": 4, "simrun_arena": 1, "simrun_arena_limit": 4,
-    "simrun_command": 4, "simrun_status": STATUS_BYTES, "simrun_inputs": MAX_IO * TENSOR_BYTES,
+    "simrun_bulk": 1, "simrun_layout": LAYOUT.size, "simrun_command": 4, "simrun_capture": 4,
+    "simrun_status": STATUS_BYTES, "simrun_inputs": MAX_IO * TENSOR_BYTES,
     "simrun_outputs": MAX_IO * TENSOR_BYTES, "simrun_op_event": OP_EVENT_BYTES,
-    "simrun_fault": FAULT_BYTES,
+    "simrun_fault": FAULT_BYTES, "simrun_log_state": LOG_STATE.size,
     "simrun_hook_ready": 0, "simrun_hook_op_begin": 0, "simrun_hook_op_end": 0,
-    "simrun_hook_done": 0, "simrun_hook_fault": 0,
+    "simrun_hook_done": 0, "simrun_hook_fault": 0, "simrun_hook_drain": 0,
 }
 
 
@@ -61,6 +60,8 @@ class FirmwareImage:
                 self.entry = elf["e_entry"] & ~1
                 self.segments = [Segment(s["p_vaddr"], s["p_paddr"], s["p_filesz"], s["p_memsz"])
                                  for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+                self.sections = {s.name: (s["sh_flags"], s["sh_size"], s["sh_type"]) for s in elf.iter_sections()
+                                 if s["sh_flags"] & 0x2}          # SHF_ALLOC: in target memory
                 symtab = elf.get_section_by_name(".symtab")
                 if symtab is None:
                     raise BadInput(f"{self.path}: ELF has no symbol table (stripped?)")
@@ -99,9 +100,23 @@ class FirmwareImage:
         return self
 
     @property
-    def model_capacity(self) -> int:
-        return self.size("simrun_model")
+    def bulk_capacity(self) -> int:
+        """Bytes of simrun_bulk, where the host lays out model, arena and capture log."""
+        return self.size("simrun_bulk")
 
-    @property
-    def arena_capacity(self) -> int:
-        return self.size("simrun_arena")
+    def footprint(self) -> dict[str, int]:
+        """Firmware code and data bytes (TEAM.md contract 4), as `size` counts them.
+
+        firmware_text: read-only sections loaded in flash (code, constants, tables);
+        firmware_data: writable sections in RAM (.data, .bss), without the
+        reserved heap/stack and without the bulk region (model, arena, log).
+        """
+        text = data = 0
+        for name, (flags, size, _kind) in self.sections.items():
+            if name in (".bulk", ".heap"):
+                continue
+            if flags & 0x1:                                  # SHF_WRITE
+                data += size
+            else:
+                text += size
+        return {"firmware_text": text, "firmware_data": data}

@@ -28,9 +28,10 @@ ABI_INCLUDE = resources.path("firmware", "include")
 # symbols the TFLM firmware ships.
 RUNNER_SRC = resources.path("firmware", "src")
 SHARED_SOURCES = (RUNNER_SRC / "startup.c", RUNNER_SRC / "fault.c", RUNNER_SRC / "abi_state.c")
-# simrun_model / simrun_arena sizes for abi_state.c: the fixture's models are tiny.
-MODEL_BYTES = 64 * 1024
-ARENA_BYTES = 64 * 1024
+# Size of simrun_bulk (abi_state.c), the region the host lays model, arena and
+# capture log out in: the fixture's models are tiny, and a small region keeps
+# "model too large" testable; build_fixture(bulk_bytes=None) spans the board's whole bulk RAM.
+BULK_BYTES = 64 * 1024
 SHARED_HEADERS = (ABI_INCLUDE / "simrun_abi.h", RUNNER_SRC / "simrun_firmware.h")
 MAGIC = b"SFX1"
 
@@ -155,16 +156,20 @@ def _cache_root() -> Path:
     return Path(os.environ.get("SIMRUN_CACHE_DIR") or Path.home() / ".cache" / "simrun") / "fixture"
 
 
-def build_fixture(cpu: str, cache_dir: str | Path | None = None) -> Path:
-    """Compile the fixture for `cpu`; cached by a hash of sources, flags and map."""
+def build_fixture(cpu: str, cache_dir: str | Path | None = None, bulk_bytes: int | None = BULK_BYTES) -> Path:
+    """Compile the fixture for `cpu`; cached by a hash of sources, flags and map.
+
+    bulk_bytes sizes simrun_bulk; None: the board's whole bulk RAM.
+    """
     gcc = require_tool("arm-none-eabi-gcc", "install it (Debian: apt-get install gcc-arm-none-eabi "
                                             "libnewlib-arm-none-eabi)")
     target = get_target(cpu)
+    bulk = target.board.bulk_size if bulk_bytes is None else int(bulk_bytes)
     sources = sorted(FIXTURE_DIR.glob("*.c")) + list(SHARED_SOURCES)
     script = _linker_script(target.board)
     flags = target.compile_flags() + ["-O2", "-g", "-ffreestanding", "-fno-common", "-Wall", "-Wextra",
                                       "-Werror", "-nostartfiles", "-specs=nano.specs", "-specs=nosys.specs",
-                                      f"-DSIMRUN_MODEL_BYTES={MODEL_BYTES}", f"-DSIMRUN_ARENA_BYTES={ARENA_BYTES}"]
+                                      f"-DSIMRUN_BULK_BYTES={bulk}"]
     digest = hashlib.sha256()
     for item in [gcc, script, *flags] + [p.read_bytes() for p in sources + list(SHARED_HEADERS)]:
         digest.update(item if isinstance(item, bytes) else item.encode())

@@ -4,107 +4,60 @@
         s.load_model(model)                  # Model | bytes | path (raw=True: fixture model bytes)
         s.input_details                      # [TargetTensor] read from simrun_inputs
         cap = s.invoke([x], capture_layers=True)
+        iso = s.invoke([x], isolate_from=reference_capture)   # every operator on the reference's inputs
 
 The emulator is started by load_model (so a bad or oversized model is refused
 before any process exists) and killed on close/exit, on every error, on
 timeout and on KeyboardInterrupt. Talks to the firmware only through the
-symbols and hooks of firmware/include/simrun_abi.h.
+symbols and hooks of firmware/include/simrun_abi.h (ABI v2): GDB for control
+(breakpoints, resume), target memory through `memory` -- the board RAM mapped
+into this process where the emulator allows (QEMU), GDB packets elsewhere.
 """
 from __future__ import annotations
 
 import hashlib
 import shutil
-import struct
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import elf as abi
+from . import abi
+from .abi import (ABI_MAGIC, ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOKE, ERR_OK, LOG_STATE,
+                  STATE_RUNNING, STATUS, TENSOR, TFLITE_DTYPES, OpEvent, Status, TargetTensor)
 from .build import firmware_versions, read_metadata
+from .capture_log import parse_records, plan_layout
 from ..capture import Capture, OpRecord, Quantization, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
 from .emulators.attach import connect_attached, parse_gdb_address
-from ..errors import (AbiMismatch, ArenaTooSmall, BadInput, EmulatorError, EmulatorTimeout,
-                     FirmwareError, ModelTooLarge, SimrunError, TargetFault, UnsupportedOperator)
+from .failures import fault_error, raise_for
+from ..errors import AbiMismatch, BadInput, EmulatorError, EmulatorTimeout, SimrunError, TargetFault
 from .gdbremote import GdbRemote
+from .isolation import Isolation
+from .memory import GdbMemory, MappedMemory, RamFile
 from ..model import Model
 from .targets import get_target
 
-ABI_VERSION = 1
-ABI_MAGIC = 0x4E524D53
-NO_OPERATOR = 0xFFFFFFFF
-
-STATE_READY, STATE_RUNNING, STATE_DONE, STATE_FAULT = 1, 2, 3, 4
-ERR_OK, ERR_BAD_MODEL, ERR_UNSUPPORTED_OP, ERR_ARENA_TOO_SMALL, ERR_ALLOCATE, ERR_INVOKE = range(6)
-CMD_INVOKE, CMD_STOP = 1, 2
-
-_TENSOR = struct.Struct("<IIiii6ifi")                 # simrun_tensor_t, 52 bytes
-_STATUS = struct.Struct("<9I32s")                     # simrun_status_t
-_EVENT_HEAD = struct.Struct("<IIIi32sI")              # simrun_op_event_t up to outputs[]
-_FAULT = struct.Struct("<12I")                        # simrun_fault_t
-assert _TENSOR.size == abi.TENSOR_BYTES and _STATUS.size == abi.STATUS_BYTES
-
-# TfLiteType -> numpy dtype
-TFLITE_DTYPES = {1: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_, 7: np.int16,
-                 9: np.int8, 10: np.float16, 11: np.float64, 13: np.uint64, 16: np.uint32, 17: np.uint16}
-FAULT_NAMES = {3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault"}
-CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 7: "MMARVALID",
-             8: "IBUSERR", 9: "PRECISERR", 10: "IMPRECISERR", 11: "UNSTKERR", 12: "STKERR",
-             15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE", 18: "INVPC", 19: "NOCP",
-             24: "UNALIGNED", 25: "DIVBYZERO"}
-
-
-@dataclass(frozen=True)
-class TargetTensor:
-    """A tensor as the firmware describes it (simrun_tensor_t)."""
-
-    tensor_index: int
-    address: int
-    bytes: int
-    type: int                       # TfLiteType
-    shape: tuple[int, ...]
-    scale: float
-    zero_point: int
-
-    @property
-    def dtype(self) -> np.dtype | None:
-        t = TFLITE_DTYPES.get(self.type)
-        return np.dtype(t) if t is not None else None
-
-    @classmethod
-    def unpack(cls, raw: bytes) -> "TargetTensor":
-        address, nbytes, typ, index, ndims, *rest = _TENSOR.unpack(raw)
-        dims, scale, zp = rest[:6], rest[6], rest[7]
-        if not 0 <= ndims <= 6:
-            raise EmulatorError(f"firmware described tensor {index} with {ndims} dims")
-        return cls(index, address, nbytes, typ, tuple(dims[:ndims]), scale, zp)
-
-
-@dataclass(frozen=True)
-class Status:
-    magic: int
-    abi_version: int
-    state: int
-    error: int
-    bytes_needed: int
-    arena_used: int
-    invocations: int
-    input_count: int
-    output_count: int
-    detail: str
-
-
-def _cstr(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode(errors="replace")
+__all__ = ["Session", "TargetTensor", "Status", "TFLITE_DTYPES", "ABI_VERSION"]
+HOOKS = ("simrun_hook_ready", "simrun_hook_op_begin", "simrun_hook_op_end", "simrun_hook_done",
+         "simrun_hook_fault", "simrun_hook_drain")
+MEMORY_MODES = ("auto", "gdb")
 
 
 class Session:
+    """One firmware in one emulator.
+
+    memory="auto" maps the board RAM when the emulator allows it (QEMU), else
+    GDB; "gdb" forces GDB memory access (to test that path on QEMU too).
+    log_limit: capture log bytes (default: planned from the bulk region); a
+    small one makes the firmware drain often.
+    """
+
     def __init__(self, elf: str | Path, cpu: str, emulator: str = "qemu", timeout: float = 120.0,
-                 arena_limit: int | None = None, label: str | None = None, gdb: str | None = None):
+                 arena_limit: int | None = None, label: str | None = None, memory: str = "auto",
+                 log_limit: int | None = None, gdb: str | None = None):
         # gdb="HOST:PORT": attach to an emulator the user started (loopback only), instead of launching one.
         self.gdb_address = gdb
         if gdb is not None:
@@ -116,27 +69,36 @@ class Session:
         self.cpu = cpu
         self.emulator_name = emulator
         self.timeout = float(timeout)
-        if arena_limit is not None and not 0 < arena_limit <= self.image.arena_capacity:
-            raise BadInput(f"arena_limit {arena_limit} outside 1..{self.image.arena_capacity} "
-                           f"(the firmware's simrun_arena)")
+        if memory not in MEMORY_MODES:
+            raise BadInput(f"memory {memory!r}: choose one of {', '.join(MEMORY_MODES)}")
+        self.memory_mode = memory
+        self.bulk = self.image.symbol("simrun_bulk")
+        if arena_limit is not None and not 0 < arena_limit <= self.bulk.size:
+            raise BadInput(f"arena_limit {arena_limit} outside 1..{self.bulk.size} "
+                           f"(the firmware's bulk region simrun_bulk)")
+        if log_limit is not None and not abi.RECORD.size <= log_limit < self.bulk.size:
+            raise BadInput(f"log_limit {log_limit} outside {abi.RECORD.size}..{self.bulk.size - 1}")
         self.arena_limit = arena_limit
+        self.log_limit = log_limit
         self.metadata = read_metadata(self.elf)
         kernels = self.metadata.get("kernels")
         self.label = label or self.metadata.get("label") or f"target:{cpu}:{kernels or 'unknown'}"
         self.model: Model | None = None
         self.model_sha256 = ""
+        self.layout: abi.Layout | None = None
+        self.memory: GdbMemory | None = None
         self._emu: EmulatorProcess | None = None
         self._gdb: GdbRemote | None = None
+        self._ram: RamFile | None = None
         self._workdir: Path | None = None
         self._ready = False
         self._inputs: list[TargetTensor] = []
-        self._hooks = {name: self.image.address(name) for name in
-                       ("simrun_hook_ready", "simrun_hook_op_end", "simrun_hook_done", "simrun_hook_fault")}
+        self._hooks = {name: self.image.address(name) for name in HOOKS}
         self._hook_at = {addr: name for name, addr in self._hooks.items()}
         if len(self._hook_at) != len(self._hooks):
             raise AbiMismatch(f"{self.elf}: simrun_hook_* functions share an address (merged by the "
                               f"linker?); each hook needs its own body")
-        self._layer_bp = False
+        self._begin_bp = False
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
 
@@ -148,9 +110,12 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Kill the emulator and remove its private directory. Safe to call twice."""
+        """Kill the emulator, unmap and remove its RAM file and private directory. Safe to call twice."""
         self._ready = False
         self._stopped_at = None
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
         if self._gdb is not None:
             if self.gdb_address:
                 self._gdb.detach()        # the user's emulator stays theirs
@@ -160,6 +125,9 @@ class Session:
         if self._emu is not None:
             self._emu.stop()
             self._emu = None
+        if self._ram is not None:
+            self._ram.remove()
+            self._ram = None
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -167,6 +135,10 @@ class Session:
     @property
     def emulator_pid(self) -> int | None:
         return self._emu.pid if self._emu else None
+
+    @property
+    def memory_mapped(self) -> bool:
+        return bool(self.memory is not None and self.memory.mapped)
 
     # --- model -------------------------------------------------------------
     def load_model(self, model: Model | bytes | str | Path, raw: bool = False) -> None:
@@ -176,12 +148,11 @@ class Session:
         firmware's own model format); no TFLite checks, no Model metadata.
         """
         data = self._model_bytes(model, raw)
-        capacity = self.image.model_capacity
-        if len(data) > capacity:
-            raise ModelTooLarge(f"model is {len(data)} bytes but the firmware's simrun_model buffer "
-                                f"holds {capacity}; rebuild the firmware with a larger buffer")
+        layout = plan_layout(self.bulk.address, self.bulk.size, len(data), arena_limit=self.arena_limit,
+                             log_limit=self.log_limit, where=f" of {self.elf.name}, board {self.target.board.name}")
         self.model_sha256 = hashlib.sha256(data).hexdigest()
         self.close()
+        self.layout = layout
         self._guarded(self._boot, data)
 
     def _model_bytes(self, model, raw: bool) -> bytes:
@@ -207,6 +178,7 @@ class Session:
         deadline = time.monotonic() + self.timeout
         self._inputs = []
         self._workdir = Path(tempfile.mkdtemp(prefix="simrun-"))
+        board = self.target.board
         if self.gdb_address:
             if self._attached:
                 raise SimrunError(f"attach mode (--gdb {self.gdb_address}) runs one model per emulator start: "
@@ -214,20 +186,28 @@ class Session:
             self._attached = True
             self._gdb = connect_attached(self.gdb_address, deadline)
         else:
+            if self.emulator_name == "qemu" and self.memory_mode == "auto":
+                self._ram = RamFile.create(f"{self._workdir.name}-ram", board.main_ram_origin, board.main_ram_size)
             # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
             started = time.monotonic() + max(self.timeout, 60.0)
-            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started)
+            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started, ram=self._ram)
             self._gdb = self._emu.connect(started)
             deadline = time.monotonic() + self.timeout
         self._gdb.handshake()
         self._gdb.halt_reason()
-        for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault"):
+        ram = self._emu.ram if self._emu else None
+        lay = self.layout
+        if ram is not None and ram.origin <= lay.model_address and lay.end <= ram.origin + ram.size:
+            self.memory = MappedMemory(self._gdb, ram, lay.model_address, lay.end - lay.model_address)
+        else:
+            self.memory = GdbMemory(self._gdb)
+        for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault", "simrun_hook_drain"):
             self._gdb.set_breakpoint(self._hooks[name])
         self._run_to_main(deadline)
-        self._gdb.write_memory(self.image.address("simrun_model"), data)
-        self._gdb.write_u32(self.image.address("simrun_model_size"), len(data))
-        self._gdb.write_u32(self.image.address("simrun_arena_limit"), self.arena_limit or 0)
+        self.memory.write(lay.model_address, data)
+        self._gdb.write_memory(self.image.address("simrun_layout"), lay.pack())
         self._gdb.write_u32(self.image.address("simrun_command"), 0)
+        self._gdb.write_u32(self.image.address("simrun_capture"), 0)
         hook = self._run_to_hook(deadline, "model allocation")
         status = self._read_status()
         if hook == "simrun_hook_ready":
@@ -239,7 +219,7 @@ class Session:
     def _run_to_main(self, deadline: float) -> None:
         """Let the C runtime start (copy .data, clear .bss) before the host writes.
 
-        The ABI's host-written variables may sit in .bss, which startup code
+        The ABI's host-written variables sit in .bss, which startup code
         zeroes; writing them at `main` keeps them. An ELF without `main` is
         written at reset, as the ABI header describes.
         """
@@ -276,11 +256,19 @@ class Session:
         return self._tensor(0, self._inputs[i]).values
 
     # --- invoke ------------------------------------------------------------
-    def invoke(self, inputs, capture_layers: bool = True) -> Capture:
+    def invoke(self, inputs, capture_layers: bool = True, isolate_from: Capture | None = None) -> Capture:
+        """One inference. capture_layers: every operator's outputs (through the capture log).
+
+        isolate_from: a reference Capture of the same model; every operator then
+        runs on the reference's values for its non-constant, non-variable inputs
+        (TEAM.md contract 1). meta gets "isolated_from" and "not_isolated".
+        """
         if not self._ready:
             raise SimrunError("session not ready: load_model() must succeed before invoke()")
         arrays = self._check_inputs(inputs)
-        return self._guarded(self._invoke, arrays, capture_layers)
+        if isolate_from is not None and not capture_layers:
+            raise BadInput("isolation needs capture_layers=True: its result is every operator's own output")
+        return self._guarded(self._invoke, arrays, capture_layers, isolate_from)
 
     def _check_inputs(self, inputs) -> list[np.ndarray]:
         if isinstance(inputs, np.ndarray):
@@ -297,63 +285,90 @@ class Session:
                 raise BadInput(f"input {i}: dtype {x.dtype}, model expects {desc.dtype} (no implicit casts)")
             if tuple(x.shape) != desc.shape:
                 raise BadInput(f"input {i}: shape {tuple(x.shape)}, model expects {desc.shape}")
-            raw = np.ascontiguousarray(x).astype(x.dtype.newbyteorder("<"), copy=False).tobytes()
-            if len(raw) != desc.bytes:
-                raise BadInput(f"input {i}: {len(raw)} bytes, firmware tensor holds {desc.bytes}")
+            if x.nbytes != desc.bytes:
+                raise BadInput(f"input {i}: {x.nbytes} bytes, firmware tensor holds {desc.bytes}")
             arrays.append(x)
         return arrays
 
-    def _invoke(self, arrays: list[np.ndarray], capture_layers: bool) -> Capture:
-        gdb = self._gdb
+    def _invoke(self, arrays: list[np.ndarray], capture_layers: bool, isolate_from: Capture | None) -> Capture:
+        gdb, mem = self._gdb, self.memory
         deadline = time.monotonic() + self.timeout
         for x, desc in zip(arrays, self._inputs):
-            gdb.write_memory(desc.address, np.ascontiguousarray(x).tobytes())
-        if capture_layers != self._layer_bp:
-            if capture_layers:
-                gdb.set_breakpoint(self._hooks["simrun_hook_op_end"])
-            else:
-                gdb.remove_breakpoint(self._hooks["simrun_hook_op_end"])
-            self._layer_bp = capture_layers
+            le = np.ascontiguousarray(x).astype(x.dtype.newbyteorder("<"), copy=False)
+            mem.write(desc.address, le.view(np.uint8).reshape(-1))
+        iso = None
+        if isolate_from is not None:
+            iso = Isolation(isolate_from, {d.tensor_index: x for d, x in zip(self._inputs, arrays)})
+        if (iso is not None) != self._begin_bp:
+            (gdb.set_breakpoint if iso is not None else gdb.remove_breakpoint)(self._hooks["simrun_hook_op_begin"])
+            self._begin_bp = iso is not None
+        flags = (CAPTURE_LOG if capture_layers else 0) | (CAPTURE_INPUTS if iso is not None else 0)
+        gdb.write_u32(self.image.address("simrun_capture"), flags)
         gdb.write_u32(self.image.address("simrun_command"), CMD_INVOKE)
         self._ready = False
         ops: list[OpRecord] = []
         started = time.monotonic()
-        readback_s, readback_bytes = 0.0, 0
+        readback = [0.0, 0]
+        drains = 0
         while True:
             hook = self._run_to_hook(deadline, "inference")
-            if hook != "simrun_hook_op_end":
+            if hook == "simrun_hook_op_begin":
+                iso.apply(self._read_event(abi.MAX_OP_INPUTS), mem)
+            elif hook == "simrun_hook_drain":
+                drains += 1
+                ops += self._drain_log(readback, at_drain=True)
+            else:
                 break
-            t0 = time.monotonic()
-            rec, n = self._read_op_record()
-            readback_s += time.monotonic() - t0
-            readback_bytes += n
-            ops.append(rec)
         elapsed = time.monotonic() - started
         status = self._read_status()
         if hook != "simrun_hook_done" or status.error != ERR_OK:
             self._raise_for(hook, status)
+        if capture_layers:
+            ops += self._drain_log(readback, at_drain=False)
         outputs = [self._tensor(0, self._read_tensor("simrun_outputs", i)) for i in range(status.output_count)]
         self._run_to_hook(deadline, "return to ready")   # next invoke starts from hook_ready
         self._ready = True
         meta = {"cpu": self.cpu, "emulator": self.emulator_name, "elf": str(self.elf),
-                "arena_used": status.arena_used, "invoke_seconds": elapsed,
-                "capture_layers": capture_layers, "readback_seconds": readback_s,
-                "readback_bytes": readback_bytes}
+                "arena_used": status.arena_used, "model_bytes": self.layout.model_size,
+                **self.image.footprint(), "invoke_seconds": elapsed, "capture_layers": capture_layers,
+                "readback_seconds": readback[0], "readback_bytes": readback[1], "log_drains": drains,
+                "memory": "mapped" if mem.mapped else "gdb"}
+        if iso is not None:
+            meta["isolated_from"] = iso.backend
+            meta["not_isolated"] = dict(iso.not_isolated)
         return Capture(self.label, self.model_sha256, ops, outputs, firmware_versions(self.metadata), meta)
 
-    def _read_op_record(self) -> tuple[OpRecord, int]:
-        raw = self._gdb.read_memory(self.image.address("simrun_op_event"), abi.OP_EVENT_BYTES)
-        _, sg, index, _, name, count = _EVENT_HEAD.unpack_from(raw)
-        count = min(count, abi.MAX_OP_OUTPUTS)   # a corrupt count must not read past the event
-        tensors, nbytes = [], 0
-        for k in range(count):
-            desc = TargetTensor.unpack(raw[_EVENT_HEAD.size + k * _TENSOR.size:][:_TENSOR.size])
-            tensors.append(self._tensor(sg, desc))
-            nbytes += desc.bytes
-        return OpRecord(sg, index, _cstr(name), tensors), nbytes
+    def _read_event(self, inputs: int = 0) -> OpEvent:
+        return OpEvent.unpack(self._gdb.read_memory(self.image.address("simrun_op_event"), OpEvent.size_for(inputs)))
+
+    def _drain_log(self, readback: list, at_drain: bool) -> list[OpRecord]:
+        """Every record in the capture log (then emptied); at a drain also an oversized pending record."""
+        t0 = time.monotonic()
+        state_at = self.image.address("simrun_log_state")
+        used, _records, pending, _drains = LOG_STATE.unpack(self._gdb.read_memory(state_at, LOG_STATE.size))
+        lay = self.layout
+        if used > lay.log_capacity:
+            raise EmulatorError(f"capture log reports {used} bytes used, capacity {lay.log_capacity}")
+        ops = []
+        if used:
+            log = self.memory.read(lay.log_address, used)
+            for sg, op, name, tensors in parse_records(log, used):
+                ops.append(OpRecord(sg, op, name, [self._decode(sg, d, bytes(v)) for d, v in tensors]))
+            readback[1] += used
+        if at_drain:
+            self._gdb.write_u32(state_at, 0)                 # used = 0: the firmware goes on
+            if pending > lay.log_capacity:                   # never fits: take it from the END event
+                ev = self._read_event()
+                ops.append(OpRecord(ev.subgraph, ev.index, ev.op_name,
+                                    [self._tensor(ev.subgraph, d) for d in ev.outputs]))
+                readback[1] += sum(d.bytes for d in ev.outputs)
+        readback[0] += time.monotonic() - t0
+        return ops
 
     def _tensor(self, subgraph: int, desc: TargetTensor) -> Tensor:
-        data = self._gdb.read_memory(desc.address, desc.bytes) if desc.bytes else b""
+        return self._decode(subgraph, desc, self.memory.read(desc.address, desc.bytes))
+
+    def _decode(self, subgraph: int, desc: TargetTensor, data: bytes) -> Tensor:
         dtype = desc.dtype
         if dtype is None or dtype.itemsize * int(np.prod(desc.shape, dtype=np.int64)) != len(data):
             values = np.frombuffer(data, dtype=np.uint8).copy()   # packed/unknown types stay raw bytes
@@ -417,9 +432,8 @@ class Session:
         try:
             if self._read_status().state != STATE_RUNNING:
                 return None
-            raw = self._gdb.read_memory(self.image.address("simrun_op_event"), _EVENT_HEAD.size)
-            _, sg, index, _, name, _ = _EVENT_HEAD.unpack(raw)
-            return f"{sg}:{index} {_cstr(name)}"
+            ev = self._read_event()
+            return f"{ev.key} {ev.op_name}"
         except SimrunError:
             return None
 
@@ -434,17 +448,14 @@ class Session:
             status = self._read_status()
             if status.state != STATE_RUNNING:
                 return None
-            raw = self._gdb.read_memory(self.image.address("simrun_op_event"), _EVENT_HEAD.size)
-            phase, sg, index, _, name, _ = _EVENT_HEAD.unpack(raw)
+            ev = self._read_event()
             # After an END event the named operator finished; the next one had not begun.
-            return f"{sg}:{index} {_cstr(name)}" + (" (finished; stuck after it)" if phase == 1 else "")
+            return f"{ev.key} {ev.op_name}" + (" (finished; stuck after it)" if ev.phase == abi.PHASE_END else "")
         except SimrunError:
             return None
 
     def _read_status(self) -> Status:
-        raw = self._gdb.read_memory(self.image.address("simrun_status"), _STATUS.size)
-        f = _STATUS.unpack(raw)
-        status = Status(*f[:9], _cstr(f[9]))
+        status = Status.unpack(self._gdb.read_memory(self.image.address("simrun_status"), STATUS.size))
         if status.magic != ABI_MAGIC:
             raise AbiMismatch(f"{self.elf}: firmware did not report the simrun ABI magic "
                               f"(got {status.magic:#x}); not a simrun firmware or it did not boot")
@@ -455,8 +466,7 @@ class Session:
         return status
 
     def _read_tensor(self, symbol: str, i: int) -> TargetTensor:
-        raw = self._gdb.read_memory(self.image.address(symbol) + i * _TENSOR.size, _TENSOR.size)
-        return TargetTensor.unpack(raw)
+        return TargetTensor.unpack(self._gdb.read_memory(self.image.address(symbol) + i * TENSOR.size, TENSOR.size))
 
     def firmware_log(self) -> str:
         """The firmware's log ring (MicroPrintf output), oldest first."""
@@ -475,39 +485,7 @@ class Session:
         return ("; firmware log: " + " | ".join(lines)) if lines else ""
 
     def _raise_for(self, hook: str, status: Status):
-        if hook == "simrun_hook_fault" or status.state == STATE_FAULT:
-            raise self._fault_error()
-        e = status.error
-        if e == ERR_UNSUPPORTED_OP:
-            raise UnsupportedOperator(status.detail or "?")
-        if e == ERR_ARENA_TOO_SMALL:
-            raise ArenaTooSmall(status.bytes_needed, self.arena_limit or self.image.arena_capacity)
-        if e == ERR_BAD_MODEL:
-            hint = ""
-            if self._gdb.read_u32(self.image.address("simrun_model_size")) == 0:
-                hint = (" (simrun_model_size reads 0: something cleared it after main() started; "
-                        "the host writes it at main(), so the firmware must not zero it later)")
-            raise FirmwareError(f"firmware rejected the model (bad model){hint}{self._log_tail()}")
-        if e == ERR_ALLOCATE:
-            raise FirmwareError(f"tensor allocation failed{self._log_tail()}")
-        if e == ERR_INVOKE:
-            raise FirmwareError(f"invoke failed in operator {status.detail or '?'}{self._log_tail()}")
-        raise EmulatorError(f"firmware stopped at {hook} with state {status.state}, error {e}")
+        raise_for(self, hook, status)
 
     def _fault_error(self) -> TargetFault:
-        raw = self._gdb.read_memory(self.image.address("simrun_fault"), _FAULT.size)
-        (valid, ipsr, cfsr, hfsr, mmfar, bfar, pc, lr, sp, xpsr, sg, op) = _FAULT.unpack(raw)
-        regs = dict(ipsr=ipsr, cfsr=cfsr, hfsr=hfsr, mmfar=mmfar, bfar=bfar, pc=pc, lr=lr, sp=sp, xpsr=xpsr)
-        operator = None
-        if op != NO_OPERATOR:
-            ev = self._gdb.read_memory(self.image.address("simrun_op_event"), _EVENT_HEAD.size)
-            _, ev_sg, ev_op, _, name, _ = _EVENT_HEAD.unpack(ev)
-            label = _cstr(name) if (ev_sg, ev_op) == (sg, op) else "?"
-            operator = f"{sg}:{op} {label}"
-        bits = [n for b, n in CFSR_BITS.items() if cfsr >> b & 1]
-        kind = FAULT_NAMES.get(ipsr & 0x1FF, f"exception {ipsr & 0x1FF}")
-        where = f" in operator {operator}" if operator else " outside any operator"
-        msg = (f"{kind} on {self.cpu}{where}: PC={pc:#010x} LR={lr:#010x} CFSR={cfsr:#010x}"
-               f"{' (' + ' '.join(bits) + ')' if bits else ''} HFSR={hfsr:#010x} "
-               f"MMFAR={mmfar:#010x} BFAR={bfar:#010x}")
-        return TargetFault(msg, regs, operator)
+        return fault_error(self)

@@ -21,8 +21,10 @@ class Board:
     flash_size: int
     ram_origin: int           # .data/.bss/stack (not the big buffers)
     ram_size: int
-    bulk_origin: int          # simrun_model and simrun_arena live here
+    bulk_origin: int          # simrun_bulk: model, arena and capture log, laid out at run time
     bulk_size: int
+    main_ram_origin: int      # the machine's main RAM (QEMU -machine memory-backend=): holds bulk
+    main_ram_size: int        # its size, as QEMU requires it exactly
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,22 @@ MiB = 1024 * 1024
 # writes/reads back ram and bulk: the an505 core runs secure, so its code and
 # RAM use the secure aliases (0x10000000, 0x38000000); an547's ITCM (512 KiB)
 # holds the TFLM runner with every builtin op (~400 KiB .text at -O2).
+# The main RAM is what `-machine <board>,memory-backend=` replaces (QEMU 7.2
+# "info mtree -f" with a memory-backend-file): the 16 MiB PSRAM/SSRAM the bulk
+# region sits in on MPS2, and an547's 2 GiB DDR behind its MPC at 0x60000000
+# (QEMU insists on exactly that size). an547's bulk is 512 MiB of it, so an
+# 8 MiB model with a 64 MiB arena (or far larger) fits.
 BOARDS: dict[str, Board] = {b.name: b for b in (
-    Board("mps2-an385", "mps2-an385", "mps2-an385", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x21000000, 16 * MiB),
-    Board("mps2-an386", "mps2-an386", "mps2-an386", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x21000000, 16 * MiB),
-    Board("mps2-an500", "mps2-an500", "mps2-an500", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x60000000, 16 * MiB),
-    Board("mps2-an505", "mps2-an505", "mps2-an505", 0x10000000, 4 * MiB, 0x38000000, 2 * MiB, 0x80000000, 16 * MiB),
-    Board("mps3-an547", "mps3-an547", "mps3-an547", 0x00000000, 512 * 1024, 0x21000000, 4 * MiB, 0x60000000, 16 * MiB),
+    Board("mps2-an385", "mps2-an385", "mps2-an385", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x21000000, 16 * MiB,
+          0x21000000, 16 * MiB),
+    Board("mps2-an386", "mps2-an386", "mps2-an386", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x21000000, 16 * MiB,
+          0x21000000, 16 * MiB),
+    Board("mps2-an500", "mps2-an500", "mps2-an500", 0x00000000, 4 * MiB, 0x20000000, 4 * MiB, 0x60000000, 16 * MiB,
+          0x60000000, 16 * MiB),
+    Board("mps2-an505", "mps2-an505", "mps2-an505", 0x10000000, 4 * MiB, 0x38000000, 2 * MiB, 0x80000000, 16 * MiB,
+          0x80000000, 16 * MiB),
+    Board("mps3-an547", "mps3-an547", "mps3-an547", 0x00000000, 512 * 1024, 0x21000000, 4 * MiB, 0x60000000, 512 * MiB,
+          0x60000000, 2048 * MiB),
 )}
 
 TARGETS: dict[str, Target] = {t.cpu: t for t in (

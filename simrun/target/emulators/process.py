@@ -50,6 +50,7 @@ class EmulatorProcess:
         self.argv = argv
         self.workdir = workdir
         self._connector = connector
+        self.ram = None          # a memory.RamFile when the board's RAM is a file the host can map
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
         try:

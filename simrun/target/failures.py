@@ -1,0 +1,53 @@
+"""Why the firmware stopped where it should not have: status errors and faults as exceptions."""
+from __future__ import annotations
+
+from ..errors import ArenaTooSmall, EmulatorError, FirmwareError, TargetFault, UnsupportedOperator
+from .abi import (ERR_ALLOCATE, ERR_ARENA_TOO_SMALL, ERR_BAD_MODEL, ERR_INVOKE, ERR_UNSUPPORTED_OP, FAULT,
+                  NO_OPERATOR, STATE_FAULT)
+
+FAULT_NAMES = {3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault"}
+CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 7: "MMARVALID",
+             8: "IBUSERR", 9: "PRECISERR", 10: "IMPRECISERR", 11: "UNSTKERR", 12: "STKERR",
+             15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE", 18: "INVPC", 19: "NOCP",
+             24: "UNALIGNED", 25: "DIVBYZERO"}
+
+
+def raise_for(session, hook: str, status) -> None:
+    """Raise the error a stop at `hook` with `status` means (session: a stopped Session)."""
+    if hook == "simrun_hook_fault" or status.state == STATE_FAULT:
+        raise fault_error(session)
+    e = status.error
+    if e == ERR_UNSUPPORTED_OP:
+        raise UnsupportedOperator(status.detail or "?")
+    if e == ERR_ARENA_TOO_SMALL:
+        raise ArenaTooSmall(status.bytes_needed, session.layout.arena_size)
+    gdb, image = session._gdb, session.image
+    if e == ERR_BAD_MODEL:
+        hint = ""
+        if gdb.read_u32(image.address("simrun_layout") + 4) == 0:
+            hint = (" (simrun_layout.model_size reads 0: something cleared it after main() started; "
+                    "the host writes it at main(), so the firmware must not zero it later)")
+        raise FirmwareError(f"firmware rejected the model (bad model){hint}{session._log_tail()}")
+    if e == ERR_ALLOCATE:
+        raise FirmwareError(f"tensor allocation failed{session._log_tail()}")
+    if e == ERR_INVOKE:
+        raise FirmwareError(f"invoke failed in operator {status.detail or '?'}{session._log_tail()}")
+    raise EmulatorError(f"firmware stopped at {hook} with state {status.state}, error {e}")
+
+
+def fault_error(session) -> TargetFault:
+    raw = session._gdb.read_memory(session.image.address("simrun_fault"), FAULT.size)
+    (valid, ipsr, cfsr, hfsr, mmfar, bfar, pc, lr, sp, xpsr, sg, op) = FAULT.unpack(raw)
+    regs = dict(ipsr=ipsr, cfsr=cfsr, hfsr=hfsr, mmfar=mmfar, bfar=bfar, pc=pc, lr=lr, sp=sp, xpsr=xpsr)
+    operator = None
+    if op != NO_OPERATOR:
+        ev = session._read_event()
+        label = ev.op_name if (ev.subgraph, ev.index) == (sg, op) else "?"
+        operator = f"{sg}:{op} {label}"
+    bits = [n for b, n in CFSR_BITS.items() if cfsr >> b & 1]
+    kind = FAULT_NAMES.get(ipsr & 0x1FF, f"exception {ipsr & 0x1FF}")
+    where = f" in operator {operator}" if operator else " outside any operator"
+    msg = (f"{kind} on {session.cpu}{where}: PC={pc:#010x} LR={lr:#010x} CFSR={cfsr:#010x}"
+           f"{' (' + ' '.join(bits) + ')' if bits else ''} HFSR={hfsr:#010x} "
+           f"MMFAR={mmfar:#010x} BFAR={bfar:#010x}")
+    return TargetFault(msg, regs, operator)
