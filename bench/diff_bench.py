@@ -1,7 +1,7 @@
 """Wall time of a whole `simrun diff` on person_detect, split by backend, and the share of
 it that report generation takes (issue 9 asks for under 10 %).
 
-    python bench/diff_bench.py [--model PATH] [--count N] [--cpu cortex-m55[,cortex-m4]]
+    python bench/diff_bench.py [--model PATH] [--count N] [--cpu cortex-m55[,cortex-m4]] [--quick]
 
 Host backends always; with TFLM sources (SIMRUN_SOURCES_DIR, or --sources) also
 target:<cpu>:reference and target:<cpu>:cmsis-nn per CPU, timed on cached firmware: the
@@ -39,10 +39,11 @@ def main() -> int:
     p.add_argument("--no-diagnose", action="store_true",
                    help="skip the diagnosis (isolated runs and numerics variants); a first run with it "
                         "may build variant firmware inside the timed diff, so time a second run")
+    p.add_argument("--quick", action="store_true", help="host backends only (tests/test_bench.py runs this)")
     args = p.parse_args()
 
     from simrun.target.sources import local_sources
-    sources = args.sources or local_sources()
+    sources = None if args.quick else (args.sources or local_sources())
     labels = list(HOST_BACKENDS)
     if sources:
         from simrun.target.build import ensure_firmware
@@ -53,7 +54,7 @@ def main() -> int:
                 print(f"firmware {cpu}/{kernels}: {fw.elf} ({time.perf_counter() - t0:.1f} s to build or find)")
                 labels.append(target_label(cpu, kernels))
     else:
-        print("no TFLM sources (set SIMRUN_SOURCES_DIR): host backends only")
+        print("host backends only: " + ("--quick" if args.quick else "no TFLM sources (set SIMRUN_SOURCES_DIR)"))
 
     seconds: dict[str, float] = {}
     outcome: dict[str, str] = {}

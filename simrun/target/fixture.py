@@ -146,7 +146,7 @@ SECTIONS {{
   .data : {{ __data_start = .; *(.data*) . = ALIGN(4); __data_end = .; }} > RAM AT > FLASH
   __data_load = LOADADDR(.data);
   .bss (NOLOAD) : {{ __bss_start = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end = .; }} > RAM
-  .bulk (NOLOAD) : {{ *(.bulk*) }} > BULK
+  .bulk (NOLOAD) : {{ KEEP(*(.bulk*)) }} > BULK
   __stack_top = ORIGIN(RAM) + LENGTH(RAM);
 }}
 """
