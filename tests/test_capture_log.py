@@ -174,3 +174,19 @@ def test_isolation_reports_inputs_the_reference_lacks(elfs):
     assert iso.meta["not_isolated"] == {"0:2": "input tensor 2 not captured by fixture-numpy"}
     assert all(np.array_equal(a, b) for a, b in zip(outputs(iso), ref, strict=True))  # ran on its own input
     assert list(iso2.meta["not_isolated"]) == ["0:1"] and "int16" in iso2.meta["not_isolated"]["0:1"]
+
+
+def test_log_drains_and_isolation_on_the_renode_path(elfs, renode_replica):
+    # No mapping there: GDB memory for everything, and a stop after each operator to see logged faults.
+    model = fixture.demo_model(seed=8)
+    x = sample(6)
+    ref = fixture.reference(model, x)
+    with Session(elfs["cortex-m4"], cpu="cortex-m4", timeout=60, emulator="renode", log_limit=256) as s:
+        s.load_model(model.to_bytes(), raw=True)
+        assert not s.memory_mapped
+        cap = s.invoke([x])
+        iso = s.invoke([x], isolate_from=numpy_capture(ref))
+    assert cap.meta["log_drains"] == 2 and cap.meta["memory"] == "gdb"
+    for c in (cap, iso):
+        assert all(np.array_equal(a, b) for a, b in zip(outputs(c), ref, strict=True))
+    assert iso.meta["not_isolated"] == {}

@@ -98,7 +98,7 @@ class Session:
         if len(self._hook_at) != len(self._hooks):
             raise AbiMismatch(f"{self.elf}: simrun_hook_* functions share an address (merged by the "
                               f"linker?); each hook needs its own body")
-        self._begin_bp = False
+        self._op_bps: set[str] = set()
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
 
@@ -113,6 +113,7 @@ class Session:
         """Kill the emulator, unmap and remove its RAM file and private directory. Safe to call twice."""
         self._ready = False
         self._stopped_at = None
+        self._op_bps = set()
         if self.memory is not None:
             self.memory.close()
             self.memory = None
@@ -299,9 +300,7 @@ class Session:
         iso = None
         if isolate_from is not None:
             iso = Isolation(isolate_from, {d.tensor_index: x for d, x in zip(self._inputs, arrays)})
-        if (iso is not None) != self._begin_bp:
-            (gdb.set_breakpoint if iso is not None else gdb.remove_breakpoint)(self._hooks["simrun_hook_op_begin"])
-            self._begin_bp = iso is not None
+        self._stop_at_operators(begin=iso is not None, end=bool(self._emu and self._emu.faults_in_log))
         flags = (CAPTURE_LOG if capture_layers else 0) | (CAPTURE_INPUTS if iso is not None else 0)
         gdb.write_u32(self.image.address("simrun_capture"), flags)
         gdb.write_u32(self.image.address("simrun_command"), CMD_INVOKE)
@@ -314,6 +313,8 @@ class Session:
             hook = self._run_to_hook(deadline, "inference")
             if hook == "simrun_hook_op_begin":
                 iso.apply(self._read_event(abi.MAX_OP_INPUTS), mem)
+            elif hook == "simrun_hook_op_end":
+                pass                                         # only stopped to see a logged fault
             elif hook == "simrun_hook_drain":
                 drains += 1
                 ops += self._drain_log(readback, at_drain=True)
@@ -337,6 +338,13 @@ class Session:
             meta["isolated_from"] = iso.backend
             meta["not_isolated"] = dict(iso.not_isolated)
         return Capture(self.label, self.model_sha256, ops, outputs, firmware_versions(self.metadata), meta)
+
+    def _stop_at_operators(self, begin: bool, end: bool) -> None:
+        """Breakpoints at the operator hooks: begin for isolation, end where faults show only in a log."""
+        for name, want in (("simrun_hook_op_begin", begin), ("simrun_hook_op_end", end)):
+            if want != (name in self._op_bps):
+                (self._gdb.set_breakpoint if want else self._gdb.remove_breakpoint)(self._hooks[name])
+                self._op_bps ^= {name}
 
     def _read_event(self, inputs: int = 0) -> OpEvent:
         return OpEvent.unpack(self._gdb.read_memory(self.image.address("simrun_op_event"), OpEvent.size_for(inputs)))

@@ -75,6 +75,12 @@ class EmulatorProcess:
         except (OSError, ValueError):
             return None
 
+    @property
+    def faults_in_log(self) -> bool:
+        """True where faults show only in the emulator's log (a subclass reads it: Renode); the
+        session then stops after every operator, so a logged fault names the operator that made it."""
+        return type(self).fault_from_log is not EmulatorProcess.fault_from_log
+
     def fault_from_log(self) -> tuple[str, str, dict[str, int]] | None:
         """(what, detail, registers) of a fault the emulator logged instead of raising it in the
         core (see RenodeProcess), else None."""
