@@ -1,11 +1,12 @@
 """Firmware build time: cold (empty cache) per kernel variant, then warm (cached).
 
-    python bench/build_time.py [--cpu cortex-m55] [--sources DIR]
+    python bench/build_time.py [--cpu cortex-m55] [--sources DIR] [--quick]
 
 The cold builds use a temporary cache directory, so nothing already cached is
 reused; both variants share one CMake tree there, so the second variant's time
 shows what sharing the common TFLM objects saves. Needs the TFLM sources
-(--sources or SIMRUN_SOURCES_DIR) and takes minutes (-j2).
+(--sources or SIMRUN_SOURCES_DIR) and takes minutes (-j2). --quick times the
+fixture firmware instead (no TFLM sources; tests/test_bench.py runs it).
 """
 from __future__ import annotations
 
@@ -38,7 +39,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cpu", default="cortex-m55")
     p.add_argument("--sources", default=None)
+    p.add_argument("--quick", action="store_true", help="the fixture firmware, cold then warm")
     args = p.parse_args()
+    if args.quick:
+        from simrun.target.fixture import build_fixture
+        with tempfile.TemporaryDirectory(prefix="simrun-bench-") as tmp:
+            for state in ("cold", "warm"):
+                started = time.monotonic()
+                build_fixture(args.cpu, cache_dir=tmp)
+                print(f"{state}  {args.cpu} fixture   {time.monotonic() - started:7.2f} s", flush=True)
+        return 0
     try:
         with tempfile.TemporaryDirectory(prefix="simrun-bench-") as tmp:
             cache = Path(tmp)

@@ -79,6 +79,36 @@ def logistic_only_int8(out_dir: Path, width: int = 1024, seed: int = 3) -> Path:
     return _save_int8(tf, model, representative, path)
 
 
+def large_int8(out_dir: Path, seed: int = 5) -> Path:
+    """A model that fits only a board with a large bulk region (issue 10): an int8 Dense
+    2048 -> 4096 (8 MiB of weights) on one input, and two element-wise operators on a
+    16 MiB second input, so the arena needs at least 32 MiB (an operator's 16 MiB input
+    and output are live together)."""
+    path = Path(out_dir) / f"large_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    small = tf.keras.Input(shape=(2048,))
+    big = tf.keras.Input(shape=(4096, 4096))
+    hidden = layers.Dense(4096, activation="relu")(small)
+    head = layers.Dense(16)(hidden)
+    scaled = layers.Rescaling(0.5, offset=0.25)(big)
+    wide = layers.ReLU()(scaled)
+    model = tf.keras.Model([small, big], [head, wide])
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(2):
+            yield [rng.uniform(-1.0, 1.0, (1, 2048)).astype(np.float32),
+                   rng.uniform(-1.0, 1.0, (1, 4096, 4096)).astype(np.float32)]
+
+    return _save_int8(tf, model, representative, path)
+
+
 def _save_int8(tf, model, representative, path: Path) -> Path:
     """Full-integer int8 conversion (int8 input and output), written atomically so an
     interrupted run never leaves a half-written file that `path.exists()` takes as built."""

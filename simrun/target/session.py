@@ -138,6 +138,11 @@ class Session:
         return self._emu.pid if self._emu else None
 
     @property
+    def gdb(self) -> GdbRemote | None:
+        """The control connection (breakpoints, registers), for tools and benchmarks."""
+        return self._gdb
+
+    @property
     def memory_mapped(self) -> bool:
         return bool(self.memory is not None and self.memory.mapped)
 
