@@ -172,6 +172,9 @@ class GdbRemote:
         s = socket.socket(family, socket.SOCK_STREAM)
         try:
             s.connect(address)
+            if family != socket.AF_UNIX:
+                # Small request/reply packets: Nagle plus delayed ACKs would stall each by ~40 ms.
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             s.close()
             raise
@@ -230,6 +233,9 @@ class GdbRemote:
             raise EmulatorError(f"GDB connection failed: {err}") from None
         if not chunk:
             raise EmulatorError("GDB stub closed the connection (emulator exited?)")
+        if self.sock.family != socket.AF_UNIX and hasattr(socket, "TCP_QUICKACK"):
+            # ACK at once: a stub with Nagle on would hold its next reply until our delayed ACK.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         self._buf += chunk
 
     def send_packet(self, payload: str | bytes, deadline: float | None = None) -> None:

@@ -252,6 +252,7 @@ class Machine:
         while True:
             try:
                 conn, _ = self.server.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 return
             GdbConnection(self, conn).run()

@@ -40,11 +40,14 @@ def interfaces() -> list[str]:
 
 
 def pump(src: socket.socket, dst: socket.socket) -> None:
+    quickack = src.family == socket.AF_INET and hasattr(socket, "TCP_QUICKACK")
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
+            if quickack:   # ACK at once, so a sender with Nagle on (Renode's) is not held ~40 ms
+                src.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             dst.sendall(data)
     except OSError:
         pass
@@ -60,6 +63,8 @@ def relay(client: socket.socket, port: int) -> None:
     while True:
         try:
             upstream = socket.create_connection(("127.0.0.1", port))
+            # GDB is ping-pong of small packets: Nagle plus delayed ACKs would stall each by ~40 ms.
+            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             break
         except OSError:
             if time.monotonic() > deadline:
