@@ -150,3 +150,28 @@ def test_while_loop_reports_nested_subgraph_events(tflm_firmware, while_model):
     # Body ops really ran in subgraph 2 (or 1): every inner record names an op of that subgraph.
     for sg, idx, name in seen:
         assert model.subgraphs[sg].operators[idx].op_name == name
+
+
+@pytest.mark.parametrize("cpu,kernels", [("cortex-m55", "cmsis-nn"), ("cortex-m4", "reference")])
+def test_renode_path_captures_every_layer_like_qemu(tflm_firmware, models_dir, renode_replica, cpu, kernels):
+    """The TFLM firmware through the Renode launcher, dialect and relay (the replica runs it on QEMU
+    underneath): a 300 KB model written with X packets, every operator's outputs read in
+    1024-byte packets, stray stops on every breakpoint. Must equal the QEMU path bit for bit."""
+    from simrun.target.session import Session
+
+    model = Model.from_file(models_dir / "person_detect.tflite")
+    fw = tflm_firmware(cpu, kernels)
+    inputs = random_input(model, 3)
+    caps = {}
+    for emulator in ("qemu", "renode"):
+        with Session(fw.elf, cpu=cpu, timeout=300, emulator=emulator) as s:
+            s.load_model(model)
+            caps[emulator] = s.invoke(inputs, capture_layers=True)
+    q, r = caps["qemu"], caps["renode"]
+    assert len(r.ops) == len(q.ops) == len(model.subgraphs[0].operators)
+    for a, b in zip(q.ops, r.ops, strict=True):
+        assert (a.subgraph, a.index, a.op_name) == (b.subgraph, b.index, b.op_name)
+        for ta, tb in zip(a.outputs, b.outputs, strict=True):
+            assert np.array_equal(ta.values, tb.values), f"{a.op_name} {a.index} differs on the Renode path"
+    for got, expected in zip([t.values for t in r.outputs], host_outputs(model, inputs), strict=True):
+        assert np.array_equal(got.reshape(expected.shape), expected)
