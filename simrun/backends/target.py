@@ -7,6 +7,8 @@ the worker gets the ELF path.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..capture import Capture
@@ -18,19 +20,21 @@ from .collect import package_versions, stage
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
         kernels: str, firmware_elf: str, emulator: str = "qemu",
         session_timeout: float = 600.0, rounding: str = "double", fp_contract: str = "fast",
-        isolate_from: list[Capture] | None = None, gdb: str | None = None) -> list[Capture]:
+        isolate_from: list[Capture] | None = None, gdb: str | None = None,
+        raw_model: bool = False) -> list[Capture]:
     # `rounding` and `fp_contract` only chose the firmware (the parent built it); its metadata
     # records them. With `isolate_from` (one reference Capture per input) every operator is fed
-    # the reference's values for its inputs (Session.invoke, contract 1).
+    # the reference's values for its inputs (Session.invoke, contract 1). `raw_model`: the file
+    # holds bytes the firmware takes as they are (the fixture firmware's model), not a .tflite.
     from ..target.session import Session     # the host backends must not need the controller
 
-    model = Model.from_file(model_path)
+    model = Path(model_path).read_bytes() if raw_model else Model.from_file(model_path)
     captures = []
     # gdb="HOST:PORT": attach to an emulator the user started with this firmware (loopback only).
     with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
                  label=label, gdb=gdb) as session:
         stage(f"loading the model into {emulator}")
-        session.load_model(model)
+        session.load_model(model, raw=raw_model)
         for i, sample in enumerate(inputs):
             stage(f"invoking input {i} on {emulator}")
             if isolate_from is None:
