@@ -166,7 +166,8 @@ class PairFigures:
     output_max_abs_delta: float             # at the model outputs only
     first_divergent: object | None          # analysis.compare.LayerStats, earliest over inputs
     diverging_inputs: int                   # inputs on which any layer differs
-    own_layers: int | None = None           # layers introducing error themselves (on any input)
+    own_layers: int | None = None           # layers introducing error themselves (on any input);
+                                            # None: no diagnosis, or a differing side not isolated
     inherited_layers: int | None = None     # layers only carrying it on (on every input)
     causes: dict[str, int] = field(default_factory=dict)   # cause -> layer-input count
     summary: str = ""                       # the diagnosis' sentence (first input that differs)
@@ -186,6 +187,7 @@ def implementation_figures(run) -> list[PairFigures]:
     figures: dict[tuple[str, str], PairFigures] = {}
     own_ids: dict[tuple[str, str], set] = {}            # layers introducing error on any input
     inherited_ids: dict[tuple[str, str], set] = {}      # layers only carrying it on
+    unknown: set[tuple[str, str]] = set()               # pairs differing where nothing was isolated
     diagnosis = getattr(run, "diagnosis", None)
     for n, cmp in enumerate(run.comparisons):
         for pair in cmp.pairs:
@@ -206,13 +208,17 @@ def implementation_figures(run) -> list[PairFigures]:
                 d = diagnosis.pair(n, pair.a, pair.b)
             except (KeyError, IndexError):
                 continue
+            if not f.summary or (first is not None and f.diverging_inputs == 1):
+                f.summary = d.summary
             own, inherited = own_ids.setdefault(key, set()), inherited_ids.setdefault(key, set())
+            if first is not None and all(layer.own is None for layer in d.layers):
+                unknown.add(key)    # a side had no isolated run: own error unknown, not zero
             own.update(layer.id for layer in d.introducing)
             inherited.update(layer.id for layer in d.layers if layer.cause == "inherited")
             f.own_layers, f.inherited_layers = len(own), len(inherited - own)
             for layer in d.layers:
                 if layer.cause != "none":
                     f.causes[layer.cause] = f.causes.get(layer.cause, 0) + 1
-            if not f.summary or (first is not None and f.diverging_inputs == 1):
-                f.summary = d.summary
+    for key in unknown:
+        figures[key].own_layers = figures[key].inherited_layers = None
     return list(figures.values())

@@ -132,7 +132,8 @@ def render(ab: ABRun) -> str:
         for res in ab.schemes:
             e = next((x for x in res.outputs if x.name == name), None)
             if e is not None:
-                rows.append((name if res is _first_with(ab, name) else "", res.scheme, _g(e.mae),
+                label = f"{name} [{'x'.join(map(str, e.shape))}]"
+                rows.append((label if res is _first_with(ab, name) else "", res.scheme, _g(e.mae),
                              _g(e.max_error), _g(e.max_error_steps, 3), _pct(e.rel_error),
                              f"{e.cosine:.5f}", _g(e.range)))
     lines += _table(rows)
