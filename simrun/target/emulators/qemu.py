@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import require_tool
-from ..gdbremote import QEMU, GdbRemote
+from ..gdbprotocol import QEMU
+from ..gdbremote import GdbRemote
 from ..targets import get_target
 from .process import EmulatorProcess
 

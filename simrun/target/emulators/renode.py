@@ -36,7 +36,8 @@ from pathlib import Path
 
 from ... import resources
 from ...errors import BadInput, EmulatorError, ToolMissing, require_tool
-from ..gdbremote import RENODE, GdbRemote
+from ..gdbprotocol import RENODE
+from ..gdbremote import GdbRemote
 from ..targets import get_target
 from .process import EmulatorProcess
 
