@@ -88,3 +88,45 @@ def test_diff_with_gdb_needs_one_target_and_no_diagnosis(models_dir, capsys):
     assert rc == 2 and "exactly one target backend" in capsys.readouterr().err
     rc = main(["diff", model, "--cpu", "cortex-m4", "--kernels", "reference", "--gdb", "127.0.0.1:3333"])
     assert rc == 2 and "--no-diagnose" in capsys.readouterr().err
+
+
+def test_attach_to_a_renode_the_bench_started(renode_replica, arm_gcc, tmp_path):
+    """A bench's own Renode (here the replica, started as a Robot suite would: its own script, its GDB
+    server on 3333), attached with --gdb 127.0.0.1:3333. Runs in a private network namespace of its
+    own, so even this Renode's port (every interface) is reachable from nowhere else."""
+    import os
+    import sys
+
+    from simrun.target.emulators.renode import RELAY, RENODE_DIR, unshare_prefix
+
+    elf = fixture.build_fixture("cortex-m4")
+    code = f"""
+import subprocess, sys, time
+import numpy as np
+sys.path.insert(0, {str(RELAY.parent)!r})
+import netns_relay
+netns_relay.loopback_up()
+from simrun.target import fixture
+from simrun.target.session import Session
+script = "$repl=@{RENODE_DIR}/mps2-an386.repl; $elf=@{elf}; $gdb_port=3333; include @{RENODE_DIR}/mps2-an386.resc"
+bench = subprocess.Popen([{str(renode_replica)!r}, "--disable-xwt", "--console", "--plain", "-e", script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+while "GDB server with all CPUs started" not in bench.stdout.readline():
+    pass
+model = fixture.demo_model(seed=6)
+x = np.arange(64, dtype=np.int8).reshape(1, 64)
+with Session({str(elf)!r}, cpu="cortex-m4", gdb="127.0.0.1:3333", timeout=20) as s:
+    s.load_model(model.to_bytes(), raw=True)
+    cap = s.invoke([x])
+    print("dialect", s._gdb.dialect.name, "instructions", s.executed_instructions() > 0)
+ok = all(np.array_equal(r.outputs[0].values, e) for r, e in zip(cap.ops, fixture.reference(model, x)))
+print("layers", ok, "bench alive", bench.poll() is None)
+bench.stdin.close()
+bench.wait(10)
+"""
+    env = dict(os.environ, PYTHONPATH=str(RENODE_DIR.parent))
+    out = subprocess.run(unshare_prefix() + [sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dialect renode instructions True" in out.stdout
+    assert "layers True bench alive True" in out.stdout      # detached: the bench's Renode lives on
