@@ -59,8 +59,12 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
                 out.append(f"<img class='plot' alt='error against depth against {escape(ref[0])}, "
                            f"input {escape(input_name)}' src='data:image/svg+xml;base64,"
                            f"{base64.b64encode(svg.encode()).decode()}'>")
+            by_classes: dict[tuple, list] = {}
             for pair in pairs:
-                out.append(_pair_section(run, n, input_name, pair, verdicts[(input_name, pair.a, pair.b)]))
+                by_classes.setdefault((klass.get(pair.a), klass.get(pair.b)), []).append(
+                    (pair, verdicts[(input_name, pair.a, pair.b)]))
+            for members in by_classes.values():
+                out += _class_pair_sections(run, n, input_name, members)
         if exact:
             out.append(f"<p class='meta'>Bit-exact on every layer and output: {escape(', '.join(exact))}.</p>")
         if not cmp.pairs:
@@ -80,10 +84,27 @@ def _sentences(run: DiffRun, verdict) -> list[str]:
     return lines[:-1] if not verdict.passed and lines[-1].startswith("FAILED:") else lines
 
 
+def _class_pair_sections(run: DiffRun, n: int, input_name: str, members: list) -> list[str]:
+    """Pairs between the same two bit-exact classes differ identically: every failing pair in
+    full, else one (a judged one before a reported one); the rest on one line."""
+    shown = [m for m in members if not m[1].passed] or [min(members, key=lambda m: m[1].status == "unjudged")]
+    out = [_pair_section(run, n, input_name, pair, pv) for pair, pv in shown]
+    rest = [m for m in members if m not in shown]
+    if rest:
+        same = ", ".join(f"<span id='{parts.anchor(str(n), input_name, pair.a, pair.b)}'>{escape(pair.name)} "
+                         f"{parts.badge(pv.status, _STATUS_TEXT[pv.status])}</span>" for pair, pv in rest)
+        out.append(f"<p class='meta'>The same difference through backends that agree bit for bit: {same} "
+                   f"(layer tables as for {escape(shown[0][0].name)}; every pair is in summary.json).</p>")
+    return out
+
+
+_STATUS_TEXT = {"unjudged": "reported, not judged", "pass": "pass", "fail": "FAIL"}
+
+
 def _pair_section(run: DiffRun, n: int, input_name: str, pair, pv) -> str:
     first = pair.first_divergent
     pd = pair_diagnosis(run, n, pair)
-    status = {"unjudged": "reported, not judged", "pass": "pass", "fail": "FAIL"}[pv.status]
+    status = _STATUS_TEXT[pv.status]
     head = (f"<h4 id='{parts.anchor(str(n), input_name, pair.a, pair.b)}'>{escape(pair.name)} "
             f"{parts.badge(pv.status, status)}</h4>")
     facts = [f"first divergent layer: <b>{parts.layer_ref(first)}</b>"]
