@@ -58,6 +58,9 @@ class OpRecord:
     index: int                              # operator index within the subgraph
     op_name: str                            # "CONV_2D", ...
     outputs: list[Tensor]
+    # Instructions the target executed for this operator (simrun.target.cost), exact and
+    # identical on every run of the same firmware and input; None where nothing counted.
+    instructions: int | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -97,6 +100,7 @@ class Capture:
         for i, rec in enumerate(self.ops):
             header["ops"].append({
                 "subgraph": rec.subgraph, "index": rec.index, "op_name": rec.op_name,
+                "instructions": rec.instructions,
                 "outputs": [put(t, f"op{i}_out{j}") for j, t in enumerate(rec.outputs)],
             })
         header["outputs"] = [put(t, f"final{j}") for j, t in enumerate(self.outputs)]
@@ -117,7 +121,8 @@ class Capture:
                                            q["quantized_dimension"]))
 
             ops = [OpRecord(o["subgraph"], o["index"], o["op_name"],
-                            [get(t) for t in o["outputs"]]) for o in header["ops"]]
+                            [get(t) for t in o["outputs"]], o.get("instructions"))
+                   for o in header["ops"]]
             return cls(header["backend"], header["model_sha256"], ops,
                        [get(t) for t in header["outputs"]],
                        header["versions"], header["meta"])

@@ -28,6 +28,7 @@ from .abi import (ABI_MAGIC, ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOK
                   STATE_RUNNING, STATUS, TENSOR, TFLITE_DTYPES, OpEvent, Status, TargetTensor)
 from .build import firmware_versions, read_metadata
 from .capture_log import parse_records, plan_layout
+from .cost import InstructionCounter
 from ..capture import Capture, OpRecord, Quantization, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
@@ -57,7 +58,7 @@ class Session:
 
     def __init__(self, elf: str | Path, cpu: str, emulator: str = "qemu", timeout: float = 120.0,
                  arena_limit: int | None = None, label: str | None = None, memory: str = "auto",
-                 log_limit: int | None = None, gdb: str | None = None):
+                 log_limit: int | None = None, gdb: str | None = None, count_instructions: bool = False):
         # gdb="HOST:PORT": attach to an emulator the user started (loopback only), instead of launching one.
         self.gdb_address = gdb
         if gdb is not None:
@@ -80,6 +81,8 @@ class Session:
             raise BadInput(f"log_limit {log_limit} outside {abi.RECORD.size}..{self.bulk.size - 1}")
         self.arena_limit = arena_limit
         self.log_limit = log_limit
+        # Built (or found cached) before any emulator exists, so a missing header fails first.
+        self._counter = self._instruction_counter() if count_instructions else None
         self.metadata = read_metadata(self.elf)
         kernels = self.metadata.get("kernels")
         self.label = label or self.metadata.get("label") or f"target:{cpu}:{kernels or 'unknown'}"
@@ -101,6 +104,15 @@ class Session:
         self._op_bps: set[str] = set()
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
+
+    def _instruction_counter(self) -> InstructionCounter:
+        if self.gdb_address:
+            raise BadInput("instruction counting loads a plugin into the QEMU simrun starts; "
+                           "it is not available when attaching to an emulator (--gdb)")
+        if self.emulator_name != "qemu":
+            raise BadInput(f"instruction counting is implemented for QEMU, not {self.emulator_name}")
+        from .qemu_plugin import ensure_plugin
+        return InstructionCounter(self.image, ensure_plugin())
 
     # --- lifetime ----------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -196,7 +208,8 @@ class Session:
                 self._ram = RamFile.create(f"{self._workdir.name}-ram", board.main_ram_origin, board.main_ram_size)
             # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
             started = time.monotonic() + max(self.timeout, 60.0)
-            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started, ram=self._ram)
+            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started, ram=self._ram,
+                               qemu_args=self._counter.qemu_args(self._workdir) if self._counter else None)
             self._gdb = self._emu.connect(started)
             deadline = time.monotonic() + self.timeout
         self._gdb.handshake()
@@ -342,6 +355,8 @@ class Session:
         if iso is not None:
             meta["isolated_from"] = iso.backend
             meta["not_isolated"] = dict(iso.not_isolated)
+        if self._counter is not None:
+            meta.update(self._counter.collect(ops))
         return Capture(self.label, self.model_sha256, ops, outputs, firmware_versions(self.metadata), meta)
 
     def _stop_at_operators(self, begin: bool, end: bool) -> None:

@@ -18,16 +18,17 @@ __all__ = ["EmulatorProcess", "launch"]
 
 
 def launch(emulator: str, elf: Path, cpu: str, workdir: Path, deadline: float | None = None,
-           ram=None) -> EmulatorProcess:
+           ram=None, qemu_args: list[str] | None = None) -> EmulatorProcess:
     """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded.
 
     Renode is started and waited for (its readiness line) within `deadline`.
     ram (a memory.RamFile): back the board's main RAM with that file, so the
     host can map it; emulators that cannot ignore it (process.ram stays None).
+    qemu_args: extra QEMU options (the instruction-counting plugin).
     """
     if emulator == "qemu":
         from .qemu import launch_qemu
-        return launch_qemu(elf, cpu, workdir, ram)
+        return launch_qemu(elf, cpu, workdir, ram, qemu_args or [])
     if emulator == "renode":
         from .renode import launch_renode
         return launch_renode(elf, cpu, workdir, deadline)

@@ -26,10 +26,11 @@ def qemu_argv(binary: str, machine: str, elf: Path, gdb_socket: Path, ram=None) 
             "-gdb", "chardev:gdb0"]
 
 
-def launch_qemu(elf: Path, cpu: str, workdir: Path, ram=None) -> EmulatorProcess:
+def launch_qemu(elf: Path, cpu: str, workdir: Path, ram=None, extra: list[str] = ()) -> EmulatorProcess:
     target = get_target(cpu)
     sock = workdir / "gdb.sock"
     argv = qemu_argv(require_tool("qemu-system-arm", INSTALL_HINT), target.qemu_machine, Path(elf), sock, ram)
+    argv += list(extra)
     emu = EmulatorProcess("qemu", argv, workdir,
                           lambda deadline: GdbRemote.connect_unix(str(sock), deadline=deadline,
                                                                   dialect=QEMU, name="QEMU"))

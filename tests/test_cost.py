@@ -1,0 +1,117 @@
+"""Instructions executed per operator (simrun.target.cost + the QEMU plugin).
+
+The fixture tests run real QEMU with the plugin built from QEMU's own plugin
+header (downloaded from the Debian archive once, or SIMRUN_QEMU_SOURCE_DIR);
+they skip with the reason where neither is available. The TFLM tests need
+SIMRUN_SOURCES_DIR.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from simrun.capture import Capture, OpRecord, Quantization, Tensor
+from simrun.errors import BadInput, EmulatorError, SourcesMissing
+from simrun.target import fixture
+from simrun.target.cost import BEGIN, END, KERNEL_END, per_operator
+from simrun.target.session import Session
+
+CPU = "cortex-m4"
+
+
+@pytest.fixture(scope="module")
+def plugin(qemu):
+    from simrun.target.qemu_plugin import ensure_plugin
+    try:
+        return ensure_plugin()
+    except SourcesMissing as err:
+        pytest.skip(f"instruction-counting plugin cannot be built: {err}")
+
+
+@pytest.fixture(scope="module")
+def elf(qemu, arm_gcc):
+    return fixture.build_fixture(CPU)
+
+
+def sample(seed: int = 1, n: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, (1, n)).astype(np.int8)
+
+
+def counted_run(elf, model, x, capture_layers=True, invocations=1) -> list[Capture]:
+    with Session(elf, cpu=CPU, timeout=30, count_instructions=True) as s:
+        s.load_model(model.to_bytes(), raw=True)
+        return [s.invoke([x], capture_layers=capture_layers) for _ in range(invocations)]
+
+
+# --- pairing marker records with operators ---------------------------------------
+
+def test_records_pair_into_operators_with_nesting_and_kernel_end():
+    records = [(BEGIN, 100), (KERNEL_END, 150), (END, 180),          # op A: 50 (kernel end wins)
+               (BEGIN, 200),                                         # op B (runs a subgraph)
+               (BEGIN, 210), (END, 240),                             #   nested op: 30 (no kernel end)
+               (KERNEL_END, 260), (END, 300),                        # op B: 60, includes nested
+               (KERNEL_END, 400)]                                    # profiler off: no frame, ignored
+    counts, total = per_operator(records)
+    assert counts == [50, 30, 60]
+    assert total == 110                                              # nested op counted once, in B
+
+
+def test_unbalanced_records_are_an_error():
+    with pytest.raises(EmulatorError, match="never began"):
+        per_operator([(END, 5)])
+    with pytest.raises(EmulatorError, match="never ended"):
+        per_operator([(BEGIN, 5)])
+
+
+def test_instructions_survive_save_and_load(tmp_path):
+    t = Tensor(1, "y", np.arange(4, dtype=np.int8).reshape(1, 4), Quantization((0.5,), (0,), 0))
+    cap = Capture("target:cortex-m4:reference", "ab", [OpRecord(0, 0, "RELU", [t], 1234),
+                                                       OpRecord(0, 1, "RELU", [t])], [t])
+    back = Capture.load(cap.save(tmp_path / "c.npz"))
+    assert [r.instructions for r in back.ops] == [1234, None]
+
+
+# --- the plugin on real QEMU with the fixture firmware ---------------------------------
+
+@pytest.mark.qemu
+def test_counts_are_identical_on_every_run_and_without_per_layer_stops(plugin, elf):
+    model, x = fixture.demo_model(seed=3), sample()
+    first, again = counted_run(elf, model, x, invocations=2)
+    other_session = counted_run(elf, model, x)[0]
+    # Another session at the same time as a busy neighbour: counts must not care.
+    busy = []
+    threads = [threading.Thread(target=lambda: busy.append(counted_run(elf, model, x)[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = [r.instructions for r in first.ops]
+    assert all(isinstance(n, int) and n > 0 for n in counts), counts
+    for cap in (again, other_session, *busy):
+        assert [r.instructions for r in cap.ops] == counts
+        assert cap.meta["instructions_total"] == first.meta["instructions_total"]
+    assert first.meta["instructions_total"] == sum(counts)
+    # No breakpoint per operator: no records to attach to, the same total.
+    plain = counted_run(elf, model, x, capture_layers=False)[0]
+    assert plain.ops == [] and plain.meta["instructions_total"] == sum(counts)
+
+
+@pytest.mark.qemu
+def test_counts_follow_the_work_an_operator_does(plugin, elf):
+    """A dense layer with twice the outputs runs its inner loop twice as often."""
+    rng = np.random.default_rng(0)
+
+    def dense_model(outputs: int) -> fixture.FixtureModel:
+        return fixture.FixtureModel(64, [fixture.dense(rng.integers(-128, 128, (outputs, 64)),
+                                                       rng.integers(-50, 50, outputs), 1 << 20, 31)])
+
+    small = counted_run(elf, dense_model(16), sample())[0].ops[0].instructions
+    large = counted_run(elf, dense_model(32), sample())[0].ops[0].instructions
+    assert 1.9 < large / small < 2.1, (small, large)
+
+
+def test_counting_on_renode_is_refused_before_anything_starts(qemu, arm_gcc):
+    with pytest.raises(BadInput, match="instruction counting is implemented for QEMU"):
+        Session(fixture.build_fixture(CPU), cpu=CPU, emulator="renode", count_instructions=True)
