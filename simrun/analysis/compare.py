@@ -189,6 +189,7 @@ class DiffRun:
     # simrun.analysis.diagnose.Diagnosis when the run was diagnosed (own vs propagated error
     # and a cause per layer), else None. Typed loosely: diagnose imports this module.
     diagnosis: object | None = None
+    cost: object = None                     # simrun.analysis.cost.CostSummary of the target backends, or None
 
     def __post_init__(self):
         if not self.input_names:

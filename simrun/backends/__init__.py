@@ -122,7 +122,8 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
     "not_isolated" ({"<sg>:<op>": reason}).
 
     Target options: `sources_dir`, `cache_dir` (firmware build), `emulator`,
-    `session_timeout`, or `firmware_elf` to skip the build. `progress(message)`
+    `session_timeout`, `count_instructions` (per-operator instructions executed),
+    or `firmware_elf` to skip the build. `progress(message)`
     hears the firmware build."""
     spec = parse_backend(name)
     model_path = Path(model_path).resolve()

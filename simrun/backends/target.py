@@ -21,7 +21,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
         kernels: str, firmware_elf: str, emulator: str = "qemu",
         session_timeout: float = 600.0, rounding: str = "double", fp_contract: str = "fast",
         isolate_from: list[Capture] | None = None, gdb: str | None = None,
-        raw_model: bool = False) -> list[Capture]:
+        raw_model: bool = False, count_instructions: bool = False) -> list[Capture]:
     # `rounding` and `fp_contract` only chose the firmware (the parent built it); its metadata
     # records them. With `isolate_from` (one reference Capture per input) every operator is fed
     # the reference's values for its inputs (Session.invoke, contract 1). `raw_model`: the file
@@ -32,7 +32,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
     captures = []
     # gdb="HOST:PORT": attach to an emulator the user started with this firmware (loopback only).
     with Session(firmware_elf, cpu=cpu, emulator=emulator, timeout=session_timeout,
-                 label=label, gdb=gdb) as session:
+                 label=label, gdb=gdb, count_instructions=count_instructions) as session:
         stage(f"loading the model into {emulator}")
         session.load_model(model, raw=raw_model)
         for i, sample in enumerate(inputs):

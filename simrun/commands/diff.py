@@ -60,6 +60,9 @@ def register(sub) -> None:
                         "cause; built and run automatically (default: on)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--instructions", action="store_true",
+                   help="count the instructions every operator executes on the target backends "
+                        "(exact, QEMU only; reported per layer, per operator type and per variant)")
     p.set_defaults(func=run)
 
 
@@ -135,10 +138,13 @@ def run(args: argparse.Namespace) -> int:
         _check_attach(args, labels)
     if args.reference is not None and args.reference not in labels:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
+    if args.instructions:
+        require_instruction_counter(labels, args.emulator, args.gdb)
     run_ = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
                     reference=args.reference, diagnose=args.diagnose,
                     timeout=args.timeout, progress=_progress,
-                    sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb)
+                    sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
+                    count_instructions=args.instructions or None)
     return judge_and_report(run_, policy, args.report)
 
 
@@ -153,6 +159,17 @@ def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
     if args.diagnose:
         raise BadInput(f"--gdb {args.gdb}: diagnosis re-runs the target with isolated inputs, which needs an "
                        f"emulator simrun can restart; add --no-diagnose, or drop --gdb")
+
+
+def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -> None:
+    """Build the counting plugin now: a missing QEMU header fails before any backend runs."""
+    if not any(parse_backend(label).module == "target" for label in labels):
+        raise BadInput("--instructions counts on target backends: add --cpu (or target:... backends)")
+    if emulator != "qemu" or gdb:
+        raise BadInput("--instructions loads a plugin into the QEMU simrun starts: "
+                       "not available with --emulator renode or --gdb")
+    from ..target.qemu_plugin import ensure_plugin
+    ensure_plugin()
 
 
 def judge_and_report(run_, policy, report_dir: Path) -> int:

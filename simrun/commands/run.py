@@ -37,6 +37,8 @@ def register(sub) -> None:
                         "server on this machine, e.g. 127.0.0.1:3333) instead of starting one")
     p.add_argument("--arena-limit", type=int, metavar="BYTES",
                    help="let the firmware use only this much of its arena")
+    p.add_argument("--instructions", action="store_true",
+                   help="count the instructions each operator executes (exact; QEMU only)")
     p.add_argument("--raw", action="store_true",
                    help="MODEL is not TFLite but the fixture firmware's own format (needs --elf)")
     p.set_defaults(func=run)
@@ -54,12 +56,16 @@ def print_capture(cap: Capture, out=None) -> None:
     out = out or sys.stdout   # looked up per call: tests and tools swap sys.stdout
     for rec in cap.ops:
         outs = ", ".join(describe(t) for t in rec.outputs)
-        print(f"{rec.subgraph}:{rec.index:<3} {rec.op_name:<22} {outs}", file=out)
+        cost = "" if rec.instructions is None else f"{rec.instructions:>12,} instr  "
+        print(f"{rec.subgraph}:{rec.index:<3} {rec.op_name:<22} {cost}{outs}", file=out)
     for i, t in enumerate(cap.outputs):
         print(f"output {i}: {describe(t)}", file=out)
     meta = cap.meta
     print(f"{cap.backend}: {len(cap.ops)} operators, invoke {meta.get('invoke_seconds', 0):.3f} s, "
           f"arena used {meta.get('arena_used', '?')} bytes", file=out)
+    if meta.get("instructions_total") is not None:
+        print(f"{cap.backend}: {meta['instructions_total']:,} instructions executed by the operators "
+              f"({meta.get('instruction_counter', '?')})", file=out)
 
 
 def _firmware(args) -> tuple[Path, str | None]:
@@ -102,7 +108,8 @@ def run(args) -> int:
             print(f"note: {args.input} holds {len(samples)} samples; running the first", file=sys.stderr)
     elf, label = _firmware(args)
     with Session(elf, cpu=args.cpu, emulator=args.emulator, timeout=args.timeout,
-                 arena_limit=args.arena_limit, label=label, gdb=args.gdb) as session:
+                 arena_limit=args.arena_limit, label=label, gdb=args.gdb,
+                 count_instructions=args.instructions) as session:
         if args.raw:
             session.load_model(args.model, raw=True)
             sample = _raw_input(args.input, session.input_details)

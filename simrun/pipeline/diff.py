@@ -20,6 +20,7 @@ fatal: the normal comparison stands.
 from __future__ import annotations
 
 from ..analysis.compare import DiffRun, backend_rank, compare
+from ..analysis.cost import summarize
 from ..analysis.diagnose import diagnose_run, target_parts, wanted_variants
 from ..backends import DEFAULT_TIMEOUT, MatrixResult, parse_backend, run_backend, run_matrix
 from ..errors import BackendError, BadInput
@@ -50,10 +51,12 @@ def matrix_run(model, input_names, samples, labels, *, reference: str | None = N
     comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
                    for i in range(len(samples))]
     run = DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
-                  input_names=list(input_names))
+                  input_names=list(input_names), cost=summarize(matrix.captures))
     if diagnose:
+        # Instructions are reported for the normal runs only: isolated runs need not count.
+        options = {k: v for k, v in target_options.items() if k != "count_instructions"}
         diagnose_matrix(run, samples, matrix, reference=reference, timeout=timeout,
-                        progress=progress, **target_options)
+                        progress=progress, **options)
     return run, matrix
 
 
