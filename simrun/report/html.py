@@ -16,6 +16,7 @@ from pathlib import Path
 from ..analysis.compare import DiffRun
 from ..analysis.policy import pair_diagnosis
 from . import html_parts as parts
+from .cost import html_section as cost_section
 from .digest import agreement_classes, cells, headline
 from .plots import group_figure_svg
 
@@ -38,6 +39,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
     if verdict.warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{escape(w)}</li>" for w in verdict.warnings) + "</ul>")
     out.append("<h2>Backends</h2>" + parts.matrix(run, verdict, table, classes))
+    out.append(cost_section(run.cost))
 
     verdicts = {(pv.input_name, pv.a, pv.b): pv for pv in verdict.pairs}
     klass = {b: i for i, c in enumerate(classes) for b in c}

@@ -15,6 +15,7 @@ Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
                     "variants": {label: why}, "failed": {label: message}} | null,
+      "cost": COST|null,                           # target cost and memory: layout in simrun/report/cost.py
       "comparisons": [{
         "input": str,
         "backends": [label, ...],                  # backends with a capture for this input
@@ -64,6 +65,7 @@ from pathlib import Path
 
 from ..analysis.compare import DiffRun, LayerStats, finite_or_none
 from ..analysis.policy import layer_diagnosis, pair_diagnosis
+from .cost import cost_json
 from .digest import agreement_classes, headline
 
 
@@ -108,6 +110,7 @@ def summary(run: DiffRun, verdict) -> dict:
         "diagnosis": headline(run, verdict),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
+        "cost": cost_json(run.cost),
         "comparisons": comparisons,
     }
 

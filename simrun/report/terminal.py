@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..analysis.compare import DiffRun
 from ..analysis.policy import pair_diagnosis
+from .cost import terminal_lines as cost_lines
 from .digest import agreement_classes, headline
 
 _HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|",
@@ -61,6 +62,7 @@ def render(run: DiffRun, verdict) -> str:
         for label, message in run.backend_errors.items():
             action = verdict.backend_errors.get(label, "fail")
             lines.append(f"  {label} ({action}): {message}")
+    lines += cost_lines(run.cost)
     if run.versions:
         lines.append("")
         lines.append("versions:")
