@@ -115,3 +115,36 @@ def test_counts_follow_the_work_an_operator_does(plugin, elf):
 def test_counting_on_renode_is_refused_before_anything_starts(qemu, arm_gcc):
     with pytest.raises(BadInput, match="instruction counting is implemented for QEMU"):
         Session(fixture.build_fixture(CPU), cpu=CPU, emulator="renode", count_instructions=True)
+
+
+# --- TFLM firmware (needs SIMRUN_SOURCES_DIR) ------------------------------------------
+
+def _tflm_counts(firmware, cpu, model, x) -> Capture:
+    with Session(firmware.elf, cpu=cpu, timeout=600, count_instructions=True) as s:
+        s.load_model(model)
+        return s.invoke(x)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("cpu", ["cortex-m55", "cortex-m4"])
+def test_cmsis_nn_conv_executes_fewer_instructions_than_reference(tflm_firmware, plugin, models_dir, cpu):
+    from conftest import random_input
+    from simrun.model import Model
+
+    model = Model.from_file(models_dir / "person_detect.tflite")
+    x = random_input(model, 0)
+    ref = _tflm_counts(tflm_firmware(cpu, "reference"), cpu, model, x)
+    again = _tflm_counts(tflm_firmware(cpu, "reference"), cpu, model, x)
+    nn = _tflm_counts(tflm_firmware(cpu, "cmsis-nn"), cpu, model, x)
+    # Deterministic: a second emulator with the same firmware and input counts the same.
+    assert [r.instructions for r in again.ops] == [r.instructions for r in ref.ops]
+    assert all(r.instructions and r.instructions > 0 for r in ref.ops + nn.ops)
+
+    def per_type(cap, name):
+        return sum(r.instructions for r in cap.ops if r.op_name == name)
+    conv_ref, conv_nn = per_type(ref, "CONV_2D"), per_type(nn, "CONV_2D")
+    print(f"\n{cpu} person_detect CONV_2D: reference {conv_ref:,}, cmsis-nn {conv_nn:,} instructions "
+          f"({conv_nn / conv_ref:.2f}x); totals {ref.meta['instructions_total']:,} / "
+          f"{nn.meta['instructions_total']:,}")
+    assert conv_nn < conv_ref
+    assert ref.meta["instructions_total"] == sum(r.instructions for r in ref.ops)
