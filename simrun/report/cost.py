@@ -175,9 +175,9 @@ def layer_chart_svg(cost: CostSummary) -> str | None:
     top = max(max(p.values(), default=0) for p in per) or 1
     low = min((v for p in per for v in p.values() if v), default=1)
     log = top > 50 * low
-    group_w = max(14.0, 6.0 * len(counted) + 6)
+    group_w = max(30.0, 8.0 * len(counted) + 8)
     left, plot_h, top_y = 80, 260, 40
-    width = left + group_w * len(ids) + 20
+    width = max(640.0, left + group_w * len(ids) + 20)
     legend_y = top_y + plot_h + 130
     height = legend_y + 16 * len(counted) + 10
 
