@@ -13,8 +13,6 @@ plugin's QEMU header, that part is skipped with the reason.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -24,22 +22,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import machine  # noqa: E402  (bench/common.py)
 from simrun.errors import SimrunError  # noqa: E402
 from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
 
 DEFAULT_MODEL = REPO.parent / "shared" / "models" / "person_detect.tflite"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def timed(elf, cpu, load, inputs, repeat: int, count: bool) -> tuple[float, int | None]:

@@ -19,6 +19,8 @@ QUICK = {
     "diff_bench.py": (["--quick", "--model", str(MODELS / "hello_world_int8.tflite")],
                       ["host backends only: --quick", "tflm-host", "report generation:"], False),
     "diagnose_bench.py": (["--model", str(MODELS / "hello_world_int8.tflite")], ["tflm-host"], False),
+    # Without QEMU's plugin header (no network, no SIMRUN_QEMU_SOURCE_DIR) it prints why and skips.
+    "cost_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "plugin"], True),
     "emulator_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "mapped", "skipped TFLM figures: --quick"],
                           True),
 }

@@ -11,6 +11,7 @@ robotframework-pythonlibcore (as SeleniumLibrary and Browser do):
 - comparison.py    comparison, tolerance policy, reports
 - diagnosis.py     own vs inherited error per layer and its cause
 - quant.py         the quantization A/B: error vs float and between backends per scheme
+- cost.py          instructions executed per operator on the target
 
 Every keyword is a thin call into simrun; the components only convert
 arguments, keep the state of context.LibraryState between keywords and turn
@@ -24,6 +25,7 @@ from robotlibcore import DynamicCore
 from .captures import CaptureKeywords
 from .comparison import ComparisonKeywords
 from .context import LibraryState
+from .cost import CostKeywords
 from .diagnosis import DiagnosisKeywords
 from .firmware import FirmwareKeywords
 from .fixture import FixtureKeywords
@@ -31,7 +33,7 @@ from .model_inputs import ModelKeywords
 from .quant import QuantKeywords
 
 COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords, ComparisonKeywords,
-              DiagnosisKeywords, QuantKeywords)
+              DiagnosisKeywords, QuantKeywords, CostKeywords)
 
 
 class SimrunLibrary(DynamicCore, LibraryState):

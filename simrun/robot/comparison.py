@@ -131,13 +131,15 @@ class ComparisonKeywords(Component):
 
     def _compare(self, labels) -> None:
         from ..analysis.compare import DiffRun, compare
+        from ..analysis.cost import summarize
         caps = {label: self.ctx._capture(label) for label in labels}
         if len(caps) < 2 and not self.ctx._backend_errors:
             raise SimrunError(f"need at least two captures to compare, have: {', '.join(caps) or '(none)'}")
         model = self.ctx._require_model()
         comparisons = [compare(model, caps)] if len(caps) >= 2 else []
         self.ctx._run = DiffRun(model, comparisons=comparisons, backend_errors=dict(self.ctx._backend_errors),
-                            versions={label: dict(c.versions) for label, c in caps.items()})
+                            versions={label: dict(c.versions) for label, c in caps.items()},
+                            cost=summarize({label: [c] for label, c in caps.items()}))
 
 
 def _layer_matches(stats, layer: str | None) -> bool:

@@ -25,6 +25,7 @@ class LibraryState:
         self._last_label: str | None = None
         self._backend_errors: dict[str, str] = {}
         self._run = None              # simrun.analysis.compare.DiffRun of the last comparison
+        self._count_instructions = False   # `Count Instructions`: target runs count per operator
 
     # --- lifetime ---------------------------------------------------------------
     def _stop_session(self) -> None:
@@ -62,7 +63,9 @@ class LibraryState:
         from ..backends import run_backend
         model = self._require_model()
         try:
-            cap = run_backend(name, model.path, [self._require_inputs()])[0]
+            # Target backends count instructions once `Count Instructions` asked for it.
+            count = {"count_instructions": True} if self._count_instructions and name.startswith("target:") else {}
+            cap = run_backend(name, model.path, [self._require_inputs()], **count)[0]
         except BackendError as err:
             self._backend_errors[name] = err.message
             raise

@@ -81,7 +81,8 @@ class FirmwareKeywords(Component):
         self.ctx._stop_session()
         elf, cpu, kernels = self.ctx._firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
-                          label=target_label(cpu, kernels) if kernels else None, gdb=gdb)
+                          label=target_label(cpu, kernels) if kernels else None, gdb=gdb,
+                          count_instructions=self.ctx._count_instructions)
         self.ctx._session = session.__enter__()
         if self.ctx._model is not None:
             self.ctx._session.load_model(self.ctx._model)
