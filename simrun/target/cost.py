@@ -14,16 +14,18 @@ whenever execution reaches a marker address. It is exact to the instruction
 needs wrap handling per board), needs no firmware change and no stop per
 operator, and costs a few percent of a plain run (bench/cost_bench.py).
 
-Markers, in the plugin's index order:
-  0 BEGIN       simrun_hook_op_begin: the operator is about to run (after the
-                firmware described it)
-  1 END         simrun_hook_op_end: one per operator record the host captures
-  2 KERNEL_END  the runner's profiler EndEvent entry (simrun::...::EndEvent),
-                where TFLM returns from the kernel, before the firmware describes
-                the outputs; optional (the fixture firmware has none)
-An operator's count runs from its BEGIN to its KERNEL_END (else its END), so it
-holds the kernel plus TFLM's per-operator dispatch, not simrun's own bookkeeping;
-an operator that runs subgraphs (CALL_ONCE, WHILE, IF) includes them.
+Markers (functions whose first instruction the plugin watches):
+  BEGIN       simrun_hook_op_begin: the operator is about to run (after the
+              firmware described it)
+  END         simrun_hook_op_end: one per operator record the host captures
+  KERNEL_END  where the operator's own work is over, the first reached of:
+              the TFLM runner's profiler EndEvent entry (simrun::...::EndEvent:
+              TFLM returned from the kernel, the outputs are not described yet),
+              and simrun_capture_op_end (the capture-log append, both firmwares)
+An operator's count runs from its BEGIN to its first KERNEL_END (else its END),
+so it holds the kernel plus TFLM's per-operator dispatch, not simrun's own
+bookkeeping, and is the same with per-layer capture on or off; an operator that
+runs subgraphs (CALL_ONCE, WHILE, IF) includes them.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from ..capture import OpRecord
 from ..errors import EmulatorError
 from .elf import FirmwareImage
 
-BEGIN, END, KERNEL_END = 0, 1, 2
+BEGIN, END, KERNEL_END = 0, 1, 2          # marker kinds
 RECORD = struct.Struct("<IIQ")          # record_t in insn_count.c
 COUNTER_NAME = "qemu-plugin insn_count"
 # simrun::<class>::EndEvent(uint32_t): `m` (unsigned long) on arm-none-eabi, `j` elsewhere.
@@ -77,10 +79,12 @@ class InstructionCounter:
 
     def __init__(self, image: FirmwareImage, plugin: Path):
         self.plugin = Path(plugin)
-        self.marks = [image.address("simrun_hook_op_begin"), image.address("simrun_hook_op_end")]
-        kernel_end = kernel_end_marker(image)
-        if kernel_end is not None:
-            self.marks.append(kernel_end)
+        marks = {image.address("simrun_hook_op_begin"): BEGIN, image.address("simrun_hook_op_end"): END}
+        for address in (kernel_end_marker(image), image.symbols.get("simrun_capture_op_end")):
+            if address is not None:
+                marks.setdefault(getattr(address, "address", address), KERNEL_END)
+        self.marks = list(marks)                 # plugin marker index -> address
+        self.kinds = list(marks.values())        # plugin marker index -> kind
         self.path: Path | None = None
         self._offset = 0
 
@@ -103,7 +107,10 @@ class InstructionCounter:
                                 f"(did QEMU load the plugin?)") from None
         usable = len(data) - len(data) % RECORD.size
         self._offset += usable
-        return [(m, c) for m, _, c in RECORD.iter_unpack(data[:usable])]
+        try:
+            return [(self.kinds[m], c) for m, _, c in RECORD.iter_unpack(data[:usable])]
+        except IndexError:
+            raise EmulatorError(f"instruction counter: {self.path} names a marker simrun did not set") from None
 
     def collect(self, ops: list[OpRecord]) -> dict[str, object]:
         """Assign the counts of the inference that just finished to `ops`; the meta to add.
