@@ -116,16 +116,23 @@ def _load_npz(model: Model, path: Path) -> list[Sample]:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as err:
         raise BadInput(f"input {path}: cannot read .npz ({err})") from None
-    per_input = []
+    per_input, used = [], []
     for pos, info in enumerate(model.inputs):
         for key in (info.name, f"arr_{pos}", str(pos)):
             if key and key in arrays:
                 per_input.append(_split_samples(info, arrays[key], f"{path}[{key}]"))
+                used.append(key)
                 break
         else:
             raise BadInput(f"input {path}: no array for model input {pos} ({info.name!r}); "
                            f"arrays present: {', '.join(arrays) or 'none'}; name them after the "
                            f"input tensors or arr_0, arr_1, ...")
+    unused = sorted(set(arrays) - set(used))
+    if unused:
+        # An array the model has no input for is a mistake (wrong file or names), not extra data.
+        raise BadInput(f"input {path}: arrays {', '.join(unused)} match no model input; the model's "
+                       f"inputs are {', '.join(repr(i.name) for i in model.inputs)} "
+                       f"(or arr_0 .. arr_{len(model.inputs) - 1})")
     counts = {len(s) for s in per_input}
     if len(counts) != 1:
         raise BadInput(f"input {path}: arrays hold different numbers of samples {sorted(counts)}")

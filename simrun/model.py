@@ -16,6 +16,9 @@ import numpy as np
 from .capture import Quantization
 from .errors import BadInput
 
+SCHEMA_VERSION = 3           # the only version TFLite's and TFLM's model readers accept
+_WHAT_TO_GIVE = "give a .tflite file written by the TFLite converter"
+
 # TensorType enum of the TFLite schema -> numpy dtype.
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64,
            6: np.bool_, 7: np.int16, 9: np.int8, 10: np.float64, 15: np.uint32,
@@ -63,9 +66,11 @@ class Model:
     """Parse once; every accessor is a plain attribute afterwards."""
 
     def __init__(self, data: bytes, path: Path | None = None):
+        where = f"{path}: " if path else ""
+        if not data:
+            raise BadInput(f"{where}empty file; {_WHAT_TO_GIVE}")
         if len(data) < 8 or data[4:8] != b"TFL3":
-            where = f"{path}: " if path else ""
-            raise BadInput(f"{where}not a TFLite flatbuffer (no 'TFL3' identifier)")
+            raise BadInput(f"{where}not a TFLite flatbuffer (no 'TFL3' identifier); {_WHAT_TO_GIVE}")
         self.data = bytes(data)
         self.path = path
         schema = _schema()
@@ -77,9 +82,14 @@ class Model:
         except BadInput:
             raise
         except Exception as err:  # a truncated or corrupt flatbuffer fails deep in the reader
-            raise BadInput(f"{path or 'model'}: cannot parse TFLite flatbuffer ({err})") from None
+            raise BadInput(f"{path or 'model'}: cannot parse TFLite flatbuffer ({err}): truncated or "
+                           f"corrupt; {_WHAT_TO_GIVE}") from None
         if not self.subgraphs:
             raise BadInput(f"{path or 'model'}: model has no subgraphs")
+        if self.version != SCHEMA_VERSION:
+            # TFLite and TFLM refuse other versions too; say so before any backend runs.
+            raise BadInput(f"{path or 'model'}: TFLite schema version {self.version}; TFLite, TFLM and simrun "
+                           f"read version {SCHEMA_VERSION}: convert the model again with a current converter")
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Model":

@@ -122,7 +122,7 @@ def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
     out = tmp_path / "report"
     rc = simrun_diff(models_dir / "person_detect.tflite", "--report", out)
     s = summary(out)
-    assert rc == 1                                   # the default policy fails on backend errors
+    assert rc == 3          # the default policy fails on backend errors: exit 3, the model failed on a backend
     assert set(s["backend_errors"]) == {"tflite-optimized", "tflite-reference"}
     for err in s["backend_errors"].values():
         assert "quantized_dimension must be in range" in err["message"]

@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..capture import Capture
 from ..target.build import ensure_firmware
-from ..errors import BackendError, BadInput, SimrunError
+from ..errors import EXIT_DEVICE, BackendError, BadInput, SimrunError
 from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES,
                               TARGETS)
 from .collect import STAGE_MARK, package_versions
@@ -150,7 +150,8 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
         returncode, stderr = _run_worker(work / "job.json", timeout, spec.label)
         error_file = work / "error.json"
         if error_file.exists():
-            raise BackendError(spec.label, json.loads(error_file.read_text())["message"])
+            error = json.loads(error_file.read_text())
+            raise BackendError(spec.label, error["message"], error.get("exit_code", EXIT_DEVICE))
         if returncode != 0:
             raise BackendError(spec.label, _describe_exit(returncode, stderr))
         count = json.loads((work / "done.json").read_text())["captures"]
@@ -166,7 +167,7 @@ def _firmware(spec: BackendSpec, build_opts: dict, progress):
                                fp_contract=spec.options.get("fp_contract", DEFAULT_FP_CONTRACT),
                                progress=progress, **build_opts)
     except SimrunError as err:
-        raise BackendError(spec.label, f"firmware: {err}") from None
+        raise BackendError(spec.label, f"firmware: {err}", err.exit_code) from None
 
 
 def _worker_env() -> dict:
@@ -188,11 +189,20 @@ def _run_worker(job: Path, timeout: float, label: str) -> tuple[int, str]:
     except subprocess.TimeoutExpired:
         stages = _stages(_stop(proc))
         when = f" while {stages[-1]}" if stages else ""
-        raise BackendError(label, f"timed out after {timeout:g} s{when}") from None
+        raise BackendError(label, f"timed out after {timeout:g} s{when}{_operator_of(job.parent)}") from None
     except BaseException:
         _stop(proc)
         raise
     return proc.returncode, err.decode(errors="replace")
+
+
+def _operator_of(work: Path) -> str:
+    """", in operator 0:3 CONV_2D" when the stopped worker's Session saw one running."""
+    try:
+        operator = json.loads((work / "error.json").read_text()).get("operator")
+    except (OSError, ValueError):
+        return ""
+    return f", in operator {operator}" if operator else ""
 
 
 def _stop(proc: subprocess.Popen) -> str:
@@ -246,6 +256,7 @@ class MatrixResult:
     errors: dict[str, str]                  # label -> message, backends that failed
     seconds: dict[str, float]               # label -> wall time of its worker
     versions: dict[str, dict[str, str]]     # label -> versions (from the Capture, or installed packages)
+    error_codes: dict[str, int] = field(default_factory=dict)  # label -> simrun.errors exit code
 
 
 def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]], *,
@@ -265,6 +276,7 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
         except BackendError as err:
             result.seconds[label] = time.perf_counter() - start
             result.errors[label] = err.message
+            result.error_codes[label] = err.exit_code
             result.versions[label] = installed_versions(label)
             if progress:
                 progress(label, "failed", result.seconds[label], err.message)

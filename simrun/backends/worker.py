@@ -16,8 +16,12 @@ from pathlib import Path
 
 
 def _terminate(signum, frame):
-    # Unwinds through `with Session(...)`, so an emulator is stopped on timeout.
-    raise SystemExit(128 + signum)
+    # The parent's time limit ran out. Raised as the Session's own timeout: while
+    # it waits for the target, the Session then reads which operator was running
+    # before it stops the emulator, and error.json names it; elsewhere it unwinds
+    # through `with Session(...)` all the same.
+    from ..errors import EmulatorTimeout
+    raise EmulatorTimeout(f"stopped by the parent (signal {signum}): the backend's time limit ran out")
 
 
 def main(job_path: str) -> int:
@@ -38,7 +42,10 @@ def main(job_path: str) -> int:
         captures = module.run(job["model"], inputs, label=job["label"], **options)
     except SimrunError as err:
         message = getattr(err, "message", None) or str(err)
-        (out / "error.json").write_text(json.dumps({"message": message}))
+        # exit_code: what the error means (simrun.errors.EXIT_CODES); operator: where a
+        # timeout or fault happened on the target.
+        (out / "error.json").write_text(json.dumps({"message": message, "exit_code": err.exit_code,
+                                                    "operator": getattr(err, "operator", None)}))
         return 1
     except Exception as err:  # noqa: BLE001 - a backend's native layer raises anything
         traceback.print_exc()

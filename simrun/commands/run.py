@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..capture import Capture, Tensor
-from ..errors import BadInput
+from ..errors import BadInput, require_writable_dir
 from ..target.targets import EMULATORS, KERNEL_VARIANTS, TARGETS, target_label
 
 
@@ -106,6 +106,9 @@ def run(args) -> int:
         samples = load_inputs(model, [args.input])
         if len(samples) != 1:
             print(f"note: {args.input} holds {len(samples)} samples; running the first", file=sys.stderr)
+    if args.out:    # checked before the emulator runs, not after
+        require_writable_dir(args.out.parent, BadInput, "--out directory", "give --out a file in a "
+                             "directory you can write")
     elf, label = _firmware(args)
     with Session(elf, cpu=args.cpu, emulator=args.emulator, timeout=args.timeout,
                  arena_limit=args.arena_limit, label=label, gdb=args.gdb,

@@ -212,6 +212,8 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
     if cached:
         say(f"cached: {cached.elf}")
         return cached
+    if entry.exists():
+        say(f"cache entry {entry} is damaged (ELF missing or truncated): building it again")
 
     tree_name = tree_for(cache, f"{cpu}-{tree_key(inputs)}{suffix}")
     (cache / "locks").mkdir(parents=True, exist_ok=True)
@@ -280,10 +282,19 @@ def firmware_versions(metadata: dict) -> dict[str, str]:
 
 
 def load_entry(entry: Path) -> Firmware | None:
+    """The cached firmware, or None when the entry is absent or damaged (ELF deleted,
+    truncated or not an ELF, metadata unreadable): then the caller builds it again."""
     elf, meta = entry / "firmware.elf", entry / "metadata.json"
-    if elf.is_file() and meta.is_file():
-        return Firmware(elf, json.loads(meta.read_text()))
-    return None
+    try:
+        metadata = json.loads(meta.read_text())
+        with open(elf, "rb") as f:
+            magic = f.read(4)
+        size = elf.stat().st_size
+    except (OSError, ValueError):
+        return None
+    if magic != b"\x7fELF" or metadata.get("elf_bytes", size) != size:
+        return None
+    return Firmware(elf, metadata)
 
 
 def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[int, list[str]]:
@@ -383,6 +394,7 @@ def publish(entry: Path, elf: Path, metadata: dict) -> Firmware:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy2(elf, tmp / "firmware.elf")
+    metadata = {**metadata, "elf_bytes": (tmp / "firmware.elf").stat().st_size}  # load_entry's check
     (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(entry, ignore_errors=True)
     os.replace(tmp, entry)  # readers see a whole entry or none

@@ -75,7 +75,7 @@ class FirmwareImage:
         except OSError as err:
             raise BadInput(f"cannot read firmware ELF {self.path}: {err.strerror}") from None
         except ELFError as err:
-            raise BadInput(f"{self.path}: not a valid ELF ({err})") from None
+            raise BadInput(f"{self.path}: not a valid ELF ({err}); give the firmware ELF `simrun build` prints") from None
 
     def symbol(self, name: str) -> Symbol:
         try:
