@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import AbiMismatch, BadInput
 
 # Struct sizes from simrun_abi.h (mirrored in abi.py); they pin the layout the session decodes.
-from .abi import FAULT, LAYOUT, LOG_STATE, MAX_IO, MAX_OP_OUTPUTS, OP_EVENT_BYTES, STATUS, TENSOR  # noqa: E402,F401
+from .abi import FAULT, LAYOUT, LOG_STATE, MAX_IO, MAX_OP_OUTPUTS, OP_EVENT_BYTES, STATUS, TENSOR  # noqa: F401 (re-exported)
 
 TENSOR_BYTES = TENSOR.size
 STATUS_BYTES = STATUS.size

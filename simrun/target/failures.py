@@ -1,9 +1,9 @@
 """Why the firmware stopped where it should not have: status errors and faults as exceptions."""
 from __future__ import annotations
 
-from ..errors import ArenaTooSmall, EmulatorError, FirmwareError, TargetFault, UnsupportedOperator
+from ..errors import ArenaTooSmall, EmulatorError, FirmwareError, SimrunError, TargetFault, UnsupportedOperator
 from .abi import (ERR_ALLOCATE, ERR_ARENA_TOO_SMALL, ERR_BAD_MODEL, ERR_INVOKE, ERR_UNSUPPORTED_OP, FAULT,
-                  NO_OPERATOR, STATE_FAULT)
+                  NO_OPERATOR, STATE_FAULT, STATE_RUNNING)
 
 FAULT_NAMES = {3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault"}
 CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 7: "MMARVALID",
@@ -51,3 +51,25 @@ def fault_error(session) -> TargetFault:
            f"{' (' + ' '.join(bits) + ')' if bits else ''} HFSR={hfsr:#010x} "
            f"MMFAR={mmfar:#010x} BFAR={bfar:#010x}")
     return TargetFault(msg, regs, operator)
+
+
+def stop_error(session, reply, what: str) -> SimrunError:
+    """The core stopped for good: `X` (aborted, e.g. Renode fetching unmapped code) or `W` (exited)."""
+    if reply.kind != "X":
+        return EmulatorError(f"emulator exited during {what} ({reply.raw})")
+    operator = operator_now(session)
+    note = session._emu.abort_note() if session._emu else ""
+    pc = getattr(session._emu, "abort_pc", lambda: None)()
+    return TargetFault(f"CPU aborted on {session.cpu}{f' in operator {operator}' if operator else ''} during "
+                       f"{what} (GDB stop {reply.raw}){note}", {"pc": pc} if pc is not None else {}, operator)
+
+
+def operator_now(session) -> str | None:
+    """The operator the firmware is in (or just finished), from simrun_op_event."""
+    try:
+        if session._read_status().state != STATE_RUNNING:
+            return None
+        ev = session._read_event()
+        return f"{ev.key} {ev.op_name}"
+    except SimrunError:
+        return None

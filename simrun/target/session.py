@@ -29,11 +29,12 @@ from .abi import (ABI_MAGIC, ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOK
 from .build import firmware_versions, read_metadata
 from .capture_log import parse_records, plan_layout
 from .cost import InstructionCounter
-from ..capture import Capture, OpRecord, Quantization, Tensor
+from ..capture import Capture, OpRecord, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
 from .emulators.attach import connect_attached, parse_gdb_address
-from .failures import fault_error, raise_for
+from .failures import fault_error, operator_now, raise_for, stop_error
+from .tensors import check_inputs, decode_tensor, model_bytes
 from ..errors import AbiMismatch, BadInput, EmulatorError, EmulatorTimeout, SimrunError, TargetFault
 from .gdbremote import GdbRemote
 from .isolation import Isolation
@@ -165,32 +166,13 @@ class Session:
         raw=True loads bytes that are not a TFLite flatbuffer (the fixture
         firmware's own model format); no TFLite checks, no Model metadata.
         """
-        data = self._model_bytes(model, raw)
+        self.model, data = model_bytes(model, raw)
         layout = plan_layout(self.bulk.address, self.bulk.size, len(data), arena_limit=self.arena_limit,
                              log_limit=self.log_limit, where=f" of {self.elf.name}, board {self.target.board.name}")
         self.model_sha256 = hashlib.sha256(data).hexdigest()
         self.close()
         self.layout = layout
         self._guarded(self._boot, data)
-
-    def _model_bytes(self, model, raw: bool) -> bytes:
-        if isinstance(model, Model):
-            self.model = model
-            return model.data
-        if isinstance(model, (bytes, bytearray, memoryview)):
-            data = bytes(model)
-        else:
-            try:
-                data = Path(model).read_bytes()
-            except OSError as err:
-                raise BadInput(f"cannot read model {model}: {err.strerror}") from None
-        if not data:
-            raise BadInput("model is empty")
-        if raw:
-            self.model = None
-        else:
-            self.model = Model(data, None if isinstance(model, (bytes, bytearray, memoryview)) else Path(model))
-        return data
 
     def _boot(self, data: bytes) -> None:
         deadline = time.monotonic() + self.timeout
@@ -284,30 +266,10 @@ class Session:
         """
         if not self._ready:
             raise SimrunError("session not ready: load_model() must succeed before invoke()")
-        arrays = self._check_inputs(inputs)
+        arrays = check_inputs(inputs, self._inputs)
         if isolate_from is not None and not capture_layers:
             raise BadInput("isolation needs capture_layers=True: its result is every operator's own output")
         return self._guarded(self._invoke, arrays, capture_layers, isolate_from)
-
-    def _check_inputs(self, inputs) -> list[np.ndarray]:
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        inputs = list(inputs)
-        if len(inputs) != len(self._inputs):
-            raise BadInput(f"model takes {len(self._inputs)} input(s), got {len(inputs)}")
-        arrays = []
-        for i, (x, desc) in enumerate(zip(inputs, self._inputs)):
-            x = np.asarray(x)
-            if desc.dtype is None:
-                raise BadInput(f"input {i}: firmware tensor type {desc.type} has no numpy dtype")
-            if x.dtype != desc.dtype:
-                raise BadInput(f"input {i}: dtype {x.dtype}, model expects {desc.dtype} (no implicit casts)")
-            if tuple(x.shape) != desc.shape:
-                raise BadInput(f"input {i}: shape {tuple(x.shape)}, model expects {desc.shape}")
-            if x.nbytes != desc.bytes:
-                raise BadInput(f"input {i}: {x.nbytes} bytes, firmware tensor holds {desc.bytes}")
-            arrays.append(x)
-        return arrays
 
     def _invoke(self, arrays: list[np.ndarray], capture_layers: bool, isolate_from: Capture | None) -> Capture:
         gdb, mem = self._gdb, self.memory
@@ -381,7 +343,7 @@ class Session:
         if used:
             log = self.memory.read(lay.log_address, used)
             for sg, op, name, tensors in parse_records(log, used):
-                ops.append(OpRecord(sg, op, name, [self._decode(sg, d, bytes(v)) for d, v in tensors]))
+                ops.append(OpRecord(sg, op, name, [decode_tensor(self.model, sg, d, bytes(v)) for d, v in tensors]))
             readback[1] += used
         if at_drain:
             self._gdb.write_u32(state_at, 0)                 # used = 0: the firmware goes on
@@ -394,22 +356,8 @@ class Session:
         return ops
 
     def _tensor(self, subgraph: int, desc: TargetTensor) -> Tensor:
-        return self._decode(subgraph, desc, self.memory.read(desc.address, desc.bytes))
+        return decode_tensor(self.model, subgraph, desc, self.memory.read(desc.address, desc.bytes))
 
-    def _decode(self, subgraph: int, desc: TargetTensor, data: bytes) -> Tensor:
-        dtype = desc.dtype
-        if dtype is None or dtype.itemsize * int(np.prod(desc.shape, dtype=np.int64)) != len(data):
-            values = np.frombuffer(data, dtype=np.uint8).copy()   # packed/unknown types stay raw bytes
-        else:
-            values = np.frombuffer(data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(desc.shape)
-        name, quant = "", Quantization()
-        if self.model is not None and subgraph < len(self.model.subgraphs) \
-                and 0 <= desc.tensor_index < len(self.model.subgraphs[subgraph].tensors):
-            info = self.model.tensor(subgraph, desc.tensor_index)
-            name, quant = info.name, info.quantization     # per-channel parameters live only here
-        elif desc.scale:
-            quant = Quantization((float(desc.scale),), (int(desc.zero_point),), 0)
-        return Tensor(desc.tensor_index, name, values, quant)
 
     # --- running and stopping ----------------------------------------------
     def _guarded(self, fn, *args):
@@ -432,38 +380,18 @@ class Session:
             raise EmulatorTimeout(f"{what} on {self.cpu} did not finish within {self.timeout:g} s{where}; "
                                   f"emulator killed", operator) from None
         if reply.exited:
-            raise self._stop_error(reply, what)
+            raise stop_error(self, reply, what)
         pc = self._stopped_at = gdb.pc
         logged = self._emu.fault_from_log() if self._emu else None
         if logged:                        # Renode logs an unmapped access where a board would fault
             kind, detail, regs = logged
-            operator = self._operator_now()
+            operator = operator_now(self)
             raise TargetFault(f"{kind} on {self.cpu}{f' in operator {operator}' if operator else ''}: {detail}",
                               regs, operator)
         hook = self._hook_at.get(pc)
         if hook is None:
             raise EmulatorError(f"target stopped at {pc:#x} (signal {reply.signal}), not at a simrun hook")
         return hook
-
-    def _stop_error(self, reply, what: str) -> SimrunError:
-        """The core stopped for good: `X` (aborted, e.g. Renode fetching unmapped code) or `W` (exited)."""
-        if reply.kind != "X":
-            return EmulatorError(f"emulator exited during {what} ({reply.raw})")
-        operator = self._operator_now()
-        note = self._emu.abort_note() if self._emu else ""
-        pc = getattr(self._emu, "abort_pc", lambda: None)()
-        return TargetFault(f"CPU aborted on {self.cpu}{f' in operator {operator}' if operator else ''} during "
-                           f"{what} (GDB stop {reply.raw}){note}", {"pc": pc} if pc is not None else {}, operator)
-
-    def _operator_now(self) -> str | None:
-        """The operator the firmware is in (or just finished), from simrun_op_event."""
-        try:
-            if self._read_status().state != STATE_RUNNING:
-                return None
-            ev = self._read_event()
-            return f"{ev.key} {ev.op_name}"
-        except SimrunError:
-            return None
 
     def executed_instructions(self) -> int | None:
         """The emulated core's executed-instruction count, where the emulator reports one (Renode,
