@@ -72,7 +72,7 @@ def test_mapping_is_the_board_ram_and_is_removed(elfs):
     with Session(elfs["cortex-m55"], cpu="cortex-m55", timeout=20) as s:
         s.load_model(model.to_bytes(), raw=True)
         ram = s._ram.path
-        assert ram.exists() and ram.stat().st_mode & 0o077 == 0          # private to this user
+        assert not ram.exists()                  # unlinked once QEMU and the host hold it: no leftovers
         s.invoke([x])
         lay = s.layout
         through_map = s.memory.read(lay.model_address, lay.end - lay.model_address)
@@ -80,8 +80,21 @@ def test_mapping_is_the_board_ram_and_is_removed(elfs):
         assert through_map == through_gdb and through_map[:4] == b"SFX1"
         s.memory.write(s.input_details[0].address, bytes(range(64)))     # host write, target sees it
         assert s._gdb.read_memory(s.input_details[0].address, 64) == bytes(range(64))
-    assert not ram.exists()
     assert not glob.glob(f"/dev/shm/{ram.name}*")
+
+
+def test_ram_file_is_private_and_sparse(tmp_path):
+    from simrun.target.memory import RamFile
+    ram = RamFile.create(f"simrun-test-{tmp_path.name}-ram", 0x60000000, 2048 * MiB)
+    try:
+        st = ram.path.stat()
+        assert st.st_mode & 0o777 == 0o600 and st.st_size == 2048 * MiB
+        assert st.st_blocks == 0                 # tmpfs pages exist only once touched
+        with pytest.raises(FileExistsError):     # never reuses (or follows a planted link to) a file
+            RamFile.create(ram.path.name, 0, MiB)
+    finally:
+        ram.remove()
+    assert not ram.path.exists()
 
 
 def test_whole_bulk_region_on_cortex_m55(qemu, arm_gcc):

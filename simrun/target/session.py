@@ -200,6 +200,9 @@ class Session:
         lay = self.layout
         if ram is not None and ram.origin <= lay.model_address and lay.end <= ram.origin + ram.size:
             self.memory = MappedMemory(self._gdb, ram, lay.model_address, lay.end - lay.model_address)
+            # QEMU (it answered GDB, so its machine exists) and this process both hold the file now:
+            # unlinked, it cannot outlive them, not even a SIGKILLed run.
+            ram.remove()
         else:
             self.memory = GdbMemory(self._gdb)
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault", "simrun_hook_drain"):
