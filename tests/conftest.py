@@ -29,8 +29,11 @@ def _emulator_pids() -> set[int]:
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            if os.path.basename(cmd) not in (b"qemu-system-arm", b"renode", b"Renode"):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            names = {os.path.basename(arg) for arg in argv[:3]}
+            # QEMU; Renode's launcher script, Renode itself (`dotnet .../Renode.dll`, the replica
+            # calls itself Renode) and the network-namespace relay in front of it.
+            if not names & {b"qemu-system-arm", b"renode", b"Renode", b"Renode.dll", b"netns_relay.py"}:
                 continue
             if _TOKEN.encode() in (entry / "environ").read_bytes().split(b"\0"):
                 pids.add(int(entry.name))
