@@ -154,7 +154,9 @@ def test_reports_with_only_backend_errors(tmp_path):
     assert "no backend pair to compare" in text
     assert text.splitlines()[2] == ("  FAILED: nothing was compared: fewer than two backends produced results "
                                     "(none); a diff needs at least two (and 1 more)")
-    assert "refused" in paths["html"].read_text()
+    html = paths["html"].read_text()
+    assert "<code>tflite-optimized</code></th><td colspan='1' style='text-align:left'>" in html   # in the matrix
+    assert "refused" in html
 
 
 def test_html_highlights_first_divergent_layer(written):

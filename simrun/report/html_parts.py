@@ -56,7 +56,7 @@ def matrix(run: DiffRun, verdict, table: dict[tuple[str, str], Cell], classes: l
     """Rows and columns: the backends; a cell says whether the pair agrees bit for bit and,
     if not, how far apart it is and from where, coloured by the policy's verdict."""
     ran = [b for c in classes for b in c]
-    if not ran:
+    if not ran and not run.backend_errors:
         return ""
     out = ["<table class='matrix'><tr><th></th>" +
            "".join(f"<th title='{escape(b)}'>{i + 1}</th>" for i, b in enumerate(ran)) + "</tr>"]
@@ -80,7 +80,7 @@ def matrix(run: DiffRun, verdict, table: dict[tuple[str, str], Cell], classes: l
         out.append("".join(row) + "</tr>")
     for label, message in run.backend_errors.items():
         action = verdict.backend_errors.get(label, "fail")
-        out.append(f"<tr><th class='row'><code>{escape(label)}</code></th><td colspan='{len(ran)}' "
+        out.append(f"<tr><th class='row'><code>{escape(label)}</code></th><td colspan='{max(len(ran), 1)}' "
                    f"style='text-align:left'>{badge('fail' if action == 'fail' else 'warn', 'no result')} "
                    f"<span class='mono'>{escape(message.strip().splitlines()[0] if message.strip() else '')}"
                    f"</span></td></tr>")
