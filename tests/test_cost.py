@@ -148,3 +148,21 @@ def test_cmsis_nn_conv_executes_fewer_instructions_than_reference(tflm_firmware,
           f"{nn.meta['instructions_total']:,}")
     assert conv_nn < conv_ref
     assert ref.meta["instructions_total"] == sum(r.instructions for r in ref.ops)
+
+
+@pytest.mark.qemu
+def test_simrun_run_prints_the_counts_with_and_without_layers(plugin, elf, tmp_path, capsys):
+    from simrun.cli import main
+    model = tmp_path / "fixture.bin"
+    model.write_bytes(fixture.demo_model(seed=3).to_bytes())
+    base = ["run", str(model), "--raw", "--cpu", CPU, "--elf", str(elf), "--instructions"]
+    assert main(base) == 0
+    layered = capsys.readouterr().out
+    rows = [line for line in layered.splitlines() if " instr " in line]
+    assert [r.split()[1] for r in rows] == ["FULLY_CONNECTED", "RELU", "FULLY_CONNECTED"]
+    total = sum(int(r.split()[2].replace(",", "")) for r in rows)
+    assert f"{total:,} instructions executed by the operators" in layered
+    assert main(base + ["--no-layers"]) == 0
+    assert f"{total:,} instructions executed by the operators" in capsys.readouterr().out
+    assert main(base + ["--emulator", "renode"]) == 2          # usage error, nothing started
+    assert "instruction counting is implemented for QEMU" in capsys.readouterr().err

@@ -63,6 +63,9 @@ def print_capture(cap: Capture, out=None) -> None:
     meta = cap.meta
     print(f"{cap.backend}: {len(cap.ops)} operators, invoke {meta.get('invoke_seconds', 0):.3f} s, "
           f"arena used {meta.get('arena_used', '?')} bytes", file=out)
+    if "model_bytes" in meta or "firmware_text" in meta:
+        print(f"{cap.backend}: model {meta.get('model_bytes', '?')} bytes, firmware code "
+              f"{meta.get('firmware_text', '?')} bytes, data {meta.get('firmware_data', '?')} bytes", file=out)
     if meta.get("instructions_total") is not None:
         print(f"{cap.backend}: {meta['instructions_total']:,} instructions executed by the operators "
               f"({meta.get('instruction_counter', '?')})", file=out)
