@@ -166,3 +166,33 @@ def test_simrun_run_prints_the_counts_with_and_without_layers(plugin, elf, tmp_p
     assert f"{total:,} instructions executed by the operators" in capsys.readouterr().out
     assert main(base + ["--emulator", "renode"]) == 2          # usage error, nothing started
     assert "instruction counting is implemented for QEMU" in capsys.readouterr().err
+
+
+@pytest.mark.qemu
+def test_target_backends_count_through_the_worker_and_summarize_per_variant(plugin, elf, tmp_path):
+    """run_backend(..., count_instructions=True) on two 'variants' of one CPU (the fixture
+    under two labels): the counts cross the worker, and the summary pairs the variants."""
+    from simrun.analysis.cost import summarize
+    from simrun.backends import run_backend
+
+    path = tmp_path / "demo.bin"
+    path.write_bytes(fixture.demo_model(seed=3).to_bytes())
+    x = sample()
+    direct = counted_run(elf, fixture.demo_model(seed=3), x)[0]
+    caps = {}
+    for label in ("target:cortex-m4:reference", "target:cortex-m4:cmsis-nn"):
+        caps[label] = run_backend(label, path, [[x], [x]], firmware_elf=str(elf), raw_model=True,
+                                  timeout=120, count_instructions=True)
+    for label, (first, second) in caps.items():
+        assert [r.instructions for r in first.ops] == [r.instructions for r in direct.ops]
+        assert second.meta["instructions_total"] == first.meta["instructions_total"]
+        assert first.meta["firmware_text"] > 0 and first.meta["model_bytes"] == path.stat().st_size
+    cost = summarize(caps)
+    (variant,) = cost.variants
+    assert (variant.a, variant.b, variant.differ_in) == ("target:cortex-m4:reference",
+                                                         "target:cortex-m4:cmsis-nn", "kernels")
+    assert variant.by_op_type["FULLY_CONNECTED"][0] == direct.ops[0].instructions + direct.ops[2].instructions
+    assert variant.total_ratio == 1.0
+    uncounted = run_backend("target:cortex-m4:reference", path, [[x]], firmware_elf=str(elf), raw_model=True,
+                            timeout=120)[0]
+    assert all(r.instructions is None for r in uncounted.ops) and "instructions_total" not in uncounted.meta
