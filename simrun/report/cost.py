@@ -40,7 +40,8 @@ def _num(n) -> str:
 
 
 def _ratio(r: float | None) -> str:
-    return "—" if r is None else f"{r:.2f}x"
+    # Two significant digits below 0.1: MVE kernels run at a hundredth of the reference's count.
+    return "—" if r is None else f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x"
 
 
 def _kib(n: int) -> str:
