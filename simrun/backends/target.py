@@ -1,5 +1,5 @@
 """The emulated target (`target:<cpu>:<kernels>[:single-rounding]`): one emulator session for all
-inputs of a run, stopping after every operator to read its outputs.
+inputs of a run; every operator's outputs come back through the firmware's capture log.
 
 The firmware is built (or found in the cache) by the parent before the worker
 starts, so a first build's minutes do not count against the backend timeout;
