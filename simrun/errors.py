@@ -77,7 +77,8 @@ class AbiMismatch(SimrunError):
 
 
 class ModelTooLarge(BadInput):
-    """The model does not fit the firmware's simrun_model buffer (refused before launch)."""
+    """The model does not fit the board's bulk RAM (simrun_bulk) with an arena and capture log; refused
+    before any emulator starts, naming the CPUs whose board can hold it."""
 
 
 class EmulatorError(SimrunError):
