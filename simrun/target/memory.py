@@ -11,8 +11,10 @@ Either is only touched while the target is stopped.
 """
 from __future__ import annotations
 
+import atexit
 import mmap
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,16 @@ import numpy as np
 
 from ..errors import EmulatorError
 from .gdbremote import GdbRemote
+
+
+_pending: set[Path] = set()          # created, not yet unlinked: removed at interpreter exit too
+_pending_lock = threading.Lock()
+
+
+@atexit.register
+def _remove_pending() -> None:
+    for path in list(_pending):
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,8 @@ class RamFile:
         base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
         path = base / name
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        with _pending_lock:
+            _pending.add(path)
         try:
             os.ftruncate(fd, size)
         finally:
@@ -43,10 +57,9 @@ class RamFile:
         return cls(path, origin, size)
 
     def remove(self) -> None:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        self.path.unlink(missing_ok=True)
+        with _pending_lock:
+            _pending.discard(self.path)
 
 
 class GdbMemory:
