@@ -112,9 +112,28 @@ def test_counts_follow_the_work_an_operator_does(plugin, elf):
     assert 1.9 < large / small < 2.1, (small, large)
 
 
-def test_counting_on_renode_is_refused_before_anything_starts(qemu, arm_gcc):
-    with pytest.raises(BadInput, match="instruction counting is implemented for QEMU"):
-        Session(fixture.build_fixture(CPU), cpu=CPU, emulator="renode", count_instructions=True)
+@pytest.mark.qemu
+def test_renode_path_counts_at_stops_the_same_as_the_plugin(plugin, elf, renode_replica):
+    """On Renode the count is the emulator's own (`cpu ExecutedInstructions` via qRcmd),
+    read at a stop per marker. The replica answers with QEMU's record-mode instruction
+    count, an independent exact counter: it must agree with our plugin to the instruction."""
+    model, x = fixture.demo_model(seed=3), sample()
+    plugin_counts = [r.instructions for r in counted_run(elf, model, x)[0].ops]
+    with Session(elf, cpu=CPU, emulator="renode", timeout=60, count_instructions=True) as s:
+        s.load_model(model.to_bytes(), raw=True)
+        layered, plain = s.invoke([x]), s.invoke([x], capture_layers=False)
+    assert layered.meta["instruction_counter"] == "emulator count at breakpoints"
+    assert [r.instructions for r in layered.ops] == plugin_counts
+    assert plain.meta["instructions_total"] == sum(plugin_counts)
+
+
+def test_counting_where_the_emulator_has_no_count_says_so(qemu, arm_gcc):
+    """Attached to a plain QEMU (no plugin, no monitor count): one clear error, not silent Nones."""
+    from simrun.target.cost import StopCounter
+    from simrun.target.elf import FirmwareImage
+    image = FirmwareImage(fixture.build_fixture(CPU))
+    with pytest.raises(EmulatorError, match="reports no instruction count"):
+        StopCounter(image).stopped(image.address("simrun_hook_op_begin"), None)
 
 
 # --- TFLM firmware (needs SIMRUN_SOURCES_DIR) ------------------------------------------
@@ -164,8 +183,6 @@ def test_simrun_run_prints_the_counts_with_and_without_layers(plugin, elf, tmp_p
     assert f"{total:,} instructions executed by the operators" in layered
     assert main(base + ["--no-layers"]) == 0
     assert f"{total:,} instructions executed by the operators" in capsys.readouterr().out
-    assert main(base + ["--emulator", "renode"]) == 2          # usage error, nothing started
-    assert "instruction counting is implemented for QEMU" in capsys.readouterr().err
 
 
 @pytest.mark.qemu

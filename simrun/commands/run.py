@@ -38,7 +38,8 @@ def register(sub) -> None:
     p.add_argument("--arena-limit", type=int, metavar="BYTES",
                    help="let the firmware use only this much of its arena")
     p.add_argument("--instructions", action="store_true",
-                   help="count the instructions each operator executes (exact; QEMU only)")
+                   help="count the instructions each operator executes (exact; QEMU: our plugin, "
+                        "Renode: its own counter)")
     p.add_argument("--raw", action="store_true",
                    help="MODEL is not TFLite but the fixture firmware's own format (needs --elf)")
     p.set_defaults(func=run)

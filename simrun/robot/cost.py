@@ -21,7 +21,8 @@ class CostKeywords(Component):
         """Makes later target runs count the instructions every operator executes.
 
         Applies to `Start Emulator Session` and to `Run Backend` / `Compare Variants`
-        with ``target:...`` backends from now on (QEMU only), until
+        with ``target:...`` backends from now on (QEMU: simrun's plugin; Renode: its
+        own counter, read at a stop per operator), until
         ``Count Instructions    enabled=False``. The counts are exact: the same on
         every run of the same firmware, model and input. They are instructions
         executed, not cycles. Fails with ``SourcesMissing`` when QEMU's plugin
@@ -35,6 +36,7 @@ class CostKeywords(Component):
         """
         if enabled:
             # Built now (QEMU's plugin header may need a download), so a problem shows here.
+            # Renode sessions do not need it; QEMU is the default emulator.
             from ..target.qemu_plugin import ensure_plugin
             ensure_plugin()
         self.ctx._count_instructions = bool(enabled)

@@ -74,15 +74,67 @@ def per_operator(records: list[tuple[int, int]]) -> tuple[list[int], int]:
     return counts, total
 
 
-class InstructionCounter:
-    """One emulator session's counter: plugin arguments, then counts per inference."""
+def markers(image: FirmwareImage) -> dict[int, int]:
+    """Marker address -> kind, in a fixed order (BEGIN, END, then the KERNEL_END candidates)."""
+    marks = {image.address("simrun_hook_op_begin"): BEGIN, image.address("simrun_hook_op_end"): END}
+    for address in (kernel_end_marker(image), image.symbols.get("simrun_capture_op_end")):
+        if address is not None:
+            marks.setdefault(getattr(address, "address", address), KERNEL_END)
+    return marks
+
+
+class Counter:
+    """Turns one inference's marker records into per-operator counts (`collect`)."""
+
+    name = ""
+
+    def _records(self) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def collect(self, ops: list[OpRecord]) -> dict[str, object]:
+        """Assign the counts of the inference that just finished to `ops`; the meta to add.
+
+        Called when the target stopped at simrun_hook_done: every marker of the
+        inference was recorded before the guest got there."""
+        counts, total = per_operator(self._records())
+        if ops and len(counts) != len(ops):
+            raise EmulatorError(f"instruction counter saw {len(counts)} operators end, "
+                                f"the capture has {len(ops)}")
+        for rec, n in zip(ops, counts):
+            rec.instructions = n
+        return {"instructions_total": total, "instruction_counter": self.name}
+
+
+class StopCounter(Counter):
+    """Emulators with their own instruction count (Renode's `cpu ExecutedInstructions`, read
+    through qRcmd): the session stops at every marker and hands the count read there to
+    `stopped`. Exact too, but a stop per marker costs far more than the plugin's log."""
+
+    name = "emulator count at breakpoints"
+
+    def __init__(self, image: FirmwareImage):
+        self.kinds = markers(image)
+        self._seen: list[tuple[int, int]] = []
+
+    def stopped(self, address: int, count: int | None) -> None:
+        if count is None:
+            raise EmulatorError("instruction counting: this emulator reports no instruction count "
+                                "(no monitor command for it); count on QEMU")
+        self._seen.append((self.kinds[address], count))
+
+    def _records(self) -> list[tuple[int, int]]:
+        seen, self._seen = self._seen, []
+        return seen
+
+
+class InstructionCounter(Counter):
+    """One QEMU session's plugin counter: plugin arguments, then counts per inference."""
+
+    name = COUNTER_NAME
 
     def __init__(self, image: FirmwareImage, plugin: Path):
         self.plugin = Path(plugin)
-        marks = {image.address("simrun_hook_op_begin"): BEGIN, image.address("simrun_hook_op_end"): END}
-        for address in (kernel_end_marker(image), image.symbols.get("simrun_capture_op_end")):
-            if address is not None:
-                marks.setdefault(getattr(address, "address", address), KERNEL_END)
+        marks = markers(image)
         self.marks = list(marks)                 # plugin marker index -> address
         self.kinds = list(marks.values())        # plugin marker index -> kind
         self.path: Path | None = None
@@ -97,7 +149,7 @@ class InstructionCounter:
         marks = ":".join(f"{a:#x}" for a in self.marks)
         return ["-plugin", f"{opt(self.plugin)},out={opt(self.path)},marks={marks}"]
 
-    def _read_new(self) -> list[tuple[int, int]]:
+    def _records(self) -> list[tuple[int, int]]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
@@ -111,16 +163,3 @@ class InstructionCounter:
             return [(self.kinds[m], c) for m, _, c in RECORD.iter_unpack(data[:usable])]
         except IndexError:
             raise EmulatorError(f"instruction counter: {self.path} names a marker simrun did not set") from None
-
-    def collect(self, ops: list[OpRecord]) -> dict[str, object]:
-        """Assign the counts of the inference that just finished to `ops`; the meta to add.
-
-        Called when the target stopped at simrun_hook_done: the plugin wrote every
-        record before the guest got there."""
-        counts, total = per_operator(self._read_new())
-        if ops and len(counts) != len(ops):
-            raise EmulatorError(f"instruction counter saw {len(counts)} operators end, "
-                                f"the capture has {len(ops)}")
-        for rec, n in zip(ops, counts):
-            rec.instructions = n
-        return {"instructions_total": total, "instruction_counter": COUNTER_NAME}

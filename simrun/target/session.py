@@ -28,7 +28,7 @@ from .abi import (ABI_MAGIC, ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOK
                   STATE_RUNNING, STATUS, TENSOR, TFLITE_DTYPES, OpEvent, Status, TargetTensor)
 from .build import firmware_versions, read_metadata
 from .capture_log import parse_records, plan_layout
-from .cost import InstructionCounter
+from .cost import InstructionCounter, StopCounter
 from ..capture import Capture, OpRecord, Tensor
 from .elf import FirmwareImage
 from .emulators import EmulatorProcess, launch
@@ -46,6 +46,7 @@ __all__ = ["Session", "TargetTensor", "Status", "TFLITE_DTYPES", "ABI_VERSION"]
 HOOKS = ("simrun_hook_ready", "simrun_hook_op_begin", "simrun_hook_op_end", "simrun_hook_done",
          "simrun_hook_fault", "simrun_hook_drain")
 MEMORY_MODES = ("auto", "gdb")
+KERNEL_END_MARK = "simrun_mark_kernel_end"   # where a StopCounter reads the count as a kernel returns
 
 
 class Session:
@@ -102,18 +103,20 @@ class Session:
         if len(self._hook_at) != len(self._hooks):
             raise AbiMismatch(f"{self.elf}: simrun_hook_* functions share an address (merged by the "
                               f"linker?); each hook needs its own body")
+        # A counter read at stops: its kernel-end markers are stops too ("simrun_mark_kernel_end").
+        self._stops = self._counter if isinstance(self._counter, StopCounter) else None
+        for address in (self._stops.kinds if self._stops else ()):
+            self._hook_at.setdefault(address, KERNEL_END_MARK)
         self._op_bps: set[str] = set()
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
 
-    def _instruction_counter(self) -> InstructionCounter:
-        if self.gdb_address:
-            raise BadInput("instruction counting loads a plugin into the QEMU simrun starts; "
-                           "it is not available when attaching to an emulator (--gdb)")
-        if self.emulator_name != "qemu":
-            raise BadInput(f"instruction counting is implemented for QEMU, not {self.emulator_name}")
-        from .qemu_plugin import ensure_plugin
-        return InstructionCounter(self.image, ensure_plugin())
+    def _instruction_counter(self) -> InstructionCounter | StopCounter:
+        if self.emulator_name == "qemu" and not self.gdb_address:
+            from .qemu_plugin import ensure_plugin
+            return InstructionCounter(self.image, ensure_plugin())
+        # Renode, or an emulator we attach to: its own count (qRcmd), read at a stop per marker.
+        return StopCounter(self.image)
 
     # --- lifetime ----------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -190,8 +193,9 @@ class Session:
                 self._ram = RamFile.create(f"{self._workdir.name}-ram", board.main_ram_origin, board.main_ram_size)
             # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
             started = time.monotonic() + max(self.timeout, 60.0)
+            plugin = self._counter.qemu_args(self._workdir) if isinstance(self._counter, InstructionCounter) else None
             self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started, ram=self._ram,
-                               qemu_args=self._counter.qemu_args(self._workdir) if self._counter else None)
+                               qemu_args=plugin)
             self._gdb = self._emu.connect(started)
             deadline = time.monotonic() + self.timeout
         self._gdb.handshake()
@@ -207,6 +211,9 @@ class Session:
             self.memory = GdbMemory(self._gdb)
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault", "simrun_hook_drain"):
             self._gdb.set_breakpoint(self._hooks[name])
+        for address, name in self._hook_at.items():
+            if name == KERNEL_END_MARK:
+                self._gdb.set_breakpoint(address)
         self._run_to_main(deadline)
         self.memory.write(lay.model_address, data)
         self._gdb.write_memory(self.image.address("simrun_layout"), lay.pack())
@@ -283,7 +290,9 @@ class Session:
         iso = None
         if isolate_from is not None:
             iso = Isolation(isolate_from, {d.tensor_index: x for d, x in zip(self._inputs, arrays)})
-        self._stop_at_operators(begin=iso is not None, end=bool(self._emu and self._emu.faults_in_log))
+        counting = self._stops is not None
+        self._stop_at_operators(begin=iso is not None or counting,
+                                end=bool(self._emu and self._emu.faults_in_log) or counting)
         flags = (CAPTURE_LOG if capture_layers else 0) | (CAPTURE_INPUTS if iso is not None else 0)
         gdb.write_u32(self.image.address("simrun_capture"), flags)
         gdb.write_u32(self.image.address("simrun_command"), CMD_INVOKE)
@@ -294,10 +303,13 @@ class Session:
         drains = 0
         while True:
             hook = self._run_to_hook(deadline, "inference")
+            if self._stops is not None and self._stopped_at in self._stops.kinds:
+                self._stops.stopped(self._stopped_at, gdb.executed_instructions())
             if hook == "simrun_hook_op_begin":
-                iso.apply(self._read_event(abi.MAX_OP_INPUTS), mem)
-            elif hook == "simrun_hook_op_end":
-                pass                                         # only stopped to see a logged fault
+                if iso is not None:
+                    iso.apply(self._read_event(abi.MAX_OP_INPUTS), mem)
+            elif hook in ("simrun_hook_op_end", KERNEL_END_MARK):
+                pass                                         # stopped to see a logged fault, or to count
             elif hook == "simrun_hook_drain":
                 drains += 1
                 ops += self._drain_log(readback, at_drain=True)
