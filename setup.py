@@ -9,7 +9,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 # Kept in step with simrun.resources.ENTRIES (tests/test_package.py checks the wheel).
-ENTRIES = ("CMakeLists.txt", "cmake", "firmware", "renode")
+ENTRIES = ("CMakeLists.txt", "cmake", "firmware", "renode", "qemu_plugin")
 
 
 class BuildPyWithResources(build_py):

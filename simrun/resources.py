@@ -1,4 +1,5 @@
-"""Where the files a run needs besides Python live: CMakeLists.txt, cmake/, firmware/, renode/.
+"""Where the files a run needs besides Python live: CMakeLists.txt, cmake/, firmware/, renode/,
+qemu_plugin/ (the instruction-counting plugin's source).
 
 In the repository they stay at the top level (CMake users build from there);
 a wheel carries copies under simrun/_resources/ (setup.py's build_py puts them
@@ -16,7 +17,7 @@ from pathlib import Path
 from .errors import SimrunError
 
 # What root() must hold; setup.py copies exactly these into the wheel.
-ENTRIES = ("CMakeLists.txt", "cmake", "firmware", "renode")
+ENTRIES = ("CMakeLists.txt", "cmake", "firmware", "renode", "qemu_plugin")
 PACKAGED = "_resources"
 
 

@@ -48,7 +48,7 @@ def venv(tmp_path_factory) -> Path:
     names = set(zipfile.ZipFile(wheel).namelist())
     for entry in ("CMakeLists.txt", "cmake/arm-none-eabi.cmake", "firmware/fixture/fixture.c",
                   "firmware/src/runner.cc", "firmware/boards/sections.ld", "firmware/include/simrun_abi.h",
-                  "renode/mps3-an547.repl"):
+                  "renode/mps3-an547.repl", "qemu_plugin/insn_count.c"):
         assert f"simrun/_resources/{entry}" in names, f"wheel lacks {entry}"
     assert "simrun/data/policy-default.toml" in names
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp / "venv")],

@@ -27,10 +27,10 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import SourcesMissing, ToolMissing, require_tool
+from .. import resources
 from .build import BuildFailed
 from .sources import ENV_VAR as SOURCES_ENV
 
-PLUGIN_SOURCE = Path(__file__).resolve().parents[2] / "qemu_plugin" / "insn_count.c"
 QEMU_SOURCE_ENV = "SIMRUN_QEMU_SOURCE_DIR"
 QEMU_API = "7.2"                       # the QEMU version whose plugin API (version 1) we build against
 HEADER_SHA256 = "19f277b037d05a8bcb5069f2f81a465d177208e5903048a915c56627d4c3748e"   # v7.2.0 .. v7.2.22
@@ -124,7 +124,8 @@ def ensure_plugin(cache_dir: str | Path | None = None, qemu: str | None = None) 
                           f"{qemu} is version {version}: install QEMU {QEMU_API} or run without counting")
     cc = require_tool("cc", "install a host C compiler (Debian: apt-get install gcc)")
     header = plugin_header(cache_dir)
-    source = PLUGIN_SOURCE.read_bytes()
+    plugin_source = resources.path("qemu_plugin", "insn_count.c")
+    source = plugin_source.read_bytes()
     cc_version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
     key = _sha256(b"\0".join([source, header.read_bytes(), cc_version.encode(), " ".join(CFLAGS).encode()]))
     out_dir = _cache_root(cache_dir) / key[:16]
@@ -133,7 +134,7 @@ def ensure_plugin(cache_dir: str | Path | None = None, qemu: str | None = None) 
         return so
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f"insn_count.{os.getpid()}.tmp.so"
-    cmd = [cc, *CFLAGS, f"-I{header.parent}", str(PLUGIN_SOURCE), "-o", str(tmp)]
+    cmd = [cc, *CFLAGS, f"-I{header.parent}", str(plugin_source), "-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildFailed(f"building the instruction-counting plugin failed:\n{' '.join(cmd)}\n{proc.stderr.strip()}")
