@@ -65,7 +65,7 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
            reference: str | None = None, diagnose: bool = True, **target_options) -> ABRun:
     """Quantize `model_path` under `schemes` into out_dir/models and measure both errors.
     `progress(stage, message)` hears every step."""
-    say = (lambda stage, msg: progress(stage, msg)) if progress else (lambda stage, msg: None)
+    say = progress or (lambda stage, msg: None)
     if count < 1:
         raise BadInput(f"--count must be at least 1, got {count}")
     say("quantize", "loading TensorFlow")

@@ -240,7 +240,8 @@ def render_html(ab: ABRun) -> str:
         for n, sch in enumerate(s["schemes"]):
             e = next((x for x in sch["quantization_error"]["outputs"] if x["name"] == name), None)
             if e is not None:
-                out.append(f"<tr{' class=scheme-first' if n == 0 else ''}><td><code>{escape(name)}</code></td>"
+                shape = "x".join(map(str, e["shape"]))
+                out.append(f"<tr{' class=scheme-first' if n == 0 else ''}><td><code>{escape(name)}</code> [{shape}]</td>"
                            f"<td>{escape(sch['scheme'])}</td>" + _num_cells(e) + "</tr>")
     out.append("</table><h2>Quantization error vs float, per layer</h2><table><tr><th>#</th><th>operator</th>"
                "<th>tensor</th>" + "".join(f"<th>{escape(sch['scheme'])} rel error</th>" for sch in s["schemes"])
