@@ -16,6 +16,11 @@ array per model input, with that input's dtype and shape. Specs:
 
 Float arrays given for a quantized integer input are quantized with the input's
 scale and zero point.
+
+`load_sequences(model, specs, steps)` reads every spec as one *sequence* for
+stateful (streaming) models: the leading axis of an .npy/.npz array is time, and
+`random:SEED` gives `steps` steps. Each sequence runs on a fresh interpreter, its
+steps in order, so state carries over from step to step but not between sequences.
 """
 from __future__ import annotations
 
@@ -40,11 +45,7 @@ def load_named_inputs(model: Model, specs: list[str] | None,
     """Like load_inputs, each sample with a name for reports ("random:0#1", "cat.png")."""
     if count < 1:
         raise BadInput(f"--count must be at least 1, got {count}")
-    if not model.inputs:
-        raise BadInput("model has no inputs")
-    for info in model.inputs:
-        if info.dtype is None:
-            raise BadInput(f"model input {info.name!r} has a type simrun cannot feed")
+    _check_feedable(model)
     named: list[tuple[str, Sample]] = []
     for spec in specs or ["random:0"]:
         samples = _load_spec(model, spec, count)
@@ -60,6 +61,38 @@ def load_named_inputs(model: Model, specs: list[str] | None,
         seen[name] = seen.get(name, 0) + 1
         unique.append((name if seen[name] == 1 else f"{name}({seen[name]})", sample))
     return unique
+
+
+def load_sequences(model: Model, specs: list[str] | None,
+                   steps: int | None = None) -> list[tuple[str, list[tuple[str, Sample]]]]:
+    """[(sequence name, [(step name "walk.npy@3", sample), ...]), ...], one per spec."""
+    if steps is not None and steps < 1:
+        raise BadInput(f"--steps must be at least 1, got {steps}")
+    _check_feedable(model)
+    sequences = []
+    for spec in specs or ["random:0"]:
+        is_random = re.fullmatch(r"random(:\d+)?", spec) is not None
+        if is_random and steps is None:
+            raise BadInput(f"input {spec!r}: a random sequence needs --steps N (how many steps)")
+        samples = _load_spec(model, spec, steps or 1)
+        name = spec if is_random else Path(spec).name
+        sequences.append((name, samples))
+    # Reports key results by name: the same spec given twice gets a suffix.
+    seen: dict[str, int] = {}
+    named = []
+    for name, samples in sequences:
+        seen[name] = seen.get(name, 0) + 1
+        name = name if seen[name] == 1 else f"{name}({seen[name]})"
+        named.append((name, [(f"{name}@{k}", s) for k, s in enumerate(samples)]))
+    return named
+
+
+def _check_feedable(model: Model) -> None:
+    if not model.inputs:
+        raise BadInput("model has no inputs")
+    for info in model.inputs:
+        if info.dtype is None:
+            raise BadInput(f"model input {info.name!r} has a type simrun cannot feed")
 
 
 def _load_spec(model: Model, spec: str, count: int) -> list[Sample]:

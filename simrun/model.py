@@ -41,6 +41,12 @@ class TensorInfo:
     shape: tuple[int, ...]
     quantization: Quantization
     is_constant: bool                       # backed by a non-empty buffer
+    type_name: str = ""                     # the schema's TensorType name ("INT8", "RESOURCE", ...)
+
+    @property
+    def holds_data(self) -> bool:
+        """False for resource/variant/string tensors: a handle or pointer, no array to read."""
+        return self.dtype is not None
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,9 @@ class Model:
             m = schema.Model.GetRootAsModel(self.data, 0)
             self.version = m.Version()
             codes = [self._op_name(schema, m.OperatorCodes(i)) for i in range(m.OperatorCodesLength())]
+            self._type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
             self.subgraphs = tuple(self._subgraph(m, i, codes) for i in range(m.SubgraphsLength()))
+            self.call_once_subgraphs = self._call_once_targets(schema, m, codes)
         except BadInput:
             raise
         except Exception as err:  # a truncated or corrupt flatbuffer fails deep in the reader
@@ -133,6 +141,22 @@ class Model:
             return f"CUSTOM:{custom.decode() if custom else '?'}"
         return name
 
+    @staticmethod
+    def _call_once_targets(schema, m, codes: list[str]) -> frozenset[int]:
+        """Subgraphs a CALL_ONCE operator initialises: they run on an interpreter's
+        first invoke only, so later invokes capture none of their operators."""
+        found = set()
+        for s in range(m.SubgraphsLength()):
+            sg = m.Subgraphs(s)
+            for o in range(sg.OperatorsLength()):
+                op = sg.Operators(o)
+                if codes[op.OpcodeIndex()] != "CALL_ONCE" or op.BuiltinOptions() is None:
+                    continue
+                options = schema.CallOnceOptions()
+                options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+                found.add(int(options.InitSubgraphIndex()))
+        return frozenset(found)
+
     def _subgraph(self, m, sg_index: int, codes: list[str]) -> SubgraphInfo:
         sg = m.Subgraphs(sg_index)
         tensors = []
@@ -151,7 +175,7 @@ class Model:
                 t, (tt.Name() or b"").decode(errors="replace"),
                 np.dtype(dtype) if dtype is not None else None,
                 tuple(int(x) for x in tt.ShapeAsNumpy()) if tt.ShapeLength() else (),
-                quant, const))
+                quant, const, self._type_names.get(tt.Type(), f"TYPE_{tt.Type()}")))
         ops = []
         for o in range(sg.OperatorsLength()):
             op = sg.Operators(o)

@@ -110,15 +110,86 @@ def large_int8(out_dir: Path, seed: int = 5) -> Path:
 
 
 def _save_int8(tf, model, representative, path: Path) -> Path:
-    """Full-integer int8 conversion (int8 input and output), written atomically so an
-    interrupted run never leaves a half-written file that `path.exists()` takes as built."""
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    """Full-integer int8 conversion (int8 input and output)."""
+    # A Keras model, or a converter already set up (the streaming model's).
+    conv = model if hasattr(model, "convert") else tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    data = conv.convert()
+    return _write(path, conv.convert())
+
+
+STREAM_FRAMES, STREAM_FEATURES, STREAM_HISTORY = 3, 40, 6
+
+
+def streaming_int8(out_dir: Path, seed: int = 1) -> Path:
+    """A streaming keyword-spotting-like model that keeps state in a resource variable:
+    each invoke takes [1, 3, 40] new frames, convolves them with the 6 frames before
+    (a tf.Variable ring buffer) and stores the newest 6 back. Converted with resource
+    variables enabled and variable quantization, so the int8 model has two subgraphs:
+    CALL_ONCE initialises the variable (subgraph 1: VAR_HANDLE, ASSIGN_VARIABLE), and
+    the main subgraph runs VAR_HANDLE / READ_VARIABLE / ... / ASSIGN_VARIABLE."""
+    path = Path(out_dir) / f"streaming_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    frames, features, history = STREAM_FRAMES, STREAM_FEATURES, STREAM_HISTORY
+    rng = np.random.default_rng(seed)
+
+    class Streaming(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.state = tf.Variable(tf.zeros((1, history, features)), trainable=False)
+            self.conv = tf.constant(rng.normal(0, 0.3, (3, features, 16)).astype(np.float32))
+            self.bias = tf.constant(rng.normal(0, 0.1, (16,)).astype(np.float32))
+            self.dense = tf.constant(rng.normal(0, 0.3, (16 * (history + frames - 2), 4))
+                                     .astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec((1, frames, features), tf.float32)])
+        def __call__(self, x):
+            window = tf.concat([self.state, x], axis=1)
+            self.state.assign(window[:, frames:, :])
+            h = tf.nn.relu(tf.nn.conv1d(window, self.conv, 1, "VALID") + self.bias)
+            return tf.matmul(tf.reshape(h, (1, -1)), self.dense)
+
+    module = Streaming()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.__call__.get_concrete_function()], module)
+    conv.experimental_enable_resource_variables = True
+    conv._experimental_variable_quantization = True     # int8 state, as streaming KWS models keep it
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-1.0, 1.0, (1, frames, features)).astype(np.float32)]
+
+    return _save_int8(tf, conv, representative, path)
+
+
+def hybrid_conv(out_dir: Path, seed: int = 5) -> Path:
+    """Float activations, int8 weights (TensorFlow's dynamic-range quantization), as in
+    MLPerf Tiny's hybrid submissions: a CONV_2D whose filter (16x3x3x8 = 1152 values)
+    is large enough for the converter to quantize. TFLM refuses such models in Prepare."""
+    path = Path(out_dir) / f"hybrid_conv_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.Input(shape=(12, 12, 8)),
+                                 tf.keras.layers.Conv2D(16, 3, activation="relu")])
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]     # no representative data: hybrid
+    return _write(path, conv.convert())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Atomically, so an interrupted run never leaves a half-written file that
+    `path.exists()` takes as built."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)

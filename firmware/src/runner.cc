@@ -12,6 +12,7 @@
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/micro_resource_variable.h"
 #include "tensorflow/lite/micro/system_setup.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tensorflow/lite/schema/schema_utils.h"
@@ -85,11 +86,39 @@ void DestroyInterpreter() {
   interpreter = nullptr;
 }
 
+// VAR_HANDLE operators in all subgraphs: each names at most one resource variable,
+// so this many slots hold every variable of the model (streaming models keep
+// their state in them).
+int CountVarHandles() {
+  int count = 0;
+  const auto* codes = model->operator_codes();
+  for (const tflite::SubGraph* subgraph : *model->subgraphs()) {
+    if (subgraph->operators() == nullptr || codes == nullptr) continue;
+    for (const tflite::Operator* op : *subgraph->operators()) {
+      if (op->opcode_index() < codes->size() &&
+          tflite::GetBuiltinCode(codes->Get(op->opcode_index())) ==
+              tflite::BuiltinOperator_VAR_HANDLE) {
+        ++count;
+      }
+    }
+  }
+  return count;
+}
+
 TfLiteStatus Allocate(size_t arena_bytes) {
   DestroyInterpreter();
+  // Resource variables live in the arena's persistent part, so the allocator comes
+  // first; models without VAR_HANDLE get none (and the arena figures stay as before).
+  tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(
+      reinterpret_cast<uint8_t*>(simrun_layout.arena_address), arena_bytes);
+  if (allocator == nullptr) return kTfLiteError;
+  tflite::MicroResourceVariables* variables = nullptr;
+  if (const int count = CountVarHandles()) {
+    variables = tflite::MicroResourceVariables::Create(allocator, count);
+    if (variables == nullptr) return kTfLiteError;
+  }
   interpreter = new (interpreter_storage)
-      simrun::Interpreter(model, resolver, reinterpret_cast<uint8_t*>(simrun_layout.arena_address),
-                          arena_bytes, nullptr, &hooks);
+      simrun::Interpreter(model, resolver, allocator, variables, &hooks);
   hooks.Attach(interpreter, model);
   return interpreter->AllocateTensors();
 }

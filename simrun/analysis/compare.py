@@ -190,6 +190,8 @@ class DiffRun:
     # and a cause per layer), else None. Typed loosely: diagnose imports this module.
     diagnosis: object | None = None
     cost: object = None                     # simrun.analysis.cost.CostSummary of the target backends, or None
+    # Stateful models: sequence name -> indices into comparisons of its steps, in order.
+    sequences: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.input_names:

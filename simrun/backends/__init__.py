@@ -112,7 +112,8 @@ def load_saved_inputs(path: Path) -> list[list[np.ndarray]]:
 
 def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]], *,
                 timeout: float = DEFAULT_TIMEOUT, progress=None,
-                isolate_from: list[Capture] | None = None, **options) -> list[Capture]:
+                isolate_from: list[Capture] | None = None, sequences: list[int] | None = None,
+                **options) -> list[Capture]:
     """Run backend `name` on every input (one list of arrays per sample) in a worker
     process. Returns one Capture per input; any failure raises BackendError(name, ...).
 
@@ -120,6 +121,11 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
     reference's values for its inputs (host: single-operator cut models, simrun.backends.isolate;
     target: Session.invoke(isolate_from=...)). Its Captures' meta say "isolated_from" and
     "not_isolated" ({"<sg>:<op>": reason}).
+
+    All inputs run in order on one interpreter (one emulator session), so a stateful
+    model carries its state from input to input. `sequences` (lengths summing to
+    len(inputs)) cuts them into sequences that each start on a fresh interpreter
+    (a rebooted target): state carries over within a sequence only.
 
     Target options: `sources_dir`, `cache_dir` (firmware build), `emulator`,
     `session_timeout`, `count_instructions` (per-operator instructions executed),
@@ -131,6 +137,9 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
         raise BadInput("no inputs to run")
     if isolate_from is not None and len(isolate_from) != len(inputs):
         raise BadInput(f"isolate_from: {len(isolate_from)} reference captures for {len(inputs)} inputs")
+    sequences = list(sequences or [len(inputs)])
+    if sum(sequences) != len(inputs) or min(sequences) < 1:
+        raise BadInput(f"sequence lengths {sequences} do not cut {len(inputs)} inputs")
     opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
                                for k, v in options.items() if v is not None}}
     if spec.module == "target":
@@ -142,7 +151,8 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
         work = Path(tmp)
         save_inputs(inputs, work / "inputs.npz")
         job = {"label": spec.label, "module": spec.module, "model": str(model_path),
-               "inputs": str(work / "inputs.npz"), "out": str(work), "options": opts}
+               "inputs": str(work / "inputs.npz"), "out": str(work), "options": opts,
+               "sequences": sequences}
         if isolate_from is not None:
             job["isolate_from"] = [str(ref.save(work / f"reference{i}.npz"))
                                    for i, ref in enumerate(isolate_from)]
@@ -260,8 +270,9 @@ class MatrixResult:
 
 
 def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]], *,
-               timeout: float = DEFAULT_TIMEOUT, progress=None, **target_options) -> MatrixResult:
-    """Run every backend in turn; one failing never stops the others.
+               timeout: float = DEFAULT_TIMEOUT, progress=None, sequences: list[int] | None = None,
+               **target_options) -> MatrixResult:
+    """Run every backend in turn; one failing never stops the others. `sequences`: see run_backend.
     `progress(label, event, seconds, message)` with event started | progress | finished | failed."""
     result = MatrixResult({}, {}, {}, {})
     for label in labels:
@@ -272,7 +283,8 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
             options = {**options, "progress": lambda msg, _l=label: progress(_l, "progress", 0.0, msg)}
         start = time.perf_counter()
         try:
-            caps = run_backend(label, model_path, inputs, timeout=timeout, **options)
+            caps = run_backend(label, model_path, inputs, timeout=timeout, sequences=sequences,
+                               **options)
         except BackendError as err:
             result.seconds[label] = time.perf_counter() - start
             result.errors[label] = err.message

@@ -14,7 +14,7 @@ import numpy as np
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
-from .collect import package_versions, stage
+from .collect import drop_no_data, package_versions, stage
 
 
 def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str,
@@ -43,7 +43,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
                 cap = _invoke_isolated(session, list(sample), isolate_from[i], label)
             # The Session reports the firmware's build facts; which emulator ran it is ours to add.
             cap.versions = {"emulator": emulator, **cap.versions, **package_versions("numpy")}
-            captures.append(cap)
+            captures.append(drop_no_data(model, cap))
         stage(f"stopping {emulator}")
     return captures
 

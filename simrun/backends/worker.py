@@ -39,7 +39,7 @@ def main(job_path: str) -> int:
         if "isolate_from" in job:
             from ..capture import Capture
             options["isolate_from"] = [Capture.load(p) for p in job["isolate_from"]]
-        captures = module.run(job["model"], inputs, label=job["label"], **options)
+        captures = run_sequences(module, job, inputs, options, stage)
     except SimrunError as err:
         message = getattr(err, "message", None) or str(err)
         # exit_code: what the error means (simrun.errors.EXIT_CODES); operator: where a
@@ -58,6 +58,27 @@ def main(job_path: str) -> int:
     (out / "done.json").write_text(json.dumps({"captures": len(captures)}))
     sys.stdout.flush()
     return 0
+
+
+def run_sequences(module, job: dict, inputs: list, options: dict, stage) -> list:
+    """One backend run per sequence: each builds its own interpreter (boots its own
+    emulator), so every sequence starts from the model's initial state and runs its
+    CALL_ONCE initialisation once. Captures say which sequence and step they are.
+    Per-input options (isolate_from) are cut like the inputs."""
+    lengths = job.get("sequences") or [len(inputs)]
+    captures, start = [], 0
+    for number, length in enumerate(lengths):
+        if len(lengths) > 1:
+            stage(f"starting sequence {number} (inputs {start}..{start + length - 1})")
+        part = dict(options)
+        if part.get("isolate_from") is not None:
+            part["isolate_from"] = part["isolate_from"][start:start + length]
+        chunk = module.run(job["model"], inputs[start:start + length], label=job["label"], **part)
+        for step, cap in enumerate(chunk):
+            cap.meta.update(sequence=number, step=step)
+        captures += chunk
+        start += length
+    return captures
 
 
 if __name__ == "__main__":

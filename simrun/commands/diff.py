@@ -22,6 +22,13 @@ def register(sub) -> None:
                    help=".npy, .npz, an image, or random[:SEED] (repeatable; default random:0)")
     p.add_argument("--count", type=int, default=1,
                    help="samples per random input spec (default 1)")
+    p.add_argument("--sequence", action="store_true",
+                   help="each --input is a sequence for a stateful (streaming) model: the leading "
+                        "axis of an .npy/.npz is time; each sequence runs on a fresh interpreter, "
+                        "step by step, and reports show per-step results and the first divergent "
+                        "step and layer")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="steps of a random[:SEED] sequence (implies --sequence)")
     p.add_argument("--cpu", action="append", metavar="CPU", dest="cpus", default=[],
                    help=f"add target backends for this CPU (repeatable or comma-separated; "
                         f"known: {', '.join(TARGETS)})")
@@ -121,7 +128,7 @@ def _progress(label: str, event: str, seconds: float, message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     # Heavy modules load after argument checks so usage errors stay instant.
     from ..model import Model
-    from ..inputs import load_named_inputs
+    from ..inputs import load_named_inputs, load_sequences
     from ..analysis.policy import Policy
     from ..pipeline import matrix_run
 
@@ -133,7 +140,15 @@ def run(args: argparse.Namespace) -> int:
     # Every input the user gave is checked before minutes of backends run.
     policy = Policy.load(args.policy)
     model = Model.from_file(args.model)
-    named = load_named_inputs(model, args.inputs, count=args.count)
+    sequences = None
+    if args.sequence or args.steps is not None:
+        if args.count != 1:
+            raise BadInput("--count does not apply to sequences; give their length with --steps N")
+        seqs = load_sequences(model, args.inputs, steps=args.steps)
+        named = [step for _, steps in seqs for step in steps]
+        sequences = {name: len(steps) for name, steps in seqs}
+    else:
+        named = load_named_inputs(model, args.inputs, count=args.count)
     if args.gdb is not None:
         _check_attach(args, labels)
     if args.reference is not None and args.reference not in labels:
@@ -142,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         require_instruction_counter(labels, args.emulator, args.gdb)
     require_writable_dir(args.report, BadInput, "--report directory", "give --report a directory you can write")
     run_, matrix = matrix_run(model, [n for n, _ in named], [s for _, s in named], labels,
-                              reference=args.reference, diagnose=args.diagnose,
+                              reference=args.reference, diagnose=args.diagnose, sequences=sequences,
                               timeout=args.timeout, progress=_progress,
                               sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
                               count_instructions=args.instructions or None)
@@ -177,10 +192,14 @@ def judge_and_report(run_, policy, report_dir: Path, error_codes: dict[str, int]
     does not excuse failed, that failure's own code (3 on the device, 4 the
     environment), as `simrun run` or `build` would exit: the run is incomplete."""
     from .. import report
+    from ..report import sequences
 
     verdict = policy.evaluate(run_)
     print(report.terminal.render(run_, verdict))
     written = report.write_reports(run_, verdict, report_dir)
+    if run_.sequences:
+        print(sequences.render(run_))
+        sequences.write(run_, report_dir / "sequences.json")
     print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
     if verdict.passed:
         return EXIT_OK

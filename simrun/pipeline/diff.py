@@ -32,31 +32,40 @@ REFERENCE_ORDER = ("tflite-reference", "tflm-host")
 
 def diff_run(model, input_names, samples, labels, *, reference: str | None = None,
              diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT, progress=None,
-             **target_options) -> DiffRun:
+             sequences: dict[str, int] | None = None, **target_options) -> DiffRun:
     """Run the matrix, compare every pair per input and (unless diagnose=False) diagnose.
-    `progress(label, event, seconds, message)` as run_matrix's, event also "note"."""
+    `progress(label, event, seconds, message)` as run_matrix's, event also "note".
+    `sequences` (name -> number of steps, in input order): the inputs are sequences of a
+    stateful model, each run on a fresh interpreter (run.sequences indexes their steps)."""
     return matrix_run(model, input_names, samples, labels, reference=reference, diagnose=diagnose,
-                      timeout=timeout, progress=progress, **target_options)[0]
+                      timeout=timeout, progress=progress, sequences=sequences, **target_options)[0]
 
 
 def matrix_run(model, input_names, samples, labels, *, reference: str | None = None,
                diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT, progress=None,
+               sequences: dict[str, int] | None = None,
                **target_options) -> tuple[DiffRun, MatrixResult]:
     """diff_run, also returning the MatrixResult with every backend's Captures (the
     quantization A/B compares them with its float model)."""
     if reference is not None and reference not in labels:
         raise BadInput(f"--reference {reference}: not among the backends run ({', '.join(labels)})")
+    lengths = list(sequences.values()) if sequences else None
     matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
-                        **target_options)
+                        sequences=lengths, **target_options)
     comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
                    for i in range(len(samples))]
+    steps, start = {}, 0
+    for name, length in (sequences or {}).items():
+        steps[name] = list(range(start, start + length))
+        start += length
     run = DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
-                  input_names=list(input_names), cost=summarize(matrix.captures))
+                  input_names=list(input_names), cost=summarize(matrix.captures),
+                  sequences=steps)
     if diagnose:
         # Instructions are reported for the normal runs only: isolated runs need not count.
         options = {k: v for k, v in target_options.items() if k != "count_instructions"}
         diagnose_matrix(run, samples, matrix, reference=reference, timeout=timeout,
-                        progress=progress, **options)
+                        progress=progress, sequences=lengths, **options)
     return run, matrix
 
 
@@ -70,7 +79,8 @@ def choose_reference(ran, requested: str | None = None) -> str | None:
 
 
 def diagnose_matrix(run: DiffRun, samples, matrix: MatrixResult, *, reference: str | None = None,
-                    timeout: float = DEFAULT_TIMEOUT, progress=None, **target_options):
+                    timeout: float = DEFAULT_TIMEOUT, progress=None,
+                    sequences: list[int] | None = None, **target_options):
     """Isolated runs against the reference, the variants the causes need, then the diagnosis.
     Returns run.diagnosis (None when fewer than two backends ran or the reference failed)."""
     say = _say(progress)
@@ -86,7 +96,7 @@ def diagnose_matrix(run: DiffRun, samples, matrix: MatrixResult, *, reference: s
     for label in sorted(matrix.captures, key=backend_rank):
         if label != ref:
             _isolated_run(label, ref, model, samples, matrix.captures[ref], isolated, failed,
-                          f"isolated run against {ref}", timeout, progress, target_options)
+                          f"isolated run against {ref}", timeout, progress, target_options, sequences)
     wanted: dict[str, str] = {}
     for cmp, iso in zip(run.comparisons, isolated):
         for label, why in wanted_variants(model, cmp, iso).items():
@@ -100,12 +110,13 @@ def diagnose_matrix(run: DiffRun, samples, matrix: MatrixResult, *, reference: s
         variants[label] = why
         say(f"running {label} isolated against {ref} {why}")
         _isolated_run(label, ref, model, samples, matrix.captures[ref], isolated, failed,
-                      "extra numerics variant for the diagnosis", timeout, progress, target_options)
+                      "extra numerics variant for the diagnosis", timeout, progress, target_options,
+                      sequences)
     return diagnose_run(run, isolated, ref, variants=variants, failed=failed)
 
 
 def _isolated_run(label, ref, model, samples, references, isolated, failed, what, timeout,
-                  progress, target_options) -> None:
+                  progress, target_options, sequences=None) -> None:
     shown = f"{label} (isolated)"
     spec = parse_backend(label)
     options = dict(target_options) if spec.module == "target" else {}
@@ -116,7 +127,7 @@ def _isolated_run(label, ref, model, samples, references, isolated, failed, what
     start = time.perf_counter()
     try:
         caps = run_backend(label, model.path, samples, timeout=timeout, isolate_from=references,
-                           **options)
+                           sequences=sequences, **options)
     except BackendError as err:
         failed[label] = err.message
         if progress:

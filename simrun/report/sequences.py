@@ -1,0 +1,74 @@
+"""Sequences of a stateful (streaming) model, step by step: per pair of backends, what
+each step compared, and the first step and layer where the pair parts.
+
+A stateful model's output at step k depends on every step before it, so the first
+divergent step matters more than any one step's figures: a difference that appears
+at step 3 and stays is carried in the state, one at every step from step 0 on is a
+kernel's. Only DiffRuns made with sequences (`simrun diff --sequence/--steps`)
+have this section.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..analysis.compare import DiffRun
+
+
+def summarize(run: DiffRun) -> list[dict]:
+    """[{"sequence", "steps", "pairs": [{"pair", "first_divergent", "divergent_steps",
+    "steps": [per-step figures]}]}], JSON-safe."""
+    out = []
+    for name, indices in run.sequences.items():
+        pairs: dict[str, dict] = {}
+        for step, i in enumerate(indices):
+            for pair in run.comparisons[i].pairs:
+                entry = pairs.setdefault(pair.name, {"pair": pair.name, "first_divergent": None,
+                                                     "divergent_steps": 0, "steps": []})
+                first = pair.first_divergent
+                divergent = [s for s in pair.layers + pair.outputs if s.diverges]
+                entry["steps"].append({
+                    "step": step, "input": run.input_names[i],
+                    "layers_compared": len(pair.compared_layers),
+                    "layers_divergent": len(divergent),
+                    "mismatch_ratio": pair.mismatch_ratio,
+                    "max_abs_delta": pair.max_abs_delta,
+                    "first_divergent": first.label if first else None,
+                })
+                if divergent:
+                    entry["divergent_steps"] += 1
+                if first is not None and entry["first_divergent"] is None:
+                    entry["first_divergent"] = {"step": step, "input": run.input_names[i],
+                                                "layer": first.id, "op": first.op_name,
+                                                "tensor": first.tensor_name, "depth": first.depth}
+        out.append({"sequence": name, "steps": len(indices), "pairs": list(pairs.values())})
+    return out
+
+
+def render(run: DiffRun) -> str:
+    """Terminal lines: per sequence and pair, where it first diverges, then one line per
+    step (for pairs that differ somewhere; summary.json-style figures are in write())."""
+    lines = []
+    for seq in summarize(run):
+        lines.append(f"sequence {seq['sequence']} ({seq['steps']} steps, state carried over):")
+        for pair in seq["pairs"]:
+            first = pair["first_divergent"]
+            if first is None:
+                lines.append(f"  {pair['pair']}: identical at every step and layer")
+                continue                                   # no per-step lines to read
+            else:
+                lines.append(f"  {pair['pair']}: first diverges at step {first['step']}, layer "
+                             f"{first['layer']} {first['op']} {first['tensor']}".rstrip()
+                             + f"; {pair['divergent_steps']} of {seq['steps']} steps differ")
+            for st in pair["steps"]:
+                where = f", first at {st['first_divergent']}" if st["first_divergent"] else ""
+                lines.append(f"    step {st['step']:>3}: {st['layers_divergent']} divergent of "
+                             f"{st['layers_compared']} layers, mismatch "
+                             f"{100 * st['mismatch_ratio']:.2f}%, max |Δ| {st['max_abs_delta']:g}{where}")
+    return "\n".join(lines)
+
+
+def write(run: DiffRun, path: Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps({"sequences": summarize(run)}, indent=2))
+    return path
