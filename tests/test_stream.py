@@ -223,3 +223,47 @@ def test_tflm_host_reports_why_it_cannot_prepare_a_hybrid_model(tmp_path):
     assert "TFLM cannot prepare this model" in message
     assert "Hybrid models are not supported on TFLite Micro" in message
     assert "CONV_2D" in message and "arena" not in message
+
+
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu", ("cortex-m55", "cortex-m4"))
+def test_streaming_sequence_on_the_target_matches_host_tflm(stream_model, tflm_firmware, cpu):
+    """The firmware creates resource variables, so the model allocates and runs on both
+    kernel variants; the events the device reports show CALL_ONCE's subgraph running at
+    step 0 only; the reference variant equals tflm-host at every step and layer; a second
+    sequence starts on a rebooted target from the initial state."""
+    from simrun.analysis.compare import compare
+
+    steps = _sequence(stream_model, seed=21)
+    inputs, cuts = steps + steps[:2], [STEPS, 2]
+    host = run_backend("tflm-host", stream_model.path, inputs, sequences=cuts)
+    for kernels in ("reference", "cmsis-nn"):
+        label = f"target:{cpu}:{kernels}"
+        caps = run_backend(label, stream_model.path, inputs, sequences=cuts,
+                           firmware_elf=tflm_firmware(cpu, kernels).elf)
+        assert len(caps) == len(inputs)
+        compared = divergent = 0
+        for i, (h, t) in enumerate(zip(host, caps)):
+            step = t.meta["step"]
+            assert {r.subgraph for r in t.ops} == ({0, 1} if step == 0 else {0}), \
+                f"{label} step {step}: CALL_ONCE's subgraph must run at step 0 only"
+            assert sorted(r.key for r in t.ops) == sorted(r.key for r in h.ops)
+            handle = stream_model.main.operators[_op(t, "VAR_HANDLE").index].outputs[0]
+            assert f"0:{handle}" in t.meta["no_data_tensors"] and _op(t, "VAR_HANDLE").outputs == []
+            pair = compare(stream_model, {"tflm-host": h, label: t}).pairs[0]
+            assert not any(s.one_sided or s.layout_differs for s in pair.layers)
+            if kernels == "reference":
+                assert pair.first_divergent is None, \
+                    f"{label} step {i}: {pair.first_divergent.label} differs from tflm-host"
+                assert all(np.array_equal(a.values, b.values) for a, b in zip(h.outputs, t.outputs))
+            compared += len(pair.compared_layers)
+            divergent += sum(s.diverges for s in pair.layers)
+        print(f"{label}: {len(caps)} steps, {compared} layers compared, {divergent} differ from tflm-host")
+        assert compared >= 6 * len(inputs)
+        # The second sequence repeats the first one's frames from a fresh state.
+        for a, b in zip(caps[:2], caps[STEPS:]):
+            assert np.array_equal(a.outputs[0].values, b.outputs[0].values)
+        assert not np.array_equal(_op(caps[1], "READ_VARIABLE").outputs[0].values,
+                                  _op(caps[0], "READ_VARIABLE").outputs[0].values)
