@@ -147,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
         seqs = load_sequences(model, args.inputs, steps=args.steps)
         named = [step for _, steps in seqs for step in steps]
         sequences = {name: len(steps) for name, steps in seqs}
+        if args.gdb is not None and len(sequences) > 1:
+            raise BadInput(f"--gdb {args.gdb}: every sequence starts on a rebooted target, and an "
+                           f"attached emulator starts once: give one sequence (one --input)")
     else:
         named = load_named_inputs(model, args.inputs, count=args.count)
     if args.gdb is not None:
