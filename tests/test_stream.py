@@ -111,7 +111,7 @@ def test_reference_backends_are_bit_exact_at_every_step(stream_model, tmp_path):
     code = simrun_diff(stream_model.path, "--input", "random:4", "--steps", 5,
                        "--backends", "tflite-reference,tflm-host", "--report", tmp_path)
     assert code == 0
-    summary = json.loads((tmp_path / "sequences.json").read_text())["sequences"]
+    summary = json.loads((tmp_path / "summary.json").read_text())["sequences"]
     [seq] = summary
     assert seq["sequence"] == "random:4" and seq["steps"] == 5
     [pair] = seq["pairs"]
@@ -121,6 +121,8 @@ def test_reference_backends_are_bit_exact_at_every_step(stream_model, tmp_path):
     assert all(s["layers_compared"] >= 6 for s in pair["steps"])
     junit = (tmp_path / "junit.xml").read_text()
     assert "random:4@4" in junit
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Sequences</h2>" in page and "identical at every step and layer" in page
 
 
 def test_the_first_divergent_step_and_layer_are_reported():
@@ -151,6 +153,9 @@ def test_the_first_divergent_step_and_layer_are_reported():
     text = sequences.render(run)
     assert "first diverges at step 2, layer 0:0/3 CONV_2D conv; 2 of 4 steps differ" in text
     assert "step   1: 0 divergent" in text and "step   3: 2 divergent" in text
+    page = sequences.html(run)
+    assert "first diverges at step 2, layer <code>0:0/3</code> CONV_2D" in page
+    assert page.count("<tr>") == 1 + 4             # header and one row per step
 
 
 def simrun_diff(*argv) -> int:

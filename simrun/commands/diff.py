@@ -202,7 +202,6 @@ def judge_and_report(run_, policy, report_dir: Path, error_codes: dict[str, int]
     written = report.write_reports(run_, verdict, report_dir)
     if run_.sequences:
         print(sequences.render(run_))
-        sequences.write(run_, report_dir / "sequences.json")
     print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
     if verdict.passed:
         return EXIT_OK

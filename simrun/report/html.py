@@ -17,6 +17,7 @@ from ..analysis.compare import DiffRun
 from ..analysis.policy import pair_diagnosis
 from . import html_parts as parts
 from .cost import html_section as cost_section
+from . import sequences
 from .digest import agreement_classes, cells, headline
 from .plots import group_figure_svg
 
@@ -40,6 +41,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{escape(w)}</li>" for w in verdict.warnings) + "</ul>")
     out.append("<h2>Backends</h2>" + parts.matrix(run, verdict, table, classes))
     out.append(cost_section(run.cost))
+    if run.sequences:
+        out.append(sequences.html(run))
 
     verdicts = {(pv.input_name, pv.a, pv.b): pv for pv in verdict.pairs}
     klass = {b: i for i, c in enumerate(classes) for b in c}

@@ -66,6 +66,7 @@ from pathlib import Path
 from ..analysis.compare import DiffRun, LayerStats, finite_or_none
 from ..analysis.policy import layer_diagnosis, pair_diagnosis
 from .cost import cost_json
+from . import sequences
 from .digest import agreement_classes, headline
 
 
@@ -112,6 +113,7 @@ def summary(run: DiffRun, verdict) -> dict:
         "isolation": _isolation(run),
         "cost": cost_json(run.cost),
         "comparisons": comparisons,
+        "sequences": sequences.summarize(run) if run.sequences else None,
     }
 
 

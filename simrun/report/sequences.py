@@ -5,12 +5,9 @@ A stateful model's output at step k depends on every step before it, so the firs
 divergent step matters more than any one step's figures: a difference that appears
 at step 3 and stays is carried in the state, one at every step from step 0 on is a
 kernel's. Only DiffRuns made with sequences (`simrun diff --sequence/--steps`)
-have this section.
+have this section: in the terminal, in summary.json ("sequences") and in report.html.
 """
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 from ..analysis.compare import DiffRun
 
@@ -68,7 +65,31 @@ def render(run: DiffRun) -> str:
     return "\n".join(lines)
 
 
-def write(run: DiffRun, path: Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps({"sequences": summarize(run)}, indent=2))
-    return path
+def html(run: DiffRun) -> str:
+    """The report.html section: per sequence, a row per pair (where it first diverges), and a
+    table of steps for the pairs that diverge somewhere."""
+    from html import escape
+
+    out = ["<h2>Sequences</h2>"]
+    for seq in summarize(run):
+        out.append(f"<h3>Sequence {escape(seq['sequence'])} ({seq['steps']} steps, state carried "
+                   f"over)</h3><ul>")
+        for pair in seq["pairs"]:
+            first = pair["first_divergent"]
+            where = ("identical at every step and layer" if first is None else
+                     f"first diverges at step {first['step']}, layer <code>{escape(first['layer'])}"
+                     f"</code> {escape(first['op'])} {escape(first['tensor'] or '')}; "
+                     f"{pair['divergent_steps']} of {seq['steps']} steps differ")
+            out.append(f"<li>{escape(pair['pair'])}: {where}</li>")
+        out.append("</ul>")
+        for pair in seq["pairs"]:
+            if pair["first_divergent"] is None:
+                continue
+            rows = "".join(
+                f"<tr><td>{st['step']}</td><td>{st['layers_divergent']} / {st['layers_compared']}</td>"
+                f"<td>{100 * st['mismatch_ratio']:.2f}%</td><td>{st['max_abs_delta']:g}</td>"
+                f"<td>{escape(st['first_divergent'] or '-')}</td></tr>" for st in pair["steps"])
+            out.append(f"<table><caption>{escape(pair['pair'])}</caption><tr><th>step</th>"
+                       f"<th>divergent layers</th><th>mismatch</th><th>max |Δ|</th>"
+                       f"<th>first divergent layer</th></tr>{rows}</table>")
+    return "\n".join(out)
