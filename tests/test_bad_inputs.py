@@ -79,7 +79,7 @@ def _op_tflm_lacks(schema, m):
 
 def _huge_buffer(schema, m):
     b = schema.BufferT()
-    b.data = np.zeros(5 * 1024 * 1024, dtype=np.uint8)   # more than any firmware's simrun_model
+    b.data = np.zeros(17 * 1024 * 1024, dtype=np.uint8)   # more than the 16 MiB bulk RAM of the MPS2 boards
     m.buffers.append(b)
 
 

@@ -146,3 +146,87 @@ def conv_model(tmp_path_factory):
     pytest.importorskip("tensorflow", reason="the model is built with TensorFlow")
     from testmodels import conv_logistic_int8
     return conv_logistic_int8(tmp_path_factory.mktemp("models"))
+
+
+# --- on the TFLM firmware (needs sources) -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tf_models(tmp_path_factory):
+    """A float model whose WHILE loop runs for hours, a small float Dense model, an int8 model
+    with an operator TFLM lacks and one larger than any board's bulk memory."""
+    tf = pytest.importorskip("tensorflow", reason="the models are built with TensorFlow")
+    from test_bad_inputs import _huge_buffer, _op_tflm_lacks, patched_model
+    from testmodels import conv_logistic_int8
+    d = tmp_path_factory.mktemp("tfmodels")
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+    def endless(x):
+        _, y = tf.while_loop(lambda i, x: i < 2_000_000_000, lambda i, x: (i + 1, x + 1.0),
+                             [tf.constant(0), x])
+        return y
+
+    (d / "while.tflite").write_bytes(
+        tf.lite.TFLiteConverter.from_concrete_functions([endless.get_concrete_function()], endless).convert())
+    dense = tf.keras.Sequential([tf.keras.Input(shape=(8,)), tf.keras.layers.Dense(4, activation="relu")])
+    (d / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
+    conv = conv_logistic_int8(d)
+    return {"while": d / "while.tflite", "float": d / "float.tflite",
+            "lacking": patched_model(conv, d / "lacking.tflite", _op_tflm_lacks),
+            "huge": patched_model(conv, d / "huge.tflite", _huge_buffer), "conv": conv}
+
+
+@pytest.fixture(scope="module")
+def m4_firmware(sources, qemu, arm_gcc):
+    from simrun.target.build import ensure_firmware
+    return ensure_firmware("cortex-m4", "reference")
+
+
+def test_run_timeout_names_the_operator(m4_firmware, tf_models):
+    proc = start("run", tf_models["while"], "--cpu", "cortex-m4", "--timeout", "5", "--no-layers")
+    code, err = finish(proc, timeout=120)
+    assert code == 3, err
+    # The WHILE loop's body (subgraph 2) or condition (subgraph 1) is what runs.
+    assert "did not finish within 5 s in operator" in err and "Traceback" not in err
+    assert any(f"operator {sg}:" in err for sg in (0, 1, 2))
+
+
+def test_diff_timeout_names_the_operator(m4_firmware, tf_models, tmp_path):
+    proc = start("diff", tf_models["while"], "--backends", "tflite-reference,target:cortex-m4:reference",
+                 "--no-diagnose", "--timeout", "8", "--report", tmp_path / "r")
+    code, err = finish(proc, timeout=300)
+    failed = next(ln for ln in err.splitlines() if ln.startswith("[diff] target:cortex-m4:reference: FAILED"))
+    assert "timed out after 8 s" in failed and "in operator" in failed, failed
+    assert code == 3, err                         # a backend the policy does not excuse failed on the device
+    assert "Traceback" not in err
+
+
+def test_operator_tflm_lacks_on_the_target(m4_firmware, tf_models):
+    code, err = finish(start("run", tf_models["lacking"], "--cpu", "cortex-m4"), timeout=120)
+    assert code == 3, err
+    assert "SKIP_GRAM" in err and err.count("error:") == 1 and "Traceback" not in err
+
+
+def test_float_model_on_the_target_runs(m4_firmware, tf_models):
+    proc = start("run", tf_models["float"], "--cpu", "cortex-m4", "--input", "random:1")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "FULLY_CONNECTED" in out and "float32[1, 4]" in out
+
+
+def test_model_larger_than_the_board(m4_firmware, tf_models):
+    """17 MiB: more than the MPS2 boards' 16 MiB bulk RAM (the M55's MPS3 board holds 512 MiB)."""
+    code, err = finish(start("run", tf_models["huge"], "--cpu", "cortex-m4"), timeout=120)
+    assert code == 2, err
+    assert "bytes" in err and "cortex-m55" in err          # names the CPUs whose board can hold it
+    assert err.count("error:") == 1 and "Traceback" not in err
+
+
+def test_a_damaged_cache_entry_is_built_again(m4_firmware, tmp_path):
+    elf = m4_firmware.elf
+    elf.write_bytes(elf.read_bytes()[:4096])         # truncated, as by a full disk
+    proc = start("build", "--cpu", "cortex-m4", "--kernels", "reference")
+    out, err = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, err
+    assert "is damaged" in err and Path(out.strip()) == elf
+    from simrun.target.build import load_entry
+    assert load_entry(elf.parent) is not None and elf.stat().st_size > 100_000

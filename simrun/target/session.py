@@ -379,6 +379,15 @@ class Session:
         """Run fn; on any failure (also Ctrl-C) the emulator is gone before the error propagates."""
         try:
             return fn(*args)
+        except EmulatorTimeout as err:
+            # Raised outside a wait (a backend worker's time limit, e.g. while the capture
+            # log drains): the target is stopped at a hook, so name the operator it was in.
+            if err.operator is None and self._gdb is not None and self._stopped_at is not None:
+                err.operator = self._running_operator(interrupt=False)
+                if err.operator:
+                    err.args = (f"{err} (in operator {err.operator})",)
+            self.close()
+            raise
         except BaseException:
             self.close()
             raise
@@ -414,8 +423,12 @@ class Session:
         return self._gdb.executed_instructions() if self._gdb is not None else None
 
     def _running_operator_after_interrupt(self) -> str | None:
+        return self._running_operator(interrupt=True)
+
+    def _running_operator(self, interrupt: bool) -> str | None:
         try:
-            self._gdb.interrupt(timeout=2.0)
+            if interrupt:
+                self._gdb.interrupt(timeout=2.0)
             status = self._read_status()
             if status.state != STATE_RUNNING:
                 return None
