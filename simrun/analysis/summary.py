@@ -17,7 +17,7 @@ def summarize(p) -> str:
     parts = []
     if not any(d.propagated.diverges or (d.own is not None and d.own.diverges) for d in p.layers) \
             and not any(s.diverges for s in p.outputs):
-        return f"{p.name}: bit-exact on all {n} layers"
+        return f"{p.name}: bit-exact on all {n} layers" if n != 1 else f"{p.name}: bit-exact on its one layer"
     if intro:
         ops = Counter(d.op_name for d in intro)
         what = f"all {next(iter(ops))}" if len(ops) == 1 else ", ".join(f"{k} x{v}" for k, v in ops.most_common())
