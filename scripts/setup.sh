@@ -8,14 +8,31 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
               qemu-system-arm cmake chromium)
 
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "setup: installing ${missing[*]}"
+
+# Instruction counting builds our QEMU plugin against QEMU's own plugin header, which
+# no binary package ships: simrun takes it from Debian's qemu source package
+# (`apt-get source qemu`, see simrun/target/qemu_plugin.py), so APT needs source
+# entries beside the binary ones it already has. Added once, for the Debian entries only.
+update=0
+if [ -f /etc/apt/sources.list.d/debian.sources ] && grep -q '^Types: deb$' /etc/apt/sources.list.d/debian.sources; then
+  echo "setup: enabling Debian source entries (deb-src) for APT"
+  $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources
+  update=1
+elif [ -f /etc/apt/sources.list ] && grep -q '^deb .*debian' /etc/apt/sources.list && ! grep -q '^deb-src ' /etc/apt/sources.list; then
+  echo "setup: enabling Debian source entries (deb-src) for APT"
+  grep '^deb .*debian' /etc/apt/sources.list | sed 's/^deb /deb-src /' | $SUDO tee -a /etc/apt/sources.list >/dev/null
+  update=1
+fi
+if [ ${#missing[@]} -gt 0 ] || [ "$update" -eq 1 ]; then
   $SUDO apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -7,10 +7,12 @@ never committed:
 
   1. SIMRUN_QEMU_SOURCE_DIR: a QEMU source tree (e.g. `git checkout v7.2.x` of
      qemu/qemu, or `apt-get source qemu`), or `qemu/` inside SIMRUN_SOURCES_DIR;
-  2. otherwise the Debian archive's QEMU 7.2 source tarball (the one Debian 12's
-     qemu-system-arm is built from; Debian's stable patches up to 7.2.22 leave
-     the header alone), downloaded once, checked against its SHA-256, and only
-     the header kept in the cache.
+  2. otherwise Debian's own QEMU 7.2 source package, fetched with the ordinary
+     client (`apt-get source --download-only qemu`; needs source entries in APT's
+     sources, which scripts/setup.sh enables): its upstream tarball (the one
+     Debian 12's qemu-system-arm is built from; Debian's stable patches up to
+     7.2.22 leave the header alone) is checked against its SHA-256, and only the
+     header is kept in the cache.
 
 The plugin is compiled with the host C compiler, like the fixture firmware:
 cached under SIMRUN_CACHE_DIR by a hash of source, header, compiler and flags.
@@ -23,7 +25,8 @@ import os
 import re
 import subprocess
 import tarfile
-import urllib.request
+import shutil
+import tempfile
 from pathlib import Path
 
 from ..errors import SourcesMissing, ToolMissing, require_tool
@@ -36,13 +39,10 @@ QEMU_API = "7.2"                       # the QEMU version whose plugin API (vers
 HEADER_SHA256 = "19f277b037d05a8bcb5069f2f81a465d177208e5903048a915c56627d4c3748e"   # v7.2.0 .. v7.2.22
 TARBALL_SHA256 = "91aca71520040edc40b8d437aa3004dae614f58e286cf653ee8996c07af2962f"
 TARBALL_MEMBER = "qemu-7.2.0/include/qemu/qemu-plugin.h"
-TARBALL_URLS = (
-    "http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2+dfsg.orig.tar.xz",
-    "https://snapshot.debian.org/archive/debian/20250520T000000Z/pool/main/q/qemu/qemu_7.2+dfsg.orig.tar.xz",
-)
+TARBALL_NAME = "qemu_7.2+dfsg.orig.tar.xz"   # upstream tarball of every Debian 12 qemu 1:7.2+dfsg-* revision
 CFLAGS = ["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-std=c11", "-D_GNU_SOURCE"]
 HOW_TO_PROVIDE = (f"set {QEMU_SOURCE_ENV} to a QEMU {QEMU_API} source tree (it needs include/qemu/qemu-plugin.h), "
-                  f"or allow a download from deb.debian.org")
+                  f"or enable Debian source entries (deb-src; scripts/setup.sh does) so that `apt-get source qemu` works")
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
@@ -80,32 +80,35 @@ def _local_header() -> Path | None:
 
 
 def _download_header(dest: Path) -> Path:
-    errors = []
-    for url in TARBALL_URLS:
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp:
-                data = resp.read()
-        except OSError as err:
-            errors.append(f"{url}: {getattr(err, 'reason', err)}")
-            continue
-        if _sha256(data) != TARBALL_SHA256:
-            errors.append(f"{url}: checksum mismatch")
-            continue
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
-            header = tar.extractfile(TARBALL_MEMBER).read()
-        if _sha256(header) != HEADER_SHA256:
-            raise SourcesMissing(f"{url}: {TARBALL_MEMBER} has an unexpected checksum")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(header)
-        os.replace(tmp, dest)
-        return dest
-    raise SourcesMissing("cannot get QEMU's plugin header for instruction counting: "
-                         + "; ".join(errors) + f"; {HOW_TO_PROVIDE}")
+    """The header out of Debian's QEMU source package, fetched by apt (by package name)."""
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise SourcesMissing(f"cannot get QEMU's plugin header for instruction counting: no apt-get; {HOW_TO_PROVIDE}")
+    with tempfile.TemporaryDirectory(prefix="simrun-qemu-src-") as tmp:
+        proc = subprocess.run([apt, "source", "--download-only", "qemu"], cwd=tmp,
+                              capture_output=True, text=True, timeout=600)
+        tarball = Path(tmp) / TARBALL_NAME
+        if proc.returncode != 0 or not tarball.is_file():
+            said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SourcesMissing(f"cannot get QEMU's plugin header for instruction counting: "
+                                 f"`apt-get source --download-only qemu` failed ({said}); {HOW_TO_PROVIDE}")
+        data = tarball.read_bytes()
+    if _sha256(data) != TARBALL_SHA256:
+        raise SourcesMissing(f"Debian's {TARBALL_NAME} has an unexpected checksum (sha256 {_sha256(data)[:12]}..., "
+                             f"expected {TARBALL_SHA256[:12]}...); {HOW_TO_PROVIDE}")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:xz") as tar:
+        header = tar.extractfile(TARBALL_MEMBER).read()
+    if _sha256(header) != HEADER_SHA256:
+        raise SourcesMissing(f"{TARBALL_NAME}: {TARBALL_MEMBER} has an unexpected checksum")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = dest.with_suffix(f".{os.getpid()}.tmp")
+    tmp_file.write_bytes(header)
+    os.replace(tmp_file, dest)
+    return dest
 
 
 def plugin_header(cache_dir: str | Path | None = None) -> Path:
-    """QEMU 7.2's qemu-plugin.h: local tree, else cache, else the pinned Debian source tarball."""
+    """QEMU 7.2's qemu-plugin.h: local tree, else cache, else Debian's source package (pinned checksum)."""
     local = _local_header()
     if local is not None:
         return local
