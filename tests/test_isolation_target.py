@@ -67,3 +67,21 @@ def test_rounding_is_named_where_single_rounding_firmware_removes_the_error(tflm
     assert vanishing, pd.summary
     assert all(x.cause == "rounding" for x in vanishing), [(x.label, x.cause) for x in vanishing]
     assert "cause rounding (single-rounding firmware removes it)" in pd.summary
+
+
+def test_float_contraction_is_named_where_firmware_without_fma_removes_the_error(tflm_firmware, models_dir):
+    """hello_world_float: the cortex-m55 firmware (GCC's default -ffp-contract=fast, VFMA) differs
+    from host TFLM by about 1e-7 in its FULLY_CONNECTED layers; built -ffp-contract=off it does not."""
+    from conftest import random_input
+    from simrun.pipeline import diff_run
+    tflm_firmware("cortex-m55", "reference")
+    model = Model.from_file(models_dir / "hello_world_float.tflite")
+    run = diff_run(model, ["random:0"], [random_input(model, 0)], ["tflm-host", TARGET], timeout=600)
+    d = run.diagnosis
+    assert d.failed == {} and f"{TARGET}:no-fp-contract" in d.variants
+    pd = d.pair(0, "tflm-host", TARGET)
+    introducing = [x for x in pd.layers if x.own is not None and x.own.diverges]
+    assert introducing, pd.summary
+    assert [x.cause for x in introducing] == ["float-contraction"] * len(introducing), \
+        [(x.label, x.cause, x.evidence) for x in introducing]
+    assert "cause float-contraction" in pd.summary
