@@ -9,6 +9,7 @@ The test checks that `simrun` in the venv is the wheel's copy, not the checkout.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -41,9 +42,12 @@ def venv(tmp_path_factory) -> Path:
     src = tmp / "src"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
                                                              ".pytest_cache", "simrun-report"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-w", str(tmp / "dist"), str(src)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    # The installed setuptools and wheel when they are there (no download); else pip fetches
+    # them from PyPI into an isolated build environment.
+    have_backend = all(importlib.util.find_spec(m) for m in ("setuptools", "wheel"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+                    *(["--no-build-isolation"] if have_backend else []), "-w", str(tmp / "dist"), str(src)],
+                   check=True, capture_output=True, text=True, timeout=600)
     (wheel,) = (tmp / "dist").glob("simrun-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for entry in ("CMakeLists.txt", "cmake/arm-none-eabi.cmake", "firmware/fixture/fixture.c",
@@ -51,11 +55,13 @@ def venv(tmp_path_factory) -> Path:
                   "renode/mps3-an547.repl", "qemu_plugin/insn_count.c"):
         assert f"simrun/_resources/{entry}" in names, f"wheel lacks {entry}"
     assert "simrun/data/policy-default.toml" in names
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp / "venv")],
+    # --without-pip: no ensurepip (Debian splits it into python3-venv); this pip installs into it.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(tmp / "venv")],
                    check=True, timeout=120)
-    py = tmp / "venv" / "bin" / "python"
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--disable-pip-version-check", str(wheel)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(tmp / "venv" / "bin" / "python"), "install",
+                    "-q", "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)],
+                   check=True, timeout=300)
+    assert (tmp / "venv" / "bin" / "simrun").is_file()
     return tmp
 
 
