@@ -8,7 +8,7 @@ from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT
                               ROUNDING_MODES, TARGETS)
 
 # Lines worth showing from CMake/make: progress counters and diagnostics.
-_SHOWN = re.compile(r"^\[\s*\d+%\]|error|warning:|^configuring|^cached|^waiting|^CMake Error", re.I)
+_SHOWN = re.compile(r"^\[\s*\d+%\]|error|warning:|^configuring|^cached|^waiting|^cache entry|^CMake Error", re.I)
 
 
 def register(sub) -> None:
