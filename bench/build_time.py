@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simrun.target.build import ensure_firmware  # noqa: E402
+from simrun.device.build import ensure_firmware  # noqa: E402
 from simrun.errors import SimrunError  # noqa: E402
-from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
+from simrun.device.targets import KERNEL_VARIANTS  # noqa: E402
 
 
 def timed(cpu: str, kernels: str, sources: str | None, cache: Path) -> tuple[float, int]:
@@ -42,7 +42,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="the fixture firmware, cold then warm")
     args = p.parse_args()
     if args.quick:
-        from simrun.target.fixture import build_fixture
+        from simrun.device.fixture import build_fixture
         with tempfile.TemporaryDirectory(prefix="simrun-bench-") as tmp:
             for state in ("cold", "warm"):
                 started = time.monotonic()

@@ -24,14 +24,14 @@ sys.path.insert(0, str(REPO))
 
 from common import machine  # noqa: E402  (bench/common.py)
 from simrun.errors import SimrunError  # noqa: E402
-from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
+from simrun.device.targets import KERNEL_VARIANTS  # noqa: E402
 
 DEFAULT_MODEL = REPO.parent / "shared" / "models" / "person_detect.tflite"
 
 
 def timed(elf, cpu, load, inputs, repeat: int, count: bool) -> tuple[float, int | None]:
     """Median invoke seconds (plain run: no per-layer stops) and the instructions counted."""
-    from simrun.target.session import Session
+    from simrun.device.session import Session
     with Session(elf, cpu=cpu, timeout=900, count_instructions=count) as s:
         load(s)
         s.invoke(inputs, capture_layers=False)          # warm: translation blocks exist
@@ -54,8 +54,8 @@ def main() -> int:
     args = ap.parse_args()
     repeat = 1 if args.quick else args.repeat
 
-    from simrun.target.fixture import build_fixture, demo_model
-    from simrun.target.qemu_plugin import ensure_plugin
+    from simrun.device.fixture import build_fixture, demo_model
+    from simrun.device.qemu_plugin import ensure_plugin
 
     print(f"machine: {machine()}")
     try:
@@ -72,8 +72,8 @@ def main() -> int:
         return 0
 
     from simrun.model import Model
-    from simrun.target.build import ensure_firmware
-    from simrun.target.sources import local_sources
+    from simrun.device.build import ensure_firmware
+    from simrun.device.sources import local_sources
     if not args.model.is_file():
         print(f"skipped TFLM rows: model {args.model} not found")
         return 0

@@ -24,7 +24,7 @@ from simrun.backends import HOST_BACKENDS  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402
 from simrun.pipeline import diff_run  # noqa: E402
-from simrun.target.targets import target_label  # noqa: E402
+from simrun.device.targets import target_label  # noqa: E402
 
 
 def main() -> int:
@@ -36,11 +36,11 @@ def main() -> int:
     p.add_argument("--sources", type=Path, help="TFLM source trees (default: SIMRUN_SOURCES_DIR)")
     args = p.parse_args()
 
-    from simrun.target.sources import local_sources
+    from simrun.device.sources import local_sources
     sources = args.sources or local_sources()
     labels = list(HOST_BACKENDS)
     if sources:
-        from simrun.target.build import ensure_firmware
+        from simrun.device.build import ensure_firmware
         for cpu in args.cpu.split(","):
             for kernels in args.kernels.split(","):
                 for rounding in ("double", "single"):

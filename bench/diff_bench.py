@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simrun.backends import HOST_BACKENDS  # noqa: E402
-from simrun.target.targets import target_label  # noqa: E402
+from simrun.device.targets import target_label  # noqa: E402
 from simrun.pipeline import diff_run  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402
@@ -42,11 +42,11 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="host backends only (tests/test_bench.py runs this)")
     args = p.parse_args()
 
-    from simrun.target.sources import local_sources
+    from simrun.device.sources import local_sources
     sources = None if args.quick else (args.sources or local_sources())
     labels = list(HOST_BACKENDS)
     if sources:
-        from simrun.target.build import ensure_firmware
+        from simrun.device.build import ensure_firmware
         for cpu in args.cpu.split(","):
             for kernels in ("reference", "cmsis-nn"):
                 t0 = time.perf_counter()

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from common import machine  # noqa: E402  (bench/common.py)
 from simrun.errors import SimrunError  # noqa: E402
-from simrun.target.targets import KERNEL_VARIANTS  # noqa: E402
+from simrun.device.targets import KERNEL_VARIANTS  # noqa: E402
 
 DEFAULT_MODEL = REPO.parent / "shared" / "models" / "person_detect.tflite"
 MB = 1e6
@@ -46,9 +46,9 @@ def _rate(fn, nbytes: int, min_seconds: float = 0.2) -> float:
 
 
 def memory_throughput(cpu: str, mapped_bytes: int, gdb_bytes: int) -> dict[str, float]:
-    from simrun.target.fixture import build_fixture, demo_model
-    from simrun.target.memory import GdbMemory
-    from simrun.target.session import Session
+    from simrun.device.fixture import build_fixture, demo_model
+    from simrun.device.memory import GdbMemory
+    from simrun.device.session import Session
 
     elf = build_fixture(cpu, bulk_bytes=None)           # the board's whole bulk region
     with Session(elf, cpu=cpu, timeout=60) as s:
@@ -95,8 +95,8 @@ def _timed_invokes(s, inputs, capture: bool, repeat: int) -> tuple[float, object
 
 
 def target_figures(cpu: str, kernels: str, model, inputs, repeat: int) -> dict:
-    from simrun.target.build import ensure_firmware
-    from simrun.target.session import Session
+    from simrun.device.build import ensure_firmware
+    from simrun.device.session import Session
 
     fw = ensure_firmware(cpu, kernels, progress=lambda m: print(f"  [{kernels}] {m}", file=sys.stderr))
     with Session(fw.elf, cpu=cpu, timeout=900) as s:
@@ -139,7 +139,7 @@ def main() -> int:
         return 0
 
     from simrun.model import Model
-    from simrun.target.sources import local_sources
+    from simrun.device.sources import local_sources
     if not args.model.is_file():
         print(f"skipped TFLM figures: model {args.model} not found")
         return 0

@@ -1,5 +1,5 @@
 # Toolchain file: bare-metal Arm with the GNU Arm Embedded toolchain (arm-none-eabi-gcc).
-# CPU flags are not set here: they come from simrun/targets.py via SIMRUN_CPU_FLAGS,
+# CPU flags are not set here: they come from simrun/device/targets.py via SIMRUN_CPU_FLAGS,
 # so one toolchain file serves every Cortex-M target.
 set(CMAKE_SYSTEM_NAME Generic)
 set(CMAKE_SYSTEM_PROCESSOR arm)

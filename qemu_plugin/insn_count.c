@@ -7,7 +7,7 @@
  *     uint32 marker index, uint32 reserved (0), uint64 instructions executed before that instruction
  * (16 bytes, little-endian host order) to the output file. The host reads the
  * file after an inference and turns the records into per-operator counts
- * (simrun/target/cost.py). No firmware change and no stop per operator.
+ * (simrun/device/cost.py). No firmware change and no stop per operator.
  *
  * Why counts are exact and deterministic: the count only depends on the guest's
  * instruction stream (the emulated CPU has no timing, and nothing the host
@@ -22,7 +22,7 @@
  *   out    file to append records to (created/truncated at load)
  *   marks  up to 8 hexadecimal or decimal guest addresses, in marker-index order
  *
- * Built by simrun/target/cost.py against QEMU's own include/qemu/qemu-plugin.h,
+ * Built by simrun/device/cost.py against QEMU's own include/qemu/qemu-plugin.h,
  * taken from QEMU's source at the installed version (never committed here).
  */
 #include <errno.h>

@@ -16,7 +16,7 @@ done
 
 # Instruction counting builds our QEMU plugin against QEMU's own plugin header, which
 # no binary package ships: simrun takes it from Debian's qemu source package
-# (`apt-get source qemu`, see simrun/target/qemu_plugin.py), so APT needs source
+# (`apt-get source qemu`, see simrun/device/qemu_plugin.py), so APT needs source
 # entries beside the binary ones it already has. Added once, for the Debian entries only.
 update=0
 if [ -f /etc/apt/sources.list.d/debian.sources ] && grep -q '^Types: deb$' /etc/apt/sources.list.d/debian.sources; then

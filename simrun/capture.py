@@ -58,7 +58,7 @@ class OpRecord:
     index: int                              # operator index within the subgraph
     op_name: str                            # "CONV_2D", ...
     outputs: list[Tensor]
-    # Instructions the target executed for this operator (simrun.target.cost), exact and
+    # Instructions the target executed for this operator (simrun.device.cost), exact and
     # identical on every run of the same firmware and input; None where nothing counted.
     instructions: int | None = None
 

@@ -77,11 +77,11 @@ def arm_gcc() -> str:
 @pytest.fixture(scope="session")
 def tflm_firmware(qemu, arm_gcc):
     """`get(cpu, kernels) -> Firmware`, built (or taken from the cache) once per session."""
-    from simrun.target.sources import HOW_TO_PROVIDE, local_sources
+    from simrun.device.sources import HOW_TO_PROVIDE, local_sources
 
     if local_sources() is None:
         pytest.skip(f"TFLM sources not available: {HOW_TO_PROVIDE}")
-    from simrun.target.build import ensure_firmware
+    from simrun.device.build import ensure_firmware
 
     built = {}
 
@@ -105,7 +105,7 @@ def renode_replica(qemu, monkeypatch):
     Skipped, with the reason, where Renode could not be started safely (no
     private network namespace): the launcher refuses there, by design."""
     from simrun.errors import ToolMissing
-    from simrun.target.emulators.renode import unshare_prefix
+    from simrun.device.emulators.renode import unshare_prefix
 
     monkeypatch.setenv("PATH", f"{REPLICA_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("RENODE_REPLICA_PYTHON", sys.executable)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from simrun.errors import BadInput, SimrunError
-from simrun.target import fixture
-from simrun.target.emulators.attach import parse_gdb_address
-from simrun.target.session import Session
+from simrun.device import fixture
+from simrun.device.emulators.attach import parse_gdb_address
+from simrun.device.session import Session
 
 
 def free_port() -> int:
@@ -97,7 +97,7 @@ def test_attach_to_a_renode_the_bench_started(renode_replica, arm_gcc, tmp_path)
     import os
     import sys
 
-    from simrun.target.emulators.renode import RELAY, RENODE_DIR, unshare_prefix
+    from simrun.device.emulators.renode import RELAY, RENODE_DIR, unshare_prefix
 
     elf = fixture.build_fixture("cortex-m4")
     code = f"""
@@ -106,8 +106,8 @@ import numpy as np
 sys.path.insert(0, {str(RELAY.parent)!r})
 import netns_relay
 netns_relay.loopback_up()
-from simrun.target import fixture
-from simrun.target.session import Session
+from simrun.device import fixture
+from simrun.device.session import Session
 script = "$repl=@{RENODE_DIR}/mps2-an386.repl; $elf=@{elf}; $gdb_port=3333; include @{RENODE_DIR}/mps2-an386.resc"
 bench = subprocess.Popen([{str(renode_replica)!r}, "--disable-xwt", "--console", "--plain", "-e", script],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -121,14 +121,14 @@ def test_an_operator_version_the_desktop_lacks_is_a_refusal(models_dir, tmp_path
 def test_target_timeout_stops_the_emulator(models_dir):
     """A timed-out target worker is stopped with its emulator (conftest fails the
     test if a qemu-system-arm outlives it)."""
-    from simrun.target.sources import local_sources
+    from simrun.device.sources import local_sources
     if local_sources() is None:
         pytest.skip("needs TFLM/CMSIS sources: set SIMRUN_SOURCES_DIR to the pinned trees")
     import shutil
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cmake"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not on PATH")
-    from simrun.target.build import ensure_firmware
+    from simrun.device.build import ensure_firmware
     firmware = ensure_firmware("cortex-m55", "reference")     # cached after the first build
     path = models_dir / "person_detect.tflite"
     inputs = _inputs(Model.from_file(path), 30)

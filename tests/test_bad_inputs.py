@@ -86,7 +86,7 @@ def _huge_buffer(schema, m):
 def fake_sources(root: Path, wrong: str | None = None, drop: str | None = None) -> Path:
     """Trees holding only their probe and witness files: enough for the checks simrun makes
     before CMake; the witness contents are wrong for `wrong` (another version)."""
-    from simrun.target.sources import TREES, witness_digest
+    from simrun.device.sources import TREES, witness_digest
     for t in TREES:
         if t.dirname == drop:
             continue
@@ -126,7 +126,7 @@ def fixture_run(env: Env, model_bytes: bytes, *extra):
 
 
 def _fixture_model() -> bytes:
-    from simrun.target import fixture
+    from simrun.device import fixture
     return fixture.demo_model().to_bytes()
 
 
@@ -244,7 +244,7 @@ def _fixture_build(cache):
     import shutil as _sh
     if not _sh.which("arm-none-eabi-gcc"):
         pytest.skip("arm-none-eabi-gcc not on PATH")
-    from simrun.target import fixture
+    from simrun.device import fixture
     return fixture.build_fixture("cortex-m4", cache_dir=cache)
 
 
@@ -266,7 +266,7 @@ def models(tmp_path_factory):
 def fixture_elf():
     if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
         return None
-    from simrun.target import fixture
+    from simrun.device import fixture
     return fixture.build_fixture("cortex-m4")
 
 
@@ -298,7 +298,7 @@ if __name__ == "__main__":      # prints every row's message (for reading them)
     import tempfile
     sys.path.insert(0, str(Path(__file__).parent))
     from testmodels import conv_logistic_int8, logistic_only_int8
-    from simrun.target import fixture as _fx
+    from simrun.device import fixture as _fx
     with tempfile.TemporaryDirectory() as d:
         base = Path(d)
         mods = conv_logistic_int8(base), logistic_only_int8(base, width=16)

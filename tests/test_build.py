@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from simrun.target import build, sources
+from simrun.device import build, sources
 from simrun.cli import main as cli_main
 from simrun.errors import BadInput, SourcesMissing, ToolMissing
-from simrun.target.targets import KERNEL_VARIANTS, TARGETS, get_target
+from simrun.device.targets import KERNEL_VARIANTS, TARGETS, get_target
 
 REPO = Path(__file__).resolve().parents[1]
 FIRMWARE_CPUS = ("cortex-m55", "cortex-m4")  # the CPUs CI builds; others verified by hand

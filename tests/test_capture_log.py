@@ -10,10 +10,10 @@ import pytest
 
 from simrun.capture import Capture, OpRecord, Tensor
 from simrun.errors import BadInput, ModelTooLarge
-from simrun.target import fixture
-from simrun.target.capture_log import plan_layout
-from simrun.target.session import Session
-from simrun.target.targets import TARGETS
+from simrun.device import fixture
+from simrun.device.capture_log import plan_layout
+from simrun.device.session import Session
+from simrun.device.targets import TARGETS
 
 pytestmark = pytest.mark.qemu
 MiB = 1 << 20
@@ -87,7 +87,7 @@ def test_mapping_is_the_board_ram_and_is_removed(elfs):
 
 
 def test_ram_file_is_private_and_sparse(tmp_path):
-    from simrun.target.memory import RamFile
+    from simrun.device.memory import RamFile
     ram = RamFile.create(f"simrun-test-{tmp_path.name}-ram", 0x60000000, 2048 * MiB)
     try:
         st = ram.path.stat()

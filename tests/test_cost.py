@@ -1,4 +1,4 @@
-"""Instructions executed per operator (simrun.target.cost + the QEMU plugin).
+"""Instructions executed per operator (simrun.device.cost + the QEMU plugin).
 
 The fixture tests run real QEMU with the plugin built from QEMU's own plugin
 header (downloaded from the Debian archive once, or SIMRUN_QEMU_SOURCE_DIR);
@@ -14,16 +14,16 @@ import pytest
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
 from simrun.errors import BadInput, EmulatorError, SourcesMissing
-from simrun.target import fixture
-from simrun.target.cost import BEGIN, END, KERNEL_END, per_operator
-from simrun.target.session import Session
+from simrun.device import fixture
+from simrun.device.cost import BEGIN, END, KERNEL_END, per_operator
+from simrun.device.session import Session
 
 CPU = "cortex-m4"
 
 
 @pytest.fixture(scope="module")
 def plugin(qemu):
-    from simrun.target.qemu_plugin import ensure_plugin
+    from simrun.device.qemu_plugin import ensure_plugin
     try:
         return ensure_plugin()
     except SourcesMissing as err:
@@ -129,8 +129,8 @@ def test_renode_path_counts_at_stops_the_same_as_the_plugin(plugin, elf, renode_
 
 def test_counting_where_the_emulator_has_no_count_says_so(qemu, arm_gcc):
     """Attached to a plain QEMU (no plugin, no monitor count): one clear error, not silent Nones."""
-    from simrun.target.cost import StopCounter
-    from simrun.target.elf import FirmwareImage
+    from simrun.device.cost import StopCounter
+    from simrun.device.elf import FirmwareImage
     image = FirmwareImage(fixture.build_fixture(CPU))
     with pytest.raises(EmulatorError, match="reports no instruction count"):
         StopCounter(image).stopped(image.address("simrun_hook_op_begin"), None)

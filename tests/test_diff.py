@@ -182,7 +182,7 @@ def test_not_a_model_exits_2(tmp_path):
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_person_detect_on_cortex_m55_matches_host_tflm(models_dir, tmp_path):
-    from simrun.target.sources import local_sources
+    from simrun.device.sources import local_sources
     if local_sources() is None:
         pytest.skip("needs TFLM/CMSIS sources: set SIMRUN_SOURCES_DIR to the pinned trees")
     for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cmake"):

@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from simrun.target.elf import REQUIRED, FirmwareImage
+from simrun.device.elf import REQUIRED, FirmwareImage
 from simrun.errors import AbiMismatch, BadInput
-from simrun.target.fixture import build_fixture
-from simrun.target.targets import get_target
+from simrun.device.fixture import build_fixture
+from simrun.device.targets import get_target
 
 
 @pytest.fixture(scope="module")

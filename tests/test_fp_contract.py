@@ -12,8 +12,8 @@ import pytest
 from simrun.backends import parse_backend
 from simrun.commands.diff import backend_labels
 from simrun.errors import BadInput
-from simrun.target import build, sources
-from simrun.target.targets import get_target, target_label
+from simrun.device import build, sources
+from simrun.device.targets import get_target, target_label
 
 
 def _inputs(fp_contract="fast", rounding="double", kernels="reference"):

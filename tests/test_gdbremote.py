@@ -9,7 +9,7 @@ import time
 import pytest
 
 from simrun.errors import EmulatorError, EmulatorTimeout
-from simrun.target.gdbremote import GdbRemote, checksum, escape_binary, frame, parse_stop_reply
+from simrun.device.gdbremote import GdbRemote, checksum, escape_binary, frame, parse_stop_reply
 
 
 class FakeStub(threading.Thread):
@@ -221,9 +221,9 @@ def test_refuses_non_loopback_address():
 
 
 def test_against_real_qemu(qemu, arm_gcc, tmp_path):
-    from simrun.target.elf import FirmwareImage
-    from simrun.target.emulators import launch
-    from simrun.target.fixture import build_fixture
+    from simrun.device.elf import FirmwareImage
+    from simrun.device.emulators import launch
+    from simrun.device.fixture import build_fixture
 
     elf = build_fixture("cortex-m4")
     image = FirmwareImage(elf)

@@ -68,7 +68,7 @@ def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def hang(tmp_path_factory, qemu, arm_gcc) -> tuple[Path, Path]:
-    from simrun.target import fixture
+    from simrun.device import fixture
     model = tmp_path_factory.mktemp("hang") / "hang.bin"
     model.write_bytes(fixture.demo_model(extra=[fixture.Layer(fixture.KIND_HANG)]).to_bytes())
     return model, fixture.build_fixture("cortex-m4")
@@ -100,7 +100,7 @@ def test_ctrl_c_during_a_run(hang):
 
 @pytest.fixture(scope="module")
 def sources():
-    from simrun.target.sources import HOW_TO_PROVIDE, local_sources
+    from simrun.device.sources import HOW_TO_PROVIDE, local_sources
     if local_sources() is None:
         pytest.skip(f"needs TFLM sources: {HOW_TO_PROVIDE}")
     return local_sources()
@@ -124,7 +124,7 @@ def test_ctrl_c_during_a_build(sources, arm_gcc, tmp_path):
 
 
 def test_two_diffs_building_the_same_firmware(sources, qemu, tmp_path, conv_model):
-    from simrun.target.build import ensure_firmware
+    from simrun.device.build import ensure_firmware
     import shutil
     fw = ensure_firmware("cortex-m4", "reference")
     entry = fw.elf.parent
@@ -177,7 +177,7 @@ def tf_models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def m4_firmware(sources, qemu, arm_gcc):
-    from simrun.target.build import ensure_firmware
+    from simrun.device.build import ensure_firmware
     return ensure_firmware("cortex-m4", "reference")
 
 
@@ -228,5 +228,5 @@ def test_a_damaged_cache_entry_is_built_again(m4_firmware, tmp_path):
     out, err = proc.communicate(timeout=1800)
     assert proc.returncode == 0, err
     assert "is damaged" in err and Path(out.strip()) == elf
-    from simrun.target.build import load_entry
+    from simrun.device.build import load_entry
     assert load_entry(elf.parent) is not None and elf.stat().st_size > 100_000

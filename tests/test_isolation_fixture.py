@@ -14,7 +14,7 @@ from simrun.analysis.compare import DiffRun, compare
 from simrun.analysis.diagnose import diagnose_run
 from simrun.backends import run_backend
 from simrun.capture import Capture, OpRecord, Tensor
-from simrun.target import fixture
+from simrun.device import fixture
 
 pytestmark = pytest.mark.qemu
 TARGET = "target:cortex-m4:reference"

@@ -1,11 +1,11 @@
 """The package's layers: every import points downwards and nothing imports in a circle.
 
-    interfaces (cli, commands, robot) -> report -> quant -> pipeline -> backends -> target | analysis -> base
+    interfaces (cli, commands, robot) -> report -> quant -> pipeline -> backends -> device | analysis -> base
 
 `pipeline` is the one way through (backends -> compare -> diagnose -> policy) that the
 CLI, the Robot library and the quantization A/B all run; `quant` converts and A/Bs models.
 
-`target` (the emulated device) and `analysis` (compare, policy) stand side by
+`device` (the emulated device) and `analysis` (compare, policy) stand side by
 side and do not import each other. Function-local imports count as much as
 module-level ones: a lazy import is still a dependency.
 """
@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simrun"
 
 # (layer, rank): a module may import its own layer and any layer of lower rank.
 LAYERS = {
-    "base": 0, "target": 1, "analysis": 1, "backends": 2, "pipeline": 3, "quant": 4, "report": 5,
+    "base": 0, "device": 1, "analysis": 1, "backends": 2, "pipeline": 3, "quant": 4, "report": 5,
     "interfaces": 6,
 }
 BASE_MODULES = {"simrun", "simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs",
@@ -36,7 +36,7 @@ def layer_of(module: str) -> str:
     top = module.split(".")[1]
     if top in ("commands", "robot"):
         return "interfaces"
-    if top in ("target", "analysis", "backends", "pipeline", "quant", "report"):
+    if top in ("device", "analysis", "backends", "pipeline", "quant", "report"):
         return top
     raise AssertionError(f"{module}: not assigned to a layer; add it to tests/test_layers.py")
 
@@ -122,7 +122,7 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The walk above must catch what it is for: a lower layer reaching up."""
     fake = tmp_path / "build.py"
     fake.write_text("def f():\n    from ..backends import run_backend\n")
-    known = set(GRAPH) | {"simrun.target.build"}
-    found = imports_of("simrun.target.build", fake, False, known)
+    known = set(GRAPH) | {"simrun.device.build"}
+    found = imports_of("simrun.device.build", fake, False, known)
     assert "simrun.backends" in found
-    assert LAYERS[layer_of("simrun.backends")] > LAYERS[layer_of("simrun.target.build")]
+    assert LAYERS[layer_of("simrun.backends")] > LAYERS[layer_of("simrun.device.build")]

@@ -98,8 +98,8 @@ def test_the_checkout_uses_its_own_files():
 def test_fixture_session_from_the_wheel(venv, qemu, arm_gcc):
     script = """
 import numpy as np
-from simrun.target import fixture
-from simrun.target.session import Session
+from simrun.device import fixture
+from simrun.device.session import Session
 elf = fixture.build_fixture("cortex-m4")
 model = fixture.demo_model(seed=3)
 x = np.random.default_rng(1).integers(-128, 128, (1, 64)).astype(np.int8)
@@ -116,7 +116,7 @@ print(elf)
     assert elf.is_file() and str(elf).startswith(str(venv / "cache"))
     # The same through the CLI: `simrun run --raw --elf` on the fixture.
     model = venv / "elsewhere" / "fixture.bin"
-    from simrun.target import fixture
+    from simrun.device import fixture
     model.write_bytes(fixture.demo_model(seed=3).to_bytes())
     out = run_in(venv, "simrun", "run", str(model), "--raw", "--elf", str(elf), "--cpu", "cortex-m4",
                  "--input", "random:1", "--out", "cap.npz", timeout=120)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun.target.emulators.renode import RENODE_DIR, platform_files, renode_argv, renode_script
-from simrun.target.targets import BOARDS, TARGETS
+from simrun.device.emulators.renode import RENODE_DIR, platform_files, renode_argv, renode_script
+from simrun.device.targets import BOARDS, TARGETS
 
 
 def regions(repl_text: str) -> dict[str, tuple[int, int]]:
@@ -54,8 +54,8 @@ def test_launch_line_quotes_paths_and_lifts_the_throttle(tmp_path):
 def test_fixture_on_renode(arm_gcc):
     if not shutil.which("renode"):
         pytest.skip("renode not on PATH (Renode is not installable here; this runs where it is)")
-    from simrun.target import fixture
-    from simrun.target.session import Session
+    from simrun.device import fixture
+    from simrun.device.session import Session
 
     model = fixture.demo_model()
     x = np.arange(-32, 32, dtype=np.int8).reshape(1, 64)
@@ -117,18 +117,18 @@ def _listening_ports(net_tcp: str) -> set[tuple[str, int]]:
 
 @pytest.fixture
 def fixture_elf(arm_gcc):
-    from simrun.target import fixture
+    from simrun.device import fixture
     return fixture.build_fixture("cortex-m4")
 
 
 @pytest.fixture
 def model_bytes():
-    from simrun.target import fixture
+    from simrun.device import fixture
     return fixture.demo_model().to_bytes()
 
 
 def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixture_elf, model_bytes):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     with Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20) as s:
         s.load_model(model_bytes, raw=True)
@@ -154,7 +154,7 @@ def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixt
 
 
 def test_renode_that_ignores_end_of_input_is_still_stopped(renode_replica, fixture_elf, model_bytes, monkeypatch):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     monkeypatch.setenv("RENODE_REPLICA_IGNORE_EOF", "1")   # a hung Renode: only the --pid-file PID helps
     s = Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20)
@@ -170,8 +170,8 @@ def test_renode_that_ignores_end_of_input_is_still_stopped(renode_replica, fixtu
 def test_script_error_fails_at_once_with_renodes_message(renode_replica, fixture_elf, model_bytes, tmp_path,
                                                          monkeypatch):
     from simrun.errors import EmulatorError
-    from simrun.target.emulators import renode
-    from simrun.target.session import Session
+    from simrun.device.emulators import renode
+    from simrun.device.session import Session
 
     broken = tmp_path / "platforms"
     shutil.copytree(RENODE_DIR, broken)
@@ -190,11 +190,11 @@ def test_script_error_fails_at_once_with_renodes_message(renode_replica, fixture
 
 def test_old_renode_is_refused_for_cortex_m55(renode_replica, arm_gcc, monkeypatch):
     from simrun.errors import ToolMissing
-    from simrun.target import fixture
-    from simrun.target.session import Session
+    from simrun.device import fixture
+    from simrun.device.session import Session
 
     monkeypatch.setenv("RENODE_REPLICA_VERSION", "1.16.0")
-    monkeypatch.setattr("simrun.target.emulators.renode._versions", {})
+    monkeypatch.setattr("simrun.device.emulators.renode._versions", {})
     with Session(fixture.build_fixture("cortex-m55"), cpu="cortex-m55", emulator="renode") as s:
         with pytest.raises(ToolMissing, match=r"Renode 1\.16\.0 cannot run cortex-m55: .*only from 1\.16\.1"):
             s.load_model(fixture.demo_model().to_bytes(), raw=True)
@@ -204,7 +204,7 @@ def test_old_renode_is_refused_for_cortex_m55(renode_replica, arm_gcc, monkeypat
 def test_no_private_namespace_means_a_refusal_not_an_open_port(renode_replica, fixture_elf, model_bytes,
                                                                monkeypatch):
     from simrun.errors import ToolMissing
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     monkeypatch.setenv("PATH", f"{renode_replica.parent}{os.pathsep}/nonexistent")   # renode, but no unshare
     with Session(fixture_elf, cpu="cortex-m4", emulator="renode") as s:
@@ -214,7 +214,7 @@ def test_no_private_namespace_means_a_refusal_not_an_open_port(renode_replica, f
 
 def test_paths_renode_cannot_take_are_refused(tmp_path):
     from simrun.errors import BadInput
-    from simrun.target.emulators.renode import renode_path
+    from simrun.device.emulators.renode import renode_path
 
     assert renode_path(tmp_path / "a b.elf").endswith("a\\ b.elf")
     with pytest.raises(BadInput, match="';'"):
@@ -223,7 +223,7 @@ def test_paths_renode_cannot_take_are_refused(tmp_path):
 
 def test_missing_renode_is_a_clear_error(fixture_elf, model_bytes, monkeypatch):
     from simrun.errors import ToolMissing
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     monkeypatch.setenv("PATH", "/nonexistent")
     with Session(fixture_elf, cpu="cortex-m4", emulator="renode") as s:
@@ -237,15 +237,15 @@ def test_port_in_use_is_retried_on_another(renode_replica, fixture_elf, model_by
     import subprocess
     import sys
 
-    from simrun.target.emulators.renode import RELAY, unshare_prefix
+    from simrun.device.emulators.renode import RELAY, unshare_prefix
 
     code = f"""
 import socket, sys
 sys.path.insert(0, {str(RELAY.parent)!r})
 import netns_relay
 netns_relay.loopback_up()
-from simrun.target.emulators import renode
-from simrun.target.session import Session
+from simrun.device.emulators import renode
+from simrun.device.session import Session
 blocker = socket.socket()
 blocker.bind(("0.0.0.0", 0))
 blocker.listen(1)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simrun.target import build, sources
+from simrun.device import build, sources
 from simrun.backends import parse_backend
-from simrun.target.targets import target_label
+from simrun.device.targets import target_label
 from simrun.commands.diff import backend_labels
 from simrun.errors import BadInput
 from simrun.analysis.policy import Policy
-from simrun.target.targets import get_target
+from simrun.device.targets import get_target
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_double_rounding_keeps_the_old_label_and_single_gets_a_suffix():
     assert parse_backend("target:cortex-m55:reference").options == {"cpu": "cortex-m55",
                                                                     "kernels": "reference"}
     spec = parse_backend("target:cortex-m4:cmsis-nn:single-rounding")
-    assert spec.module == "target"
+    assert spec.module == "device"
     assert spec.options == {"cpu": "cortex-m4", "kernels": "cmsis-nn", "rounding": "single"}
 
 
@@ -139,7 +139,7 @@ def _function_bytes(elf: Path, needle: str) -> dict[str, bytes]:
 def test_single_rounding_firmware_requantizes_differently(tflm_firmware, models_dir):
     from conftest import random_input
     from simrun.model import Model
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     double = tflm_firmware("cortex-m55", "reference")
     single = build.ensure_firmware("cortex-m55", "reference", rounding="single")

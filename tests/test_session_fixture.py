@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from simrun.target import fixture
+from simrun.device import fixture
 from simrun.errors import (ArenaTooSmall, BadInput, EmulatorTimeout, ModelTooLarge, SimrunError,
                            TargetFault, UnsupportedOperator)
-from simrun.target.session import Session
+from simrun.device.session import Session
 
 pytestmark = pytest.mark.qemu
 ALL_CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
@@ -96,7 +96,7 @@ def test_bad_inputs_are_refused_and_session_survives(elfs, emulator):
 
 @pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m55", "cortex-m0plus"])
 def test_fault_reports_registers_and_operator(elfs, cpu, emulator):
-    from simrun.target.elf import FirmwareImage
+    from simrun.device.elf import FirmwareImage
     if emulator == "renode" and cpu == "cortex-m0plus":
         pytest.skip("the replica cannot locate a faulting load on ARMv6-M (no BFAR); Renode itself reads 0 there")
     model = fixture.demo_model(extra=[fixture.Layer(fixture.KIND_FAULT)])
@@ -176,7 +176,7 @@ def test_arena_too_small_says_how_many_bytes(elfs, emulator):
 
 
 def test_refusals_before_launch(elfs, models_dir, monkeypatch):
-    import simrun.target.session as session_mod
+    import simrun.device.session as session_mod
 
     def no_launch(*a, **k):
         raise AssertionError("emulator launched for a model that should be refused")
@@ -232,8 +232,8 @@ def test_emulator_dies_with_the_python_process(elfs, ending, emulator):
     exit_call = "sys.exit(0)" if ending == "atexit" else "os._exit(0)"
     code = f"""
 import os, sys
-from simrun.target import fixture
-from simrun.target.session import Session
+from simrun.device import fixture
+from simrun.device.session import Session
 s = Session({str(elfs['cortex-m4'])!r}, cpu="cortex-m4", timeout=20, emulator={emulator!r})
 s.load_model(fixture.demo_model().to_bytes(), raw=True)
 print(s.emulator_pid, flush=True)

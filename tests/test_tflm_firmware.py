@@ -14,7 +14,7 @@ import pytest
 
 from conftest import random_input
 from simrun.model import Model
-from simrun.target.targets import TARGETS
+from simrun.device.targets import TARGETS
 
 pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def test_every_other_target_runs_person_detect(tflm_firmware, models_dir, cpu, k
 
 
 def check_final_outputs(tflm_firmware, models_dir, cpu, kernels, model_name):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / model_name)
     fw = tflm_firmware(cpu, kernels)
@@ -108,7 +108,7 @@ def while_model() -> bytes:
 
 def test_unsupported_operator_is_named(tflm_firmware, topk_model):
     from simrun.errors import UnsupportedOperator
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     with Session(tflm_firmware("cortex-m55", "reference").elf, cpu="cortex-m55", timeout=60) as s:
         with pytest.raises(UnsupportedOperator) as err:
@@ -118,7 +118,7 @@ def test_unsupported_operator_is_named(tflm_firmware, topk_model):
 
 def test_arena_too_small_reports_bytes_needed(tflm_firmware, models_dir):
     from simrun.errors import ArenaTooSmall
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     fw = tflm_firmware("cortex-m4", "reference")
     with Session(fw.elf, cpu="cortex-m4", timeout=60) as s:
@@ -134,7 +134,7 @@ def test_arena_too_small_reports_bytes_needed(tflm_firmware, models_dir):
 
 
 def test_while_loop_reports_nested_subgraph_events(tflm_firmware, while_model):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model(while_model)
     assert len(model.subgraphs) == 3  # main, cond, body
@@ -157,7 +157,7 @@ def test_renode_path_captures_every_layer_like_qemu(tflm_firmware, models_dir, r
     """The TFLM firmware through the Renode launcher, dialect and relay (the replica runs it on QEMU
     underneath): a 300 KB model written with X packets, every operator's outputs read in
     1024-byte packets, stray stops on every breakpoint. Must equal the QEMU path bit for bit."""
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / "person_detect.tflite")
     fw = tflm_firmware(cpu, kernels)

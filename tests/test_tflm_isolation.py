@@ -30,7 +30,7 @@ def host_capture(model: Model, inputs) -> Capture:
 
 @pytest.mark.parametrize("memory", ["auto", "gdb"])
 def test_isolated_reference_firmware_has_no_own_error(tflm_firmware, models_dir, memory):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / "person_detect.tflite")
     inputs = random_input(model, seed=3)
@@ -47,7 +47,7 @@ def test_isolated_reference_firmware_has_no_own_error(tflm_firmware, models_dir,
 
 
 def test_isolation_names_operators_whose_inputs_the_reference_lacks(tflm_firmware, models_dir):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / "person_detect.tflite")
     inputs = random_input(model, seed=3)

@@ -24,7 +24,7 @@ def large_model(tmp_path_factory):
 def test_large_model_and_arena_bit_exact_on_cortex_m55(tflm_firmware, large_model):
     from tflite_micro.python.tflite_micro import runtime
 
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(large_model)
     assert len(model.data) >= 8 * MiB

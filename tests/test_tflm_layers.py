@@ -33,7 +33,7 @@ def host_tflm(model: Model, inputs: list[np.ndarray]):
 @pytest.mark.parametrize("cpu", CPUS)
 @pytest.mark.parametrize("model_name", INT8_MODELS)
 def test_every_layer_bit_identical_to_host_tflm(tflm_firmware, models_dir, cpu, model_name):
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / model_name)
     inputs = random_input(model, seed=7)
@@ -65,7 +65,7 @@ def test_every_layer_bit_identical_to_host_tflm(tflm_firmware, models_dir, cpu, 
 
 def test_tflm_arena_too_small_names_the_bytes(tflm_firmware, models_dir):
     from simrun.errors import ArenaTooSmall
-    from simrun.target.session import Session
+    from simrun.device.session import Session
 
     model = Model.from_file(models_dir / "person_detect.tflite")
     with Session(tflm_firmware("cortex-m55").elf, cpu="cortex-m55", timeout=120, arena_limit=20000) as s:

@@ -2,7 +2,7 @@
  * The ABI's shared state (firmware/include/simrun_abi.h): the bulk region and
  * layout the host writes, status the firmware writes, the hook functions the
  * host sets breakpoints on, and the capture log writer both firmwares call.
- * The one definition for both firmwares: the TFLM runner (CMakeLists.txt) and the fixture (simrun/target/fixture.py) compile this file.
+ * The one definition for both firmwares: the TFLM runner (CMakeLists.txt) and the fixture (simrun/device/fixture.py) compile this file.
  *
  * Every variable is plain .bss (or .bulk): the host writes its variables at
  * main(), after the startup code has cleared .bss (ABI protocol step 1).
@@ -10,7 +10,7 @@
 #include "simrun_abi.h"
 
 /* The bulk region spans the board's large RAM (the TFLM build: the board row's
- * bulk size via CMake; the fixture: simrun/target/fixture.py). The host reads its size from
+ * bulk size via CMake; the fixture: simrun/device/fixture.py). The host reads its size from
  * the ELF symbol table and lays model, arena and capture log out in it at run
  * time. No default, so a build that forgets cannot ship a wrong size. */
 #if !defined(SIMRUN_BULK_BYTES)

@@ -1,7 +1,7 @@
 """What each target backend cost: instructions executed per operator, and memory.
 
 Built from the Captures of a diff (`summarize`), read by the reports and the
-Robot library. Instruction counts are those of `simrun.target.cost` (exact,
+Robot library. Instruction counts are those of `simrun.device.cost` (exact,
 identical on every run of the same firmware and input); they are
 instructions executed, not cycles. Memory figures come from Capture.meta
 ("arena_used", "model_bytes", "firmware_text", "firmware_data"), whichever the

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..capture import Capture
-from ..target.build import ensure_firmware
+from ..device.build import ensure_firmware
 from ..errors import EXIT_DEVICE, BackendError, BadInput, SimrunError
-from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES,
+from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES,
                               TARGETS)
 from .collect import STAGE_MARK, package_versions
 
@@ -71,7 +71,7 @@ def parse_backend(label: str) -> BackendSpec:
         if kernels not in KERNEL_VARIANTS:
             raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
                            f"known: {', '.join(KERNEL_VARIANTS)}")
-        return BackendSpec(label, "target", {"cpu": cpu, "kernels": kernels, **options})
+        return BackendSpec(label, "device", {"cpu": cpu, "kernels": kernels, **options})
     raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, {_TARGET_GRAMMAR}")
 
 
@@ -142,7 +142,7 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
         raise BadInput(f"sequence lengths {sequences} do not cut {len(inputs)} inputs")
     opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
                                for k, v in options.items() if v is not None}}
-    if spec.module == "target":
+    if spec.module == "device":
         build_opts = {k: opts.pop(k) for k in ("sources_dir", "cache_dir") if k in opts}
         opts.setdefault("session_timeout", timeout)
         if "firmware_elf" not in opts:
@@ -277,7 +277,7 @@ def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.n
     result = MatrixResult({}, {}, {}, {})
     for label in labels:
         spec = parse_backend(label)
-        options = target_options if spec.module == "target" else {}
+        options = target_options if spec.module == "device" else {}
         if progress:
             progress(label, "started", 0.0, "")
             options = {**options, "progress": lambda msg, _l=label: progress(_l, "progress", 0.0, msg)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..backends import DEFAULT_TIMEOUT
 from ..errors import BadInput
-from ..target.targets import DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, TARGETS
+from ..device.targets import DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, TARGETS
 from .diff import backend_labels
 from .quantize import add_conversion_options, check_model_path, parse_range
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import sys
 
-from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, KERNEL_VARIANTS,
+from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, KERNEL_VARIANTS,
                               ROUNDING_MODES, TARGETS)
 
 # Lines worth showing from CMake/make: progress counters and diagnostics.
@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..target.build import ensure_firmware  # keeps `simrun --help` fast
+    from ..device.build import ensure_firmware  # keeps `simrun --help` fast
 
     def progress(line: str) -> None:
         if args.verbose or _SHOWN.search(line):

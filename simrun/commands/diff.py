@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend
-from ..target.build import check_fp_contract, check_rounding
+from ..device.build import check_fp_contract, check_rounding
 from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_POLICY, BadInput, require_writable_dir
-from ..target.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
+from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
                               check_variant, get_target, target_label)
 
 
@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
     """--gdb drives one emulator start: one target backend, run once."""
-    from ..target.emulators.attach import parse_gdb_address
+    from ..device.emulators.attach import parse_gdb_address
     parse_gdb_address(args.gdb)
     targets = [label for label in labels if label.startswith("target:")]
     if len(targets) != 1:
@@ -183,10 +183,10 @@ def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
 def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -> None:
     """Build the QEMU counting plugin now: a missing QEMU header fails before any backend runs.
     (Renode and attached emulators are counted with their own counter, at stops.)"""
-    if not any(parse_backend(label).module == "target" for label in labels):
+    if not any(parse_backend(label).module == "device" for label in labels):
         raise BadInput("--instructions counts on target backends: add --cpu (or target:... backends)")
     if emulator == "qemu" and not gdb:
-        from ..target.qemu_plugin import ensure_plugin
+        from ..device.qemu_plugin import ensure_plugin
         ensure_plugin()
 
 

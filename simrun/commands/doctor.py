@@ -83,7 +83,7 @@ def check_toolchain() -> list[Check]:
 
 
 def check_qemu() -> list[Check]:
-    from ..target.targets import TARGETS
+    from ..device.targets import TARGETS
 
     path = shutil.which("qemu-system-arm")
     if not path:
@@ -132,7 +132,7 @@ def _network() -> str | None:
 
 
 def check_sources(sources_dir: str | None) -> list[Check]:
-    from ..target import sources
+    from ..device import sources
 
     try:
         root = sources.resolve(sources_dir)
@@ -166,7 +166,7 @@ def _size(path: Path) -> int:
 
 def check_files_and_cache(cache_dir: str | None) -> list[Check]:
     from .. import resources
-    from ..target.build import CACHE_FIX, default_cache_dir
+    from ..device.build import CACHE_FIX, default_cache_dir
 
     checks = []
     try:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..capture import Capture, Tensor
 from ..errors import BadInput, require_writable_dir
-from ..target.targets import EMULATORS, KERNEL_VARIANTS, TARGETS, target_label
+from ..device.targets import EMULATORS, KERNEL_VARIANTS, TARGETS, target_label
 
 
 def register(sub) -> None:
@@ -73,7 +73,7 @@ def print_capture(cap: Capture, out=None) -> None:
 
 
 def _firmware(args) -> tuple[Path, str | None]:
-    from ..target.build import ensure_firmware, read_metadata
+    from ..device.build import ensure_firmware, read_metadata
 
     if args.elf:
         if not args.elf.is_file():
@@ -100,7 +100,7 @@ def _raw_input(spec: str, details) -> list[np.ndarray]:
 
 def run(args) -> int:
     from ..model import Model
-    from ..target.session import Session
+    from ..device.session import Session
 
     if args.raw:
         model, samples = None, None

@@ -1,7 +1,7 @@
 """`simrun targets`: the targets table."""
 from __future__ import annotations
 
-from ..target.targets import KERNEL_VARIANTS, TARGETS
+from ..device.targets import KERNEL_VARIANTS, TARGETS
 
 
 def register(sub) -> None:

@@ -24,7 +24,7 @@ from ..analysis.cost import summarize
 from ..analysis.diagnose import diagnose_run, target_parts, wanted_variants
 from ..backends import DEFAULT_TIMEOUT, MatrixResult, parse_backend, run_backend, run_matrix
 from ..errors import BackendError, BadInput
-from ..target.targets import TARGETS
+from ..device.targets import TARGETS
 
 # Which backend feeds the isolated runs when none is named: the first of these that ran.
 REFERENCE_ORDER = ("tflite-reference", "tflm-host")
@@ -119,7 +119,7 @@ def _isolated_run(label, ref, model, samples, references, isolated, failed, what
                   progress, target_options, sequences=None) -> None:
     shown = f"{label} (isolated)"
     spec = parse_backend(label)
-    options = dict(target_options) if spec.module == "target" else {}
+    options = dict(target_options) if spec.module == "device" else {}
     if progress:
         progress(shown, "started", 0.0, what)
         options["progress"] = lambda msg: progress(shown, "progress", 0.0, msg)

@@ -19,7 +19,7 @@ class LibraryState:
         self._firmware = None         # (elf Path, cpu, kernels label or None)
         self._session = None
         self._model: Model | None = None
-        self._fixture_model = None    # simrun.target.fixture.FixtureModel, when one is loaded
+        self._fixture_model = None    # simrun.device.fixture.FixtureModel, when one is loaded
         self._inputs: list[np.ndarray] | None = None
         self._captures: dict[str, Capture] = {}
         self._last_label: str | None = None

@@ -1,7 +1,7 @@
 """Keywords on what a target run cost: instructions executed per operator and in total.
 
 Counts are exact and identical on every run of the same firmware, model and
-input (simrun.target.cost); they are instructions executed, not cycles.
+input (simrun.device.cost); they are instructions executed, not cycles.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class CostKeywords(Component):
         if enabled:
             # Built now (QEMU's plugin header may need a download), so a problem shows here.
             # Renode sessions do not need it; QEMU is the default emulator.
-            from ..target.qemu_plugin import ensure_plugin
+            from ..device.qemu_plugin import ensure_plugin
             ensure_plugin()
         self.ctx._count_instructions = bool(enabled)
 

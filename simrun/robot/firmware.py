@@ -29,7 +29,7 @@ class FirmwareKeywords(Component):
         Example:
         | ${elf} =    Build Firmware    cortex-m55    cmsis-nn
         """
-        from ..target.build import ensure_firmware
+        from ..device.build import ensure_firmware
         fw = ensure_firmware(cpu, kernels, progress=logger.info)
         self.ctx._firmware = (Path(fw.elf), cpu, kernels)
         logger.info(f"firmware {cpu}/{kernels}: {fw.elf}")
@@ -76,8 +76,8 @@ class FirmwareKeywords(Component):
         """
         if self.ctx._firmware is None:
             raise SimrunError("no firmware: call Build Firmware, Build Fixture Firmware or Use Firmware first")
-        from ..target.targets import target_label
-        from ..target.session import Session
+        from ..device.targets import target_label
+        from ..device.session import Session
         self.ctx._stop_session()
         elf, cpu, kernels = self.ctx._firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
@@ -162,7 +162,7 @@ class FirmwareKeywords(Component):
         Example:
         | [Setup]    Skip Unless TFLM Sources
         """
-        from ..target import sources
+        from ..device import sources
         if sources.local_sources() is None:
             given = os.environ.get(sources.ENV_VAR)
             missing = f" ({given} lacks {', '.join(sources.missing_trees(Path(given)))})" if given else ""

@@ -23,7 +23,7 @@ class FixtureKeywords(Component):
         Example:
         | Build Fixture Firmware    cortex-m3
         """
-        from ..target import fixture
+        from ..device import fixture
         elf = fixture.build_fixture(cpu)
         self.ctx._firmware = (Path(elf), cpu, "fixture")
         return str(elf)
@@ -42,7 +42,7 @@ class FixtureKeywords(Component):
         Example:
         | Load Fixture Model    extra_layer=fault
         """
-        from ..target import fixture
+        from ..device import fixture
         extra = {"none": [], "fault": [fixture.Layer(fixture.KIND_FAULT)],
                  "hang": [fixture.Layer(fixture.KIND_HANG)]}
         if extra_layer not in extra:
@@ -60,7 +60,7 @@ class FixtureKeywords(Component):
         Example:
         | @{expected} =    Fixture Reference Outputs
         """
-        from ..target import fixture
+        from ..device import fixture
         if self.ctx._fixture_model is None:
             raise SimrunError("no fixture model: call Load Fixture Model first")
         return fixture.reference(self.ctx._fixture_model, self.ctx._require_inputs()[0])

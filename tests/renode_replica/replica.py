@@ -48,7 +48,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from simrun.target.targets import BOARDS  # noqa: E402  (the board rows name QEMU's machine)
+from simrun.device.targets import BOARDS  # noqa: E402  (the board rows name QEMU's machine)
 from console import log, say  # noqa: E402
 from gdb_server import GdbConnection, find_bx_lr  # noqa: E402
 from qemu_client import Upstream  # noqa: E402

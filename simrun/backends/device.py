@@ -25,7 +25,7 @@ def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str, cpu: str
     # records them. With `isolate_from` (one reference Capture per input) every operator is fed
     # the reference's values for its inputs (Session.invoke, contract 1). `raw_model`: the file
     # holds bytes the firmware takes as they are (the fixture firmware's model), not a .tflite.
-    from ..target.session import Session     # the host backends must not need the controller
+    from ..device.session import Session     # the host backends must not need the controller
 
     model = Path(model_path).read_bytes() if raw_model else Model.from_file(model_path)
     captures = []

@@ -96,7 +96,7 @@ def cmsis_nn_path_for(gcc: str, flags: tuple[str, ...]) -> str:
 def check_cmsis_nn_path(gcc: str, target: Target) -> str:
     path = cmsis_nn_path_for(gcc, tuple(target.compile_flags()))
     if path != target.cmsis_nn_path:
-        raise BuildFailed(f"simrun/targets.py says {target.cpu} uses the CMSIS-NN {target.cmsis_nn_path!r} "
+        raise BuildFailed(f"simrun/device/targets.py says {target.cpu} uses the CMSIS-NN {target.cmsis_nn_path!r} "
                           f"path, but its flags {' '.join(target.compile_flags())} select {path!r}")
     return path
 

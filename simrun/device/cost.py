@@ -7,7 +7,7 @@ it is identical on every run whatever else the machine is doing, which wall
 time in an emulator is not (and wall time says nothing about the device).
 
 How (chosen over `-icount` with a board timer read at the hooks): our own
-QEMU TCG plugin (qemu_plugin/insn_count.c, built by simrun.target.qemu_plugin)
+QEMU TCG plugin (qemu_plugin/insn_count.c, built by simrun.device.qemu_plugin)
 counts every executed instruction and appends the running count to a file
 whenever execution reaches a marker address. It is exact to the instruction
 (a timer read under -icount is exact only to the timer's resolution and

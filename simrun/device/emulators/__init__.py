@@ -1,7 +1,7 @@
 """Emulator launchers: start an emulator halted with a GDB stub, and stop it.
 
 A launcher only knows how to start its emulator; everything after the GDB
-connection is the shared controller in simrun.target.session. Every process started
+connection is the shared controller in simrun.device.session. Every process started
 here runs in its own process group, gets SIGKILL when the Python thread that
 started it dies (PR_SET_PDEATHSIG), is killed at interpreter exit (atexit) and
 by EmulatorProcess.stop(), which is idempotent.
