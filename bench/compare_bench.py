@@ -15,8 +15,10 @@ import time
 import numpy as np
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.policy import Policy
+from simrun.analysis.result import DiffResult, exit_code
 from simrun.report import terminal, write_reports
 
 
@@ -61,7 +63,7 @@ def main() -> None:
     policy_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        write_reports(run, verdict, out)
+        write_reports(DiffResult(run, verdict, exit_code(run, verdict)), out)
         reports_s = time.perf_counter() - t
     t = time.perf_counter()
     terminal.render(run, verdict)

@@ -5,8 +5,8 @@
 Host backends always; with TFLM sources (SIMRUN_SOURCES_DIR, or --sources) also the target
 variants of --cpu. Every firmware the diagnosis may ask for (both rounding modes of each
 variant) is built or found before the clock starts, as a second run would find it. Prints
-the wall time of both runs (backends, compare, isolated runs, variants, diagnosis; no
-policy, no reports) and their ratio, from one run of each, with the machine's name.
+the wall time of both runs (backends, compare, isolated runs, variants, diagnosis, the default
+policy; no reports) and their ratio, from one run of each, with the machine's name.
 """
 from __future__ import annotations
 
@@ -61,10 +61,10 @@ def main() -> int:
     timings = {}
     for diagnose in (False, True):
         start = time.perf_counter()
-        run = diff_run(model, names, samples, labels, diagnose=diagnose, progress=progress,
+        result = diff_run(model, names, samples, labels, diagnose=diagnose, progress=progress,
                        sources_dir=sources)
         timings[diagnose] = time.perf_counter() - start
-    d = run.diagnosis
+    d = result.diagnosis
     print(f"simrun diff {args.model.name}, {args.count} input(s), backends: {', '.join(labels)}")
     print(f"  plain diff (--no-diagnose)  {timings[False]:7.2f} s")
     print(f"  with diagnosis              {timings[True]:7.2f} s  "

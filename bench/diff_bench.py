@@ -69,16 +69,17 @@ def main() -> int:
     named = load_named_inputs(model, ["random:0"], count=args.count)
     t_inputs = time.perf_counter()
     run = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
-                   progress=progress, sources_dir=sources, diagnose=not args.no_diagnose)
+                   progress=progress, sources_dir=sources, diagnose=not args.no_diagnose).run
     t_backends = time.perf_counter()
     from simrun import report
-    from simrun.analysis.policy import Policy
-    verdict = Policy.default().evaluate(run)
+    from simrun.analysis.result import judge
+    result = judge(run)                 # diff_run judged too: timed again here on its own
+    verdict = result.verdict
     t_policy = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         report.terminal.render(run, verdict)
-        written = report.write_reports(run, verdict, args.report or Path(tmp))
+        written = report.write_reports(result, args.report or Path(tmp))
         n_plots = len(list(written["plots"].glob("*.svg"))) if written["plots"].is_dir() else 0
     t_reports = time.perf_counter() - t_policy
     total = time.perf_counter() - start

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 
 OP_NAMES = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "AVERAGE_POOL_2D", "RESHAPE", "LOGISTIC")
 

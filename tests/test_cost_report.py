@@ -5,9 +5,11 @@ import json
 
 import pytest
 
-from simrun.analysis.compare import compare, DiffRun
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.cost import summarize
 from simrun.analysis.policy import Policy
+from simrun.analysis.result import DiffResult, exit_code, judge
 from simrun.report import terminal, write_reports
 
 from synthetic_captures import FakeModel, base_layers, make_capture
@@ -71,7 +73,7 @@ def test_terminal_json_and_html_carry_the_cost_section(tmp_path):
     conv_row = next(line for line in text.splitlines() if line.strip().startswith("CONV_2D"))
     assert conv_row.split()[1:] == ["3,000", "800", "0.27x"]
 
-    paths = write_reports(run, verdict, tmp_path)
+    paths = write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path)
     doc = json.loads(paths["json"].read_text())["cost"]
     assert doc["unit"] == "instructions executed"
     nn = next(b for b in doc["backends"] if b["backend"] == M55_NN)
@@ -95,7 +97,7 @@ def test_uncounted_targets_still_report_memory_and_say_how_to_count(tmp_path):
     text = terminal.render(run, Policy.default().evaluate(run))
     assert "instructions not counted: run with --instructions" in text
     assert f"{M4_REF}: arena used 80.0 KiB" in text
-    doc = json.loads(write_reports(run, Policy.default().evaluate(run), tmp_path)["json"].read_text())
+    doc = json.loads(write_reports(judge(run), tmp_path)["json"].read_text())
     assert all(not b["counted"] and b["total"] is None for b in doc["cost"]["backends"])
 
 

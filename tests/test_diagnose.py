@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.diagnose import (CAUSES, diagnose_run, kernel_family, other_rounding,
                                       variant_labels, wanted_variants, without_fp_contract)
 from simrun.capture import OpRecord, Quantization, Tensor

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.diagnose import diagnose_run
 from simrun.backends import run_backend
 from simrun.capture import Capture, OpRecord, Tensor

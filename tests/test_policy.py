@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.errors import BadInput
 from simrun.analysis.policy import Policy
 

@@ -12,8 +12,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from simrun.analysis.compare import DiffRun
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.policy import Policy
+from simrun.analysis.result import DiffResult, exit_code, judge
 from simrun.report import terminal, write_reports
 
 from synthetic_captures import FakeModel, sample_run
@@ -29,7 +30,7 @@ JUDGE_ALL = Policy.parse('[defaults]\npairs = ["*"]\n[pair."tflite-optimized vs 
 def written(tmp_path_factory):
     run = sample_run()
     verdict = JUDGE_ALL.evaluate(run)
-    return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("report"))
+    return run, verdict, write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path_factory.mktemp("report"))
 
 
 def test_write_reports_returns_the_files(written):
@@ -113,7 +114,7 @@ def test_junit_marks_unjudged_pairs_and_warned_backends_skipped(tmp_path):
                           '[backend_errors]\n"target:*" = "warn"\n', "p.toml")
     verdict = policy.evaluate(run)
     assert verdict.passed
-    root = ET.parse(write_reports(run, verdict, tmp_path)["junit"]).getroot()
+    root = ET.parse(write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path)["junit"]).getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert suites["random:1: tflm-host vs tflite-optimized"].get("skipped") == "7"
     assert suites["random:1: tflite-reference vs tflm-host"].get("skipped") == "0"
@@ -148,7 +149,7 @@ def test_terminal_table(written):
 def test_reports_with_only_backend_errors(tmp_path):
     run = DiffRun(FakeModel(), [], backend_errors={"tflite-optimized": "refused"})
     verdict = Policy.default().evaluate(run)
-    paths = write_reports(run, verdict, tmp_path)
+    paths = write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path)
     assert json.loads(paths["json"].read_text())["comparisons"] == []
     text = terminal.render(run, verdict)
     assert "no backend pair to compare" in text
@@ -255,7 +256,7 @@ def diagnosed(tmp_path_factory):
                          summary=f"{a} vs {DEVICE}: 1 of 6 layers introduce error, all CONV_2D, cause kernel; "
                                  f"the other 3 inherit it; output max error 0.78% of range")
     verdict = Policy.default().evaluate(run)
-    return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("diagnosed"))
+    return run, verdict, write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path_factory.mktemp("diagnosed"))
 
 
 def test_default_policy_fails_a_planted_device_error_and_reports_say_why(diagnosed):

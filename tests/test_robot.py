@@ -89,13 +89,13 @@ def _capture(label: str, model: Model, values: list[np.ndarray]) -> Capture:
 def hello_world(models_dir):
     lib = SimrunLibrary()
     lib.load_model(str(models_dir / "hello_world_int8.tflite"))
-    model = lib._model
+    model = lib.context.model
     shapes = [model.tensor(op.subgraph, op.outputs[0]).shape for op in model.operators()]
     base = [np.arange(int(np.prod(s)), dtype=np.int8).reshape(s) for s in shapes]
     drifted = [b.copy() for b in base]
     drifted[1].flat[0] += 1                         # layer 0:1 differs in one value
-    lib._store(_capture("tflite-reference", model, base))
-    lib._store(_capture("tflm-host", model, drifted))
+    lib.context.store(_capture("tflite-reference", model, base))
+    lib.context.store(_capture("tflm-host", model, drifted))
     return lib, base
 
 
@@ -103,7 +103,7 @@ def test_get_layer_output_by_index_and_by_tensor_name(hello_world):
     lib, base = hello_world
     np.testing.assert_array_equal(lib.get_layer_output("0:2", label="tflite-reference"), base[2])
     np.testing.assert_array_equal(lib.get_layer_output("2", label="tflite-reference"), base[2])
-    name = lib._model.tensor(0, lib._model.operators()[1].outputs[0]).name
+    name = lib.context.model.tensor(0, lib.context.model.operators()[1].outputs[0]).name
     assert lib.get_layer_output(name).flat[0] == base[1].flat[0] + 1   # last stored: tflm-host
     with pytest.raises(SimrunError, match="no operator 0:7"):
         lib.get_layer_output("0:7")
@@ -135,7 +135,7 @@ def test_backend_failure_assertion_and_missing_state_errors(models_dir):
         lib.run_inference()
     with pytest.raises(AssertionError, match="backend tflm-host did not fail"):
         lib.backend_should_have_failed_with("tflm-host", "anything")
-    lib._backend_errors["tflite-reference"] = "refused the model: quantized_dimension must be in range"
+    lib.context.backend_errors["tflite-reference"] = "refused the model: quantized_dimension must be in range"
     lib.backend_should_have_failed_with("tflite-reference", "quantized_dimension")
     with pytest.raises(AssertionError, match="does not contain 'segfault'"):
         lib.backend_should_have_failed_with("tflite-reference", "segfault")
@@ -156,7 +156,7 @@ Session Left Running
     Start Emulator Session    timeout=30
     Load Fixture Model
     ${lib} =    Get Library Instance    simrun.robot.SimrunLibrary
-    ${pid} =    Set Variable    ${lib._session.emulator_pid}
+    ${pid} =    Set Variable    ${lib.context.session.emulator_pid}
     Should Be True    os.path.exists("/proc/${pid}")
     Set Global Variable    ${EMULATOR PID}    ${pid}
 """
@@ -191,7 +191,7 @@ def test_tflm_scenarios_skip_with_the_reason_when_sources_are_absent(tmp_path, m
 
 def test_loading_a_model_forgets_the_previous_models_results(hello_world, models_dir):
     lib, _ = hello_world
-    lib._backend_errors["tflite-optimized"] = "refused the model"
+    lib.context.backend_errors["tflite-optimized"] = "refused the model"
     lib.compare_captures()
     lib.load_model(str(models_dir / "micro_speech_quantized.tflite"))
     with pytest.raises(AssertionError, match="backend tflite-optimized did not fail"):

@@ -127,7 +127,8 @@ def test_reference_backends_are_bit_exact_at_every_step(stream_model, tmp_path):
 
 def test_the_first_divergent_step_and_layer_are_reported():
     """A synthetic sequence where the backends agree for two steps, then one layer parts."""
-    from simrun.analysis.compare import DiffRun, compare
+    from simrun.analysis.compare import compare
+    from simrun.analysis.diffrun import DiffRun
     from simrun.capture import Capture, OpRecord, Tensor
     from simrun.report import sequences
 

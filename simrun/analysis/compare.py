@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -176,34 +176,6 @@ class Comparison:
             if (p.a, p.b) == (a, b):
                 return p
         raise KeyError(f"no pair {a} vs {b} (have: {', '.join(p.name for p in self.pairs)})")
-
-
-@dataclass
-class DiffRun:
-    """Everything one `simrun diff` produced; reports and the policy read only this."""
-    model: object                           # simrun.model.Model
-    comparisons: list[Comparison]           # one per input
-    backend_errors: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, dict[str, str]] = field(default_factory=dict)
-    input_names: list[str] = field(default_factory=list)
-    # simrun.analysis.diagnose.Diagnosis when the run was diagnosed (own vs propagated error
-    # and a cause per layer), else None. Typed loosely: diagnose imports this module.
-    diagnosis: object | None = None
-    cost: object = None                     # simrun.analysis.cost.CostSummary of the target backends, or None
-    # Stateful models: sequence name -> indices into comparisons of its steps, in order.
-    sequences: dict[str, list[int]] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not self.input_names:
-            self.input_names = [f"input{i}" for i in range(len(self.comparisons))]
-        if len(self.input_names) != len(self.comparisons):
-            raise ValueError(f"{len(self.input_names)} input names for {len(self.comparisons)} comparisons")
-
-    @property
-    def backends(self) -> list[str]:
-        """Every backend that took part: ran (in some comparison) or failed."""
-        seen = {b for c in self.comparisons for b in c.backends} | set(self.backend_errors)
-        return sorted(seen, key=backend_rank)
 
 
 # --- comparing ------------------------------------------------------------------

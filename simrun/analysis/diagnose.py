@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..capture import Capture
-from .compare import Comparison, DiffRun, LayerStats, PairResult, compare_pair, layer_stats
+from .compare import Comparison, LayerStats, PairResult, compare_pair, layer_stats
 from .numerics import (NODELEGATE, kernel_family, other_rounding, target_parts,  # noqa: F401 (re-exported)
                        variant_labels, without_fp_contract)
 from .summary import INTRODUCING, summarize
@@ -139,9 +139,10 @@ class Diagnosis:
 
 
 # --- diagnosing ------------------------------------------------------------------------------
-def diagnose_run(run: DiffRun, isolated: list[dict[str, Capture]], reference: str, *,
+def diagnose_run(run, isolated: list[dict[str, Capture]], reference: str, *,
                  variants: dict[str, str] | None = None, failed: dict[str, str] | None = None) -> Diagnosis:
-    """Diagnose every pair of every input; attaches the result to `run.diagnosis` and returns it."""
+    """Diagnose every pair of every input; attaches the result to `run.diagnosis` and returns it.
+    `run` is a simrun.analysis.diffrun.DiffRun (not imported: it holds the Diagnosis made here)."""
     pairs = [diagnose_input(run.model, cmp, isolated[i], reference, run.versions, failed)
              for i, cmp in enumerate(run.comparisons)]
     run.diagnosis = Diagnosis(reference, pairs, dict(variants or {}), dict(failed or {}))

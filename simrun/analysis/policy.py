@@ -50,7 +50,8 @@ from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 
-from .compare import DiffRun, LayerStats, PairResult, backend_rank
+from .compare import LayerStats, PairResult, backend_rank
+from .diffrun import DiffRun
 from ..errors import BadInput
 
 _TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "float_max_rel_delta",
@@ -254,7 +255,7 @@ class Policy:
                 pair_verdicts.append(pv)
                 if pv.failing:
                     first = pv.first_failing
-                    cause = layer_cause(run, n, pair, first)
+                    cause = run.layer_cause(n, pair, first)
                     # Converter names join every fused op's name with ';': the first one says enough.
                     name = f"{first.id} {first.op_name} {first.tensor_name.split(';', 1)[0]}".rstrip()
                     failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
@@ -272,47 +273,12 @@ class Policy:
                 continue
             reasons = tol.violations(s)
             if s.op_index is not None:
-                reasons += tol.own_violations(own_stats(run, n, pair, s))
+                reasons += tol.own_violations(run.own_stats(n, pair, s))
             if reasons:
                 pv.failing[s.id] = reasons
                 if pv.first_failing is None:
                     pv.first_failing = s
         return pv
-
-
-# --- the diagnosis (simrun.analysis.diagnose), as the policy and the reports read it ------------
-
-def layer_diagnosis(run: DiffRun, n: int, pair: PairResult, s: LayerStats | None):
-    """The LayerDiagnosis of one layer of one pair for input n, or None (not diagnosed)."""
-    pd = pair_diagnosis(run, n, pair)
-    if pd is None or s is None or s.op_index is None:
-        return None
-    # Reports ask once per layer of every pair: index the pair's layers once, on the object.
-    by_id = pd.__dict__.get("_layers_by_id")
-    if by_id is None or len(by_id) != len(pd.layers):
-        by_id = pd.__dict__["_layers_by_id"] = {d.id: d for d in pd.layers}
-    return by_id.get(s.id)
-
-
-def pair_diagnosis(run: DiffRun, n: int, pair: PairResult):
-    """The PairDiagnosis of one pair for input n, or None (no diagnosis ran for it)."""
-    diagnosis = getattr(run, "diagnosis", None)
-    if diagnosis is None or n >= len(diagnosis.pairs):
-        return None
-    try:
-        return diagnosis.pair(n, pair.a, pair.b)
-    except KeyError:
-        return None
-
-
-def own_stats(run: DiffRun, n: int, pair: PairResult, s: LayerStats) -> LayerStats | None:
-    d = layer_diagnosis(run, n, pair, s)
-    return None if d is None else d.own
-
-
-def layer_cause(run: DiffRun, n: int, pair: PairResult, s: LayerStats) -> str | None:
-    d = layer_diagnosis(run, n, pair, s)
-    return None if d is None else d.cause
 
 
 def _pair_matches(pattern: str, a: str, b: str) -> bool:

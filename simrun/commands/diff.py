@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend
 from ..device.build import check_fp_contract, check_rounding
-from ..errors import EXIT_DEVICE, EXIT_OK, EXIT_POLICY, BadInput, require_writable_dir
+from ..errors import BadInput, require_writable_dir
 from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
                               check_variant, get_target, target_label)
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import Model
     from ..inputs import load_named_inputs, load_sequences
     from ..analysis.policy import Policy
-    from ..pipeline import matrix_run
+    from ..pipeline import diff_run
 
     labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding, args.fp_contract)
     if args.timeout <= 0:
@@ -159,12 +159,13 @@ def run(args: argparse.Namespace) -> int:
     if args.instructions:
         require_instruction_counter(labels, args.emulator, args.gdb)
     require_writable_dir(args.report, BadInput, "--report directory", "give --report a directory you can write")
-    run_, matrix = matrix_run(model, [n for n, _ in named], [s for _, s in named], labels,
-                              reference=args.reference, diagnose=args.diagnose, sequences=sequences,
-                              timeout=args.timeout, progress=_progress,
-                              sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
-                              count_instructions=args.instructions or None)
-    return judge_and_report(run_, policy, args.report, matrix.error_codes)
+    result = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
+                      reference=args.reference, diagnose=args.diagnose, policy=policy,
+                      sequences=sequences, timeout=args.timeout, progress=_progress,
+                      sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
+                      count_instructions=args.instructions or None)
+    show_and_report(result, args.report)
+    return result.exit_code
 
 
 def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
@@ -190,21 +191,13 @@ def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -
         ensure_plugin()
 
 
-def judge_and_report(run_, policy, report_dir: Path, error_codes: dict[str, int] | None = None) -> int:
-    """Exit 0 passed, 1 the policy failed on the comparisons; when a backend the policy
-    does not excuse failed, that failure's own code (3 on the device, 4 the
-    environment), as `simrun run` or `build` would exit: the run is incomplete."""
+def show_and_report(result, report_dir: Path) -> None:
+    """Print the terminal report of a DiffResult and write its report folder."""
     from .. import report
     from ..report import sequences
 
-    verdict = policy.evaluate(run_)
-    print(report.terminal.render(run_, verdict))
-    written = report.write_reports(run_, verdict, report_dir)
-    if run_.sequences:
-        print(sequences.render(run_))
+    print(report.terminal.render(result.run, result.verdict))
+    written = report.write_reports(result, report_dir)
+    if result.run.sequences:
+        print(sequences.render(result.run))
     print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
-    if verdict.passed:
-        return EXIT_OK
-    failed = [(error_codes or {}).get(label, EXIT_DEVICE) for label, action in verdict.backend_errors.items()
-              if action == "fail"]
-    return max(failed) if failed else EXIT_POLICY

@@ -1,9 +1,11 @@
-"""The one way through: run the backend matrix, compare, diagnose.
+"""The one way through: run the backend matrix, compare, diagnose, judge.
 
-    run = diff_run(model, input_names, samples, labels, reference=None, diagnose=True, progress=...)
+    result = diff_run(model, input_names, samples, labels, reference=None, diagnose=True,
+                      policy=None, progress=...)        # -> simrun.analysis.result.DiffResult
 
-`simrun diff`, the Robot library and the quantization A/B all call this; the policy and the
-reports read the DiffRun it returns and stay with their owners.
+`simrun diff`, the Robot library, the quantization A/B and the Python API (simrun.diff) all
+call this (the Robot library, whose keywords run backends one at a time, its second half
+`diff_matrix`); the reports read the DiffResult it returns.
 
 Diagnosing (on by default) adds, after the normal runs:
 1. one isolated run per backend against the reference (`reference`, default tflite-reference
@@ -19,7 +21,10 @@ fatal: the normal comparison stands.
 """
 from __future__ import annotations
 
-from ..analysis.compare import DiffRun, backend_rank, compare
+from ..analysis.compare import backend_rank, compare
+from ..analysis.diffrun import DiffRun
+from ..analysis.policy import Policy
+from ..analysis.result import DiffResult, judge
 from ..analysis.cost import summarize
 from ..analysis.diagnose import diagnose_run, target_parts, wanted_variants
 from ..backends import DEFAULT_TIMEOUT, MatrixResult, parse_backend, run_backend, run_matrix
@@ -31,42 +36,50 @@ REFERENCE_ORDER = ("tflite-reference", "tflm-host")
 
 
 def diff_run(model, input_names, samples, labels, *, reference: str | None = None,
-             diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT, progress=None,
-             sequences: dict[str, int] | None = None, **target_options) -> DiffRun:
-    """Run the matrix, compare every pair per input and (unless diagnose=False) diagnose.
+             diagnose: bool = True, policy: Policy | None = None, timeout: float = DEFAULT_TIMEOUT,
+             progress=None, sequences: dict[str, int] | None = None, **target_options) -> DiffResult:
+    """Run the matrix, compare every pair per input, (unless diagnose=False) diagnose, and judge
+    with `policy` (default: the built-in one). Returns the DiffResult: the run (Captures,
+    comparisons, diagnosis, cost, per-backend seconds), the verdict and the exit code.
     `progress(label, event, seconds, message)` as run_matrix's, event also "note".
     `sequences` (name -> number of steps, in input order): the inputs are sequences of a
     stateful model, each run on a fresh interpreter (run.sequences indexes their steps)."""
-    return matrix_run(model, input_names, samples, labels, reference=reference, diagnose=diagnose,
-                      timeout=timeout, progress=progress, sequences=sequences, **target_options)[0]
-
-
-def matrix_run(model, input_names, samples, labels, *, reference: str | None = None,
-               diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT, progress=None,
-               sequences: dict[str, int] | None = None,
-               **target_options) -> tuple[DiffRun, MatrixResult]:
-    """diff_run, also returning the MatrixResult with every backend's Captures (the
-    quantization A/B compares them with its float model)."""
     if reference is not None and reference not in labels:
         raise BadInput(f"--reference {reference}: not among the backends run ({', '.join(labels)})")
     lengths = list(sequences.values()) if sequences else None
     matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
                         sequences=lengths, **target_options)
+    return diff_matrix(model, input_names, matrix, samples=samples, reference=reference,
+                       diagnose=diagnose, policy=policy, timeout=timeout, progress=progress,
+                       sequences=sequences, **target_options)
+
+
+def diff_matrix(model, input_names, matrix: MatrixResult, *, samples=None,
+                reference: str | None = None, diagnose: bool = True, policy: Policy | None = None,
+                timeout: float = DEFAULT_TIMEOUT, progress=None,
+                sequences: dict[str, int] | None = None, **target_options) -> DiffResult:
+    """diff_run's way on from Captures that exist already (`matrix`: one Capture per input
+    name and backend; the Robot library runs its backends one keyword at a time).
+    Diagnosing re-runs the backends isolated, so it needs the `samples`."""
+    lengths = list(sequences.values()) if sequences else None
     comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
-                   for i in range(len(samples))]
+                   for i in range(len(input_names))]
     steps, start = {}, 0
     for name, length in (sequences or {}).items():
         steps[name] = list(range(start, start + length))
         start += length
-    run = DiffRun(model, comparisons, backend_errors=matrix.errors, versions=matrix.versions,
+    run = DiffRun(model, comparisons, backend_errors=dict(matrix.errors), versions=dict(matrix.versions),
                   input_names=list(input_names), cost=summarize(matrix.captures),
-                  sequences=steps)
+                  sequences=steps, captures=dict(matrix.captures), seconds=dict(matrix.seconds),
+                  error_codes=dict(matrix.error_codes))
     if diagnose:
+        if samples is None:
+            raise ValueError("diff_matrix(diagnose=True) needs the samples to run isolated")
         # Instructions are reported for the normal runs only: isolated runs need not count.
         options = {k: v for k, v in target_options.items() if k != "count_instructions"}
-        diagnose_matrix(run, samples, matrix, reference=reference, timeout=timeout,
+        diagnose_matrix(run, samples, reference=reference, timeout=timeout,
                         progress=progress, sequences=lengths, **options)
-    return run, matrix
+    return judge(run, policy)
 
 
 def choose_reference(ran, requested: str | None = None) -> str | None:
@@ -78,24 +91,25 @@ def choose_reference(ran, requested: str | None = None) -> str | None:
     return min(ran, key=backend_rank) if ran else None
 
 
-def diagnose_matrix(run: DiffRun, samples, matrix: MatrixResult, *, reference: str | None = None,
+def diagnose_matrix(run: DiffRun, samples, *, reference: str | None = None,
                     timeout: float = DEFAULT_TIMEOUT, progress=None,
                     sequences: list[int] | None = None, **target_options):
     """Isolated runs against the reference, the variants the causes need, then the diagnosis.
     Returns run.diagnosis (None when fewer than two backends ran or the reference failed)."""
     say = _say(progress)
-    if len(matrix.captures) < 2:
+    captures = run.captures
+    if len(captures) < 2:
         return None
-    ref = choose_reference(matrix.captures, reference)
+    ref = choose_reference(captures, reference)
     if ref is None:
         say(f"no diagnosis: the reference {reference} did not run")
         return None
     model = run.model
-    isolated = [{ref: caps} for caps in matrix.captures[ref]]
+    isolated = [{ref: caps} for caps in captures[ref]]
     failed: dict[str, str] = {}
-    for label in sorted(matrix.captures, key=backend_rank):
+    for label in sorted(captures, key=backend_rank):
         if label != ref:
-            _isolated_run(label, ref, model, samples, matrix.captures[ref], isolated, failed,
+            _isolated_run(label, ref, model, samples, captures[ref], isolated, failed,
                           f"isolated run against {ref}", timeout, progress, target_options, sequences)
     wanted: dict[str, str] = {}
     for cmp, iso in zip(run.comparisons, isolated):
@@ -109,7 +123,7 @@ def diagnose_matrix(run: DiffRun, samples, matrix: MatrixResult, *, reference: s
             continue
         variants[label] = why
         say(f"running {label} isolated against {ref} {why}")
-        _isolated_run(label, ref, model, samples, matrix.captures[ref], isolated, failed,
+        _isolated_run(label, ref, model, samples, captures[ref], isolated, failed,
                       "extra numerics variant for the diagnosis", timeout, progress, target_options,
                       sequences)
     return diagnose_run(run, isolated, ref, variants=variants, failed=failed)

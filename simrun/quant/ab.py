@@ -26,7 +26,10 @@ from ..backends import DEFAULT_TIMEOUT, run_backend
 from ..errors import BackendError, BadInput
 from ..inputs import convert_dtype
 from ..model import Model
-from ..pipeline import matrix_run
+from ..analysis.diffrun import DiffRun
+from ..analysis.policy import Policy, Verdict
+from ..analysis.result import DiffResult
+from ..pipeline import diff_run
 from .accuracy import ErrorStats, layer_errors, output_errors
 from .convert import FLOAT, Scheme, convert_all, load_source, tensorflow
 from .dataset import DEFAULT_COUNT, load_dataset
@@ -39,12 +42,19 @@ class SchemeResult:
     scheme: str
     model_path: Path
     settings: dict
-    run: object | None = None               # analysis.compare.DiffRun of the matrix on this model
-    verdict: object | None = None           # analysis.policy verdict of that run
+    result: DiffResult | None = None        # the differential run on this model, judged by the policy
     measured_on: str | None = None          # backend whose capture was compared with float
     outputs: list[ErrorStats] = field(default_factory=list)
     layers: list[ErrorStats] = field(default_factory=list)
     error: str | None = None                # why the float comparison is missing
+
+    @property
+    def run(self) -> DiffRun | None:
+        return self.result.run if self.result is not None else None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self.result.verdict if self.result is not None else None
 
 
 @dataclass
@@ -61,9 +71,10 @@ class ABRun:
 def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: Path, *,
            dataset: str = "random:0", dataset_count: int = DEFAULT_COUNT,
            value_range: tuple[float, float] = (0.0, 1.0), inputs: str | None = None,
-           count: int = 2, policy=None, progress=None, timeout: float = DEFAULT_TIMEOUT,
+           count: int = 2, policy: Policy | None = None, progress=None, timeout: float = DEFAULT_TIMEOUT,
            reference: str | None = None, diagnose: bool = True, **target_options) -> ABRun:
-    """Quantize `model_path` under `schemes` into out_dir/models and measure both errors.
+    """Quantize `model_path` under `schemes` into out_dir/models and measure both errors;
+    `policy` (None: the built-in one) judges each scheme's differential run.
     `progress(stage, message)` hears every step."""
     say = progress or (lambda stage, msg: None)
     if count < 1:
@@ -107,12 +118,11 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
     for i, res in enumerate(results):
         model = Model.from_file(res.model_path)
         say(res.scheme, f"differential run on {', '.join(labels)}")
-        res.run, matrix = matrix_run(
-            model, names, quant_inputs[i], labels, reference=reference, diagnose=diagnose, timeout=timeout,
+        res.result = diff_run(
+            model, names, quant_inputs[i], labels, reference=reference, diagnose=diagnose,
+            policy=policy, timeout=timeout,
             progress=lambda label, event, seconds, message, _s=res.scheme:
             say(_s, _event(label, event, seconds, message)), **target_options)
-        if policy is not None:
-            res.verdict = policy.evaluate(res.run)
         if float_caps is None:
             res.error = float_error
             continue
@@ -120,7 +130,7 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
         if res.measured_on is None:
             res.error = "no backend ran the quantized model"
             continue
-        caps = matrix.captures[res.measured_on]
+        caps = res.result.captures[res.measured_on]
         res.outputs = output_errors(float_caps[i], caps, model)
         res.layers = layer_errors(float_caps[i], caps, model)
     return ABRun(source.describe(), float_conv.path, data.describe(), names, list(labels),

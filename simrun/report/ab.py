@@ -292,8 +292,8 @@ def write_reports(ab: ABRun, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for res in ab.schemes:
-        if res.run is not None and res.verdict is not None:
-            write_diff_reports(res.run, res.verdict, out_dir / res.scheme)
+        if res.result is not None:
+            write_diff_reports(res.result, out_dir / res.scheme)
     json_path = out_dir / "summary.json"
     json_path.write_text(json.dumps(summary(ab), indent=1, allow_nan=False) + "\n")
     html_path = out_dir / "report.html"

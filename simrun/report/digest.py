@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis.compare import DiffRun, PairResult, backend_rank
-from ..analysis.policy import pair_diagnosis
+from ..analysis.compare import PairResult, backend_rank
+from ..analysis.diffrun import DiffRun
 
 _STATUS_ORDER = ("fail", "pass", "unjudged")        # worst first
 
@@ -144,7 +144,7 @@ def _diagnosis_summary(run: DiffRun, cell: Cell) -> str | None:
     for n, cmp in enumerate(run.comparisons):
         for pair in cmp.pairs:
             if (pair.a, pair.b) == (cell.a, cell.b) and pair.first_divergent is not None:
-                pd = pair_diagnosis(run, n, pair)
+                pd = run.pair_diagnosis(n, pair)
                 if pd is not None and pd.summary:
                     summary = pd.summary
                     prefix = f"{pd.name}: "

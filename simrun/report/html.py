@@ -13,8 +13,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from ..analysis.compare import DiffRun
-from ..analysis.policy import pair_diagnosis
+from ..analysis.diffrun import DiffRun
 from . import html_parts as parts
 from .cost import html_section as cost_section
 from . import sequences
@@ -108,7 +107,7 @@ _STATUS_TEXT = {"unjudged": "reported, not judged", "pass": "pass", "fail": "FAI
 
 def _pair_section(run: DiffRun, n: int, input_name: str, pair, pv) -> str:
     first = pair.first_divergent
-    pd = pair_diagnosis(run, n, pair)
+    pd = run.pair_diagnosis(n, pair)
     status = _STATUS_TEXT[pv.status]
     head = (f"<h4 id='{parts.anchor(str(n), input_name, pair.a, pair.b)}'>{escape(pair.name)} "
             f"{parts.badge(pv.status, status)}</h4>")
@@ -134,7 +133,7 @@ def figures(run: DiffRun, classes: list[list[str]]) -> dict[tuple[int, str], str
                 pair = by_labels.get((ref[0], other[0])) or by_labels.get((other[0], ref[0]))
                 if pair is None or not any(s.diverges for s in pair.layers + pair.outputs):
                     continue
-                pd = pair_diagnosis(run, n, pair)
+                pd = run.pair_diagnosis(n, pair)
                 own = {d.id: d.own for d in pd.layers} if pd is not None else None
                 label = other[0] + (f" (+{len(other) - 1})" if len(other) > 1 else "")
                 lines.append((label, pair, own))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..analysis.compare import DiffRun, LayerStats
+from ..analysis.compare import LayerStats
+from ..analysis.diffrun import DiffRun
 from ..analysis.diagnose import INTRODUCING
-from ..analysis.policy import layer_diagnosis
 from .digest import Cell, cell_between
 from .json_report import layer_verdict
 
@@ -100,7 +100,7 @@ def layer_table(run: DiffRun, n: int, pair, pv) -> str:
             "<th>evidence for the cause</th></tr>")
     rows = [head]
     for s in pair.layers + pair.outputs:
-        d = layer_diagnosis(run, n, pair, s)
+        d = run.layer_diagnosis(n, pair, s)
         classes = []
         if s is pair.first_divergent:
             classes.append("first-divergent")

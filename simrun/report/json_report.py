@@ -63,8 +63,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..analysis.compare import DiffRun, LayerStats, finite_or_none
-from ..analysis.policy import layer_diagnosis, pair_diagnosis
+from ..analysis.compare import LayerStats, finite_or_none
+from ..analysis.diffrun import DiffRun
 from .cost import cost_json
 from . import sequences
 from .digest import agreement_classes, headline
@@ -77,14 +77,14 @@ def summary(run: DiffRun, verdict) -> dict:
         pairs = []
         for pair in cmp.pairs:
             pv = next(pair_verdicts)
-            pd = pair_diagnosis(run, n, pair)
-            layers = [layer_dict(s, pv, layer_diagnosis(run, n, pair, s)) for s in pair.layers]
+            pd = run.pair_diagnosis(n, pair)
+            layers = [layer_dict(s, pv, run.layer_diagnosis(n, pair, s)) for s in pair.layers]
             shares = [s.relative_error for s in pair.outputs if s.relative_error is not None]
             pairs.append({
                 "a": pair.a, "b": pair.b, "verdict": pv.status,
-                "first_divergent": layer_dict(pair.first_divergent, pv, layer_diagnosis(run, n, pair, pair.first_divergent)),
-                "first_failing": layer_dict(pv.first_failing, pv, layer_diagnosis(run, n, pair, pv.first_failing)),
-                "worst": layer_dict(pair.worst, pv, layer_diagnosis(run, n, pair, pair.worst)),
+                "first_divergent": layer_dict(pair.first_divergent, pv, run.layer_diagnosis(n, pair, pair.first_divergent)),
+                "first_failing": layer_dict(pv.first_failing, pv, run.layer_diagnosis(n, pair, pv.first_failing)),
+                "worst": layer_dict(pair.worst, pv, run.layer_diagnosis(n, pair, pair.worst)),
                 "layers_total": len(pair.layers),
                 "layers_compared": len(pair.compared_layers),
                 "layers_diverging": sum(s.diverges for s in pair.layers),

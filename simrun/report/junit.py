@@ -13,8 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..analysis.compare import DiffRun
-from ..analysis.policy import layer_diagnosis
+from ..analysis.diffrun import DiffRun
 from .json_report import layer_verdict
 
 
@@ -42,7 +41,7 @@ def build(run: DiffRun, verdict) -> ET.ElementTree:
             for s in pair.layers + pair.outputs:
                 case = ET.SubElement(suite, "testcase", classname=classname, name=s.label)
                 outcome = layer_verdict(s, pv)      # the verdict summary.json and the HTML show
-                d = layer_diagnosis(run, n, pair, s)
+                d = run.layer_diagnosis(n, pair, s)
                 why = _why(d)
                 if outcome == "fail":
                     reasons = "; ".join(pv.failing[s.id])

@@ -9,7 +9,7 @@ have this section: in the terminal, in summary.json ("sequences") and in report.
 """
 from __future__ import annotations
 
-from ..analysis.compare import DiffRun
+from ..analysis.diffrun import DiffRun
 
 
 def summarize(run: DiffRun) -> list[dict]:

@@ -7,8 +7,7 @@ tflite-reference agree bit for bit) is counted, not shown; report.html and summa
 have every pair."""
 from __future__ import annotations
 
-from ..analysis.compare import DiffRun
-from ..analysis.policy import pair_diagnosis
+from ..analysis.diffrun import DiffRun
 from .cost import terminal_lines as cost_lines
 from .digest import agreement_classes, headline
 
@@ -80,7 +79,7 @@ def render(run: DiffRun, verdict) -> str:
 
 def _introducing(run: DiffRun, n: int, pair) -> str:
     """How many layers introduce error themselves, and why ("3 rounding, 1 kernel"); "-" undiagnosed."""
-    pd = pair_diagnosis(run, n, pair)
+    pd = run.pair_diagnosis(n, pair)
     if pd is None:
         return "-"
     counts: dict[str, int] = {}

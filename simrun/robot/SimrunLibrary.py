@@ -14,7 +14,7 @@ robotframework-pythonlibcore (as SeleniumLibrary and Browser do):
 - cost.py          instructions executed per operator on the target
 
 Every keyword is a thin call into simrun; the components only convert
-arguments, keep the state of context.LibraryState between keywords and turn
+arguments, keep the state of context.SuiteContext between keywords and turn
 results into assertions. A new concern gets its own component module, listed
 in COMPONENTS below.
 """
@@ -24,7 +24,7 @@ from robotlibcore import DynamicCore
 
 from .captures import CaptureKeywords
 from .comparison import ComparisonKeywords
-from .context import LibraryState
+from .context import SuiteContext
 from .cost import CostKeywords
 from .diagnosis import DiagnosisKeywords
 from .firmware import FirmwareKeywords
@@ -36,7 +36,7 @@ COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords,
               DiagnosisKeywords, QuantKeywords, CostKeywords)
 
 
-class SimrunLibrary(DynamicCore, LibraryState):
+class SimrunLibrary(DynamicCore):
     """Tensor-level keywords for testing TFLM deployments on emulated Cortex-M cores.
 
     The library keeps a small amount of state between keywords, one copy per
@@ -75,12 +75,12 @@ class SimrunLibrary(DynamicCore, LibraryState):
     ROBOT_LISTENER_API_VERSION = 3     # the library listens to itself (pythonlibcore registers it)
 
     def __init__(self):
-        self._init_state()
-        DynamicCore.__init__(self, [component(self) for component in COMPONENTS])
+        self.context = SuiteContext()       # the state every component shares, as its `ctx`
+        DynamicCore.__init__(self, [component(self.context) for component in COMPONENTS])
 
     # --- listener: the library itself stops what it started -----------------
     def _end_suite(self, data, result):
-        self._stop_session()
+        self.context.stop_session()
 
     def _close(self):
-        self._stop_session()
+        self.context.stop_session()

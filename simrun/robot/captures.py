@@ -25,7 +25,7 @@ class CaptureKeywords(Component):
         | Run Backend    tflm-host
         | Run Keyword And Expect Error    *quantized_dimension*    Run Backend    tflite-reference
         """
-        return self.ctx._run_backend(name)
+        return self.ctx.run_backend(name)
 
     @keyword
     def get_layer_output(self, layer: str, label: str | None = None, output: int = 0) -> np.ndarray:
@@ -40,7 +40,7 @@ class CaptureKeywords(Component):
         | ${conv} =    Get Layer Output    0:0
         | ${same} =    Get Layer Output    MobilenetV1/Conv2d_0/Relu6    label=tflm-host
         """
-        cap = self.ctx._capture(label)
+        cap = self.ctx.capture(label)
         for rec in cap.ops:
             for t in rec.outputs:
                 if t.name == layer:
@@ -65,7 +65,7 @@ class CaptureKeywords(Component):
         Example:
         | ${scores} =    Get Model Output
         """
-        cap = self.ctx._capture(label)
+        cap = self.ctx.capture(label)
         if not 0 <= output < len(cap.outputs):
             raise SimrunError(f"{cap.backend}: the capture has {len(cap.outputs)} outputs, no output {output}")
         return cap.outputs[output].values
@@ -77,7 +77,7 @@ class CaptureKeywords(Component):
         Example:
         | Captured Layer Count Should Be    4
         """
-        self.ctx._check_layer_count(count, label)
+        self.ctx.check_layer_count(count, label)
 
     @keyword
     def arrays_should_be_equal(self, actual, expected, msg: str | None = None) -> None:
@@ -95,4 +95,4 @@ class CaptureKeywords(Component):
         Example:
         | Save Capture    ${OUTPUT DIR}/target.npz
         """
-        return str(self.ctx._capture(label).save(path))
+        return str(self.ctx.capture(label).save(path))

@@ -25,7 +25,7 @@ class ComparisonKeywords(Component):
         ok = []
         for name in labels:
             try:
-                self.ctx._run_backend(name)
+                self.ctx.run_backend(name)
                 ok.append(name)
             except BackendError as err:
                 logger.info(f"backend failed: {err}")
@@ -41,7 +41,7 @@ class ComparisonKeywords(Component):
         Example:
         | Compare Captures    tflm-host    target:cortex-m55:reference
         """
-        self._compare(labels or tuple(self.ctx._captures))
+        self._compare(labels or tuple(self.ctx.captures))
 
     @keyword
     def layer_mismatch_ratio_should_be_below(self, max_ratio: float, a: str | None = None,
@@ -57,7 +57,7 @@ class ComparisonKeywords(Component):
         | Layer Mismatch Ratio Should Be Below    0.05
         | Layer Mismatch Ratio Should Be Below    0.001    layer=0:2
         """
-        pair = self.ctx._pair(a, b)
+        pair = self.ctx.pair(a, b)
         layers = [s for s in pair.layers if _layer_matches(s, layer)]
         if not layers:
             raise SimrunError(f"{pair.name}: no layer matches {layer!r}")
@@ -76,7 +76,7 @@ class ComparisonKeywords(Component):
         | First Divergent Layer Should Be    NONE
         | First Divergent Layer Should Be    0:1    tflm-host    target:cortex-m55:cmsis-nn
         """
-        pair = self.ctx._pair(a, b)
+        pair = self.ctx.pair(a, b)
         first = pair.first_divergent
         actual = "NONE" if first is None else f"{first.subgraph}:{first.op_index}"
         if actual != expected.upper():
@@ -94,8 +94,9 @@ class ComparisonKeywords(Component):
         | Outputs Should Match Within Policy    ${CURDIR}/strict.toml
         """
         from ..report import terminal
-        verdict = self.ctx._verdict(policy)
-        logger.info(terminal.render(self.ctx._run, verdict))
+        result = self.ctx.judged(policy)
+        verdict = result.verdict
+        logger.info(terminal.render(result.run, verdict))
         if not verdict.passed:
             raise AssertionError("policy failed: " + "; ".join(str(f) for f in verdict.failures))
 
@@ -106,10 +107,10 @@ class ComparisonKeywords(Component):
         Example:
         | Backend Should Have Failed With    tflite-reference    quantized_dimension
         """
-        if backend not in self.ctx._backend_errors:
+        if backend not in self.ctx.backend_errors:
             raise AssertionError(f"backend {backend} did not fail; failures: "
-                                 f"{', '.join(self.ctx._backend_errors) or '(none)'}")
-        got = self.ctx._backend_errors[backend]
+                                 f"{', '.join(self.ctx.backend_errors) or '(none)'}")
+        got = self.ctx.backend_errors[backend]
         if message not in got:
             raise AssertionError(f"backend {backend} failed with {got!r}, which does not contain {message!r}")
 
@@ -123,23 +124,17 @@ class ComparisonKeywords(Component):
         | Write Reports    ${OUTPUT DIR}/simrun
         """
         from .. import report
-        run, verdict = self.ctx._require_run(), self.ctx._verdict(policy)
-        files = report.write_reports(run, verdict, out_dir)
-        logger.info(report.terminal.render(run, verdict))
+        result = self.ctx.judged(policy)
+        files = report.write_reports(result, out_dir)
+        logger.info(report.terminal.render(result.run, result.verdict))
         logger.info(f'<a href="{files["html"].resolve().as_uri()}">{files["html"]}</a>', html=True)
         return str(out_dir)
 
     def _compare(self, labels) -> None:
-        from ..analysis.compare import DiffRun, compare
-        from ..analysis.cost import summarize
-        caps = {label: self.ctx._capture(label) for label in labels}
-        if len(caps) < 2 and not self.ctx._backend_errors:
-            raise SimrunError(f"need at least two captures to compare, have: {', '.join(caps) or '(none)'}")
-        model = self.ctx._require_model()
-        comparisons = [compare(model, caps)] if len(caps) >= 2 else []
-        self.ctx._run = DiffRun(model, comparisons=comparisons, backend_errors=dict(self.ctx._backend_errors),
-                            versions={label: dict(c.versions) for label, c in caps.items()},
-                            cost=summarize({label: [c] for label, c in caps.items()}))
+        caps = [self.ctx.capture(label) for label in labels]     # a missing label fails here
+        if len(caps) < 2 and not self.ctx.backend_errors:
+            raise SimrunError(f"need at least two captures to compare, have: {', '.join(labels) or '(none)'}")
+        self.ctx.compare(labels)
 
 
 def _layer_matches(stats, layer: str | None) -> bool:

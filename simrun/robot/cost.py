@@ -39,7 +39,7 @@ class CostKeywords(Component):
             # Renode sessions do not need it; QEMU is the default emulator.
             from ..device.qemu_plugin import ensure_plugin
             ensure_plugin()
-        self.ctx._count_instructions = bool(enabled)
+        self.ctx.count_instructions = bool(enabled)
 
     @keyword
     def get_instructions_of_layer(self, layer: str, label: str | None = None) -> int:
@@ -52,7 +52,7 @@ class CostKeywords(Component):
         Example:
         | ${n} =    Get Instructions Of Layer    0:0    label=target:cortex-m55:cmsis-nn
         """
-        cap = self.ctx._capture(label)
+        cap = self.ctx.capture(label)
         return _counted(cap, _op(cap, layer))
 
     @keyword
@@ -62,7 +62,7 @@ class CostKeywords(Component):
         Example:
         | Instructions Of Layer Should Be Below    0:0    1500000    label=target:cortex-m55:cmsis-nn
         """
-        cap = self.ctx._capture(label)
+        cap = self.ctx.capture(label)
         rec = _op(cap, layer)
         n = _counted(cap, rec)
         logger.info(f"{cap.backend}: layer {rec.subgraph}:{rec.index} {rec.op_name} executed {n:,} instructions")
@@ -77,7 +77,7 @@ class CostKeywords(Component):
         Example:
         | Total Instructions Should Be Below    50000000
         """
-        cap = self.ctx._capture(label)
+        cap = self.ctx.capture(label)
         total = cap.meta.get("instructions_total")
         if total is None:
             raise SimrunError(f"{cap.backend}: instructions were not counted; call Count Instructions "
@@ -94,7 +94,7 @@ class CostKeywords(Component):
         Example:
         | Layer Should Execute Fewer Instructions    0:0    target:cortex-m4:cmsis-nn    than=target:cortex-m4:reference
         """
-        a, b = self.ctx._capture(label), self.ctx._capture(than)
+        a, b = self.ctx.capture(label), self.ctx.capture(than)
         rec_a, rec_b = _op(a, layer), _op(b, layer)
         n_a, n_b = _counted(a, rec_a), _counted(b, rec_b)
         logger.info(f"layer {layer} {rec_a.op_name}: {label} {n_a:,}, {than} {n_b:,} instructions")

@@ -28,31 +28,24 @@ class DiagnosisKeywords(Component):
         | Diagnose Against    tflite-reference    tflite-optimized    tflm-host
         | Diagnose Against    tflm-host    target:cortex-m55:cmsis-nn
         """
-        from ..backends import MatrixResult
-        from ..pipeline import diagnose_matrix
         ctx = self.ctx
         if not labels:
-            run = ctx._require_run()
+            run = ctx.require_result().run
             labels = tuple(run.comparisons[0].backends) if run.comparisons else ()
         wanted = list(dict.fromkeys((reference, *labels)))
         for label in wanted:
-            if label not in ctx._captures and label not in ctx._backend_errors:
+            if label not in ctx.captures and label not in ctx.backend_errors:
                 try:
-                    ctx._run_backend(label)
+                    ctx.run_backend(label)
                 except BackendError as err:
                     logger.info(f"backend failed: {err}")
-        ran = [label for label in wanted if label in ctx._captures]
+        ran = [label for label in wanted if label in ctx.captures]
         if reference not in ran:
             raise SimrunError(f"the reference {reference} has no capture"
-                              + (f": {ctx._backend_errors[reference]}" if reference in ctx._backend_errors else ""))
+                              + (f": {ctx.backend_errors[reference]}" if reference in ctx.backend_errors else ""))
         if len(ran) < 2:
             raise SimrunError(f"need a second backend beside {reference} to diagnose")
-        self._compare(ran)
-        run = ctx._run
-        matrix = MatrixResult({label: [ctx._captures[label]] for label in ran},
-                              dict(ctx._backend_errors), {}, dict(run.versions))
-        diagnosis = diagnose_matrix(run, [ctx._require_inputs()], matrix, reference=reference,
-                                    progress=_log_progress)
+        diagnosis = ctx.compare(ran, diagnose_against=reference, progress=_log_progress).diagnosis
         for summary in diagnosis.summaries(0):
             logger.info(summary)
 
@@ -108,19 +101,11 @@ class DiagnosisKeywords(Component):
         return self._pair_diagnosis(a, b).summary
 
     # --- helpers ----------------------------------------------------------------------
-    def _compare(self, labels) -> None:
-        from ..analysis.compare import DiffRun, compare
-        ctx = self.ctx
-        caps = {label: ctx._captures[label] for label in labels}
-        model = ctx._require_model()
-        ctx._run = DiffRun(model, [compare(model, caps)], backend_errors=dict(ctx._backend_errors),
-                           versions={label: dict(c.versions) for label, c in caps.items()})
-
     def _pair_diagnosis(self, a, b):
-        run = self.ctx._require_run()
-        if getattr(run, "diagnosis", None) is None:
+        run = self.ctx.require_result().run
+        if run.diagnosis is None:
             raise SimrunError("no diagnosis: call Diagnose Against first")
-        pair = self.ctx._pair(a, b)
+        pair = self.ctx.pair(a, b)
         n = next(i for i, c in enumerate(run.comparisons) if pair in c.pairs)
         return run.diagnosis.pair(n, pair.a, pair.b)
 

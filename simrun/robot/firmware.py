@@ -11,7 +11,7 @@ from robot.api.deco import keyword
 
 from ..capture import Capture
 from ..errors import SimrunError
-from .context import Component
+from .context import Component, CurrentFirmware
 
 
 class FirmwareKeywords(Component):
@@ -31,7 +31,7 @@ class FirmwareKeywords(Component):
         """
         from ..device.build import ensure_firmware
         fw = ensure_firmware(cpu, kernels, progress=logger.info)
-        self.ctx._firmware = (Path(fw.elf), cpu, kernels)
+        self.ctx.firmware = CurrentFirmware(Path(fw.elf), cpu, kernels)
         logger.info(f"firmware {cpu}/{kernels}: {fw.elf}")
         return str(fw.elf)
 
@@ -49,7 +49,7 @@ class FirmwareKeywords(Component):
         path = Path(elf)
         if not path.is_file():
             raise SimrunError(f"firmware ELF not found: {path}")
-        self.ctx._firmware = (path, cpu, kernels)
+        self.ctx.firmware = CurrentFirmware(path, cpu, kernels)
 
     @keyword
     def start_emulator_session(self, emulator: str = "qemu", timeout: float = 120.0,
@@ -74,18 +74,18 @@ class FirmwareKeywords(Component):
         | Start Emulator Session    timeout=20
         | [Teardown]    Stop Emulator Session
         """
-        if self.ctx._firmware is None:
+        if self.ctx.firmware is None:
             raise SimrunError("no firmware: call Build Firmware, Build Fixture Firmware or Use Firmware first")
         from ..device.targets import target_label
         from ..device.session import Session
-        self.ctx._stop_session()
-        elf, cpu, kernels = self.ctx._firmware
+        self.ctx.stop_session()
+        elf, cpu, kernels = self.ctx.firmware
         session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
                           label=target_label(cpu, kernels) if kernels else None, gdb=gdb,
-                          count_instructions=self.ctx._count_instructions)
-        self.ctx._session = session.__enter__()
-        if self.ctx._model is not None:
-            self.ctx._session.load_model(self.ctx._model)
+                          count_instructions=self.ctx.count_instructions)
+        self.ctx.session = session.__enter__()
+        if self.ctx.model is not None:
+            self.ctx.session.load_model(self.ctx.model)
 
     @keyword
     def stop_emulator_session(self) -> None:
@@ -94,7 +94,7 @@ class FirmwareKeywords(Component):
         Example:
         | [Teardown]    Stop Emulator Session
         """
-        self.ctx._stop_session()
+        self.ctx.stop_session()
 
     @keyword
     def run_inference(self, capture_layers: bool = True) -> Capture:
@@ -111,9 +111,9 @@ class FirmwareKeywords(Component):
         | Run Inference
         | Run Inference    capture_layers=False
         """
-        self.ctx._require_session()
-        cap = self.ctx._session.invoke(self.ctx._require_inputs(), capture_layers=capture_layers)
-        self.ctx._store(cap)
+        self.ctx.require_session()
+        cap = self.ctx.session.invoke(self.ctx.require_inputs(), capture_layers=capture_layers)
+        self.ctx.store(cap)
         return cap
 
     @keyword
@@ -127,8 +127,8 @@ class FirmwareKeywords(Component):
         | ${seen} =    Get Target Input
         | Arrays Should Be Equal    ${seen}    ${sent}
         """
-        self.ctx._require_session()
-        return self.ctx._session.read_input(index)
+        self.ctx.require_session()
+        return self.ctx.session.read_input(index)
 
     @keyword
     def run_should_fail_with(self, error: str, message: str = "", capture_layers: bool = True) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from robot.api.deco import keyword
 
 from ..errors import SimrunError
-from .context import Component, assert_arrays_equal
+from .context import Component, CurrentFirmware, assert_arrays_equal
 
 
 class FixtureKeywords(Component):
@@ -25,7 +25,7 @@ class FixtureKeywords(Component):
         """
         from ..device import fixture
         elf = fixture.build_fixture(cpu)
-        self.ctx._firmware = (Path(elf), cpu, "fixture")
+        self.ctx.firmware = CurrentFirmware(Path(elf), cpu, "fixture")
         return str(elf)
 
     @keyword
@@ -47,11 +47,11 @@ class FixtureKeywords(Component):
                  "hang": [fixture.Layer(fixture.KIND_HANG)]}
         if extra_layer not in extra:
             raise SimrunError(f"extra_layer must be one of {', '.join(extra)}, not {extra_layer!r}")
-        self.ctx._require_session()
+        self.ctx.require_session()
         model = fixture.demo_model(input_len, seed=seed, extra=extra[extra_layer])
-        self.ctx._model, self.ctx._fixture_model = None, model
-        self.ctx._forget_results()
-        self.ctx._session.load_model(model.to_bytes(), raw=True)
+        self.ctx.model, self.ctx.fixture_model = None, model
+        self.ctx.forget_results()
+        self.ctx.session.load_model(model.to_bytes(), raw=True)
 
     @keyword
     def fixture_reference_outputs(self) -> list:
@@ -61,9 +61,9 @@ class FixtureKeywords(Component):
         | @{expected} =    Fixture Reference Outputs
         """
         from ..device import fixture
-        if self.ctx._fixture_model is None:
+        if self.ctx.fixture_model is None:
             raise SimrunError("no fixture model: call Load Fixture Model first")
-        return fixture.reference(self.ctx._fixture_model, self.ctx._require_inputs()[0])
+        return fixture.reference(self.ctx.fixture_model, self.ctx.require_inputs()[0])
 
     @keyword
     def captured_layers_should_equal_fixture_reference(self, label: str | None = None) -> None:
@@ -74,8 +74,8 @@ class FixtureKeywords(Component):
         | Captured Layers Should Equal Fixture Reference
         """
         expected = self.fixture_reference_outputs()
-        cap = self.ctx._capture(label)
-        self.ctx._check_layer_count(len(expected), label)
+        cap = self.ctx.capture(label)
+        self.ctx.check_layer_count(len(expected), label)
         for rec, want in zip(cap.ops, expected):
             assert_arrays_equal(rec.outputs[0].values, want,
                                         f"{cap.backend}: layer {rec.subgraph}:{rec.index} {rec.op_name} "

@@ -28,11 +28,11 @@ class ModelKeywords(Component):
         Example:
         | Load Model    ${CURDIR}/../../shared/models/person_detect.tflite
         """
-        self.ctx._model = Model.from_file(Path(path).resolve())
-        self.ctx._fixture_model = None
-        self.ctx._forget_results()
-        if self.ctx._session is not None:
-            self.ctx._session.load_model(self.ctx._model)
+        self.ctx.model = Model.from_file(Path(path).resolve())
+        self.ctx.fixture_model = None
+        self.ctx.forget_results()
+        if self.ctx.session is not None:
+            self.ctx.session.load_model(self.ctx.model)
 
     @keyword
     def set_input_from_file(self, path: str) -> None:
@@ -64,16 +64,16 @@ class ModelKeywords(Component):
         | ${x} =    Evaluate    numpy.zeros((1, 1), dtype=numpy.int8)    numpy
         | Set Input Array    ${x}
         """
-        if self.ctx._fixture_model is None:
-            self.ctx._require_model()
-        self.ctx._inputs = [np.asarray(a) for a in arrays]
+        if self.ctx.fixture_model is None:
+            self.ctx.require_model()
+        self.ctx.inputs = [np.asarray(a) for a in arrays]
 
     def _set_inputs(self, spec: str) -> None:
-        if self.ctx._fixture_model is not None:
-            self.ctx._inputs = [_fixture_input(self.ctx._fixture_model, spec)]
+        if self.ctx.fixture_model is not None:
+            self.ctx.inputs = [_fixture_input(self.ctx.fixture_model, spec)]
             return
         from ..inputs import load_inputs
-        self.ctx._inputs = load_inputs(self.ctx._require_model(), [spec])[0]
+        self.ctx.inputs = load_inputs(self.ctx.require_model(), [spec])[0]
 
 
 def _fixture_input(model, spec: str) -> np.ndarray:
