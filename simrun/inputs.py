@@ -63,6 +63,13 @@ def load_named_inputs(model: Model, specs: list[str] | None,
     return unique
 
 
+def array_samples(model: Model, array: np.ndarray, where: str) -> list[Sample]:
+    """An in-memory array read as a `.npy` file of it would be (a single-input model:
+    one sample of the input's shape, or a leading batch of N)."""
+    _check_feedable(model)
+    return [[a] for a in _split_samples(_single_input(model, where), np.asarray(array), where)]
+
+
 def load_sequences(model: Model, specs: list[str] | None,
                    steps: int | None = None) -> list[tuple[str, list[tuple[str, Sample]]]]:
     """[(sequence name, [(step name "walk.npy@3", sample), ...]), ...], one per spec."""

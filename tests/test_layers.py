@@ -1,6 +1,6 @@
 """The package's layers: every import points downwards and nothing imports in a circle.
 
-    interfaces (cli, commands, robot) -> report -> quant -> pipeline -> backends -> device | analysis -> base
+    interfaces (simrun, api, cli, commands, robot, pytest plugin) -> report -> quant -> pipeline -> backends -> device | analysis -> base
 
 `pipeline` is the one way through (backends -> compare -> diagnose -> policy) that the
 CLI, the Robot library and the quantization A/B all run; `quant` converts and A/Bs models.
@@ -23,9 +23,11 @@ LAYERS = {
     "base": 0, "device": 1, "analysis": 1, "backends": 2, "pipeline": 3, "quant": 4, "report": 5,
     "interfaces": 6,
 }
-BASE_MODULES = {"simrun", "simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs",
+BASE_MODULES = {"simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs",
                 "simrun.resources"}
-INTERFACE_MODULES = {"simrun.cli", "simrun.__main__"}
+# The package itself is the Python API's front door: `simrun.diff` (simrun.api), loaded lazily.
+INTERFACE_MODULES = {"simrun", "simrun.cli", "simrun.__main__", "simrun.api", "simrun.pytest_plugin",
+                     "simrun.testing"}
 
 
 def layer_of(module: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.policy import Policy
-from simrun.analysis.result import DiffResult, exit_code, judge
+from simrun.analysis.result import DiffResult, exit_code
 from simrun.report import terminal, write_reports
 
 from synthetic_captures import FakeModel, sample_run
