@@ -1,12 +1,36 @@
-"""Shared test fixtures.
+"""Shared test fixtures, and the split between unit tests and the rest.
 
 Every test ends with no qemu-system-arm (or renode) process that it started
 still alive: the autouse fixture below fails the test that leaked one.
 Emulators started by other pytest runs on the same machine are told apart by
 a token every process started from this run inherits in its environment.
+
+Unit tests (`python -m pytest -m unit`, under a minute): every test that has
+none of the markers in NOT_UNIT gets the `unit` marker at collection. Tests get
+those markers two ways:
+- from the fixtures they use (IMPLIED_MARKS): `qemu`, `arm_gcc`, `emulator`,
+  `renode_replica`, `tflm_firmware`, `tf_model` mark their users, so a new
+  test on the emulator or on a TensorFlow model needs no marker of its own;
+- by hand, for what no fixture shows: `@pytest.mark.backends` (runs models
+  through the host interpreters in worker processes), `@pytest.mark.integration`
+  (the simrun command, bench scripts, wheels or Robot runs in child processes),
+  `@pytest.mark.tensorflow` (converts with TensorFlow itself), or
+  `pytestmark = pytest.mark.<name>` for a whole module.
+A plain `python -m pytest` (and scripts/test.sh) still runs everything.
+
+TensorFlow models: `tf_model(builder, **kwargs) -> Path` converts each model
+once per session. `builder(out_dir: Path, **kwargs) -> Path` is any function that
+writes a .tflite into out_dir and returns it (tests/testmodels.py holds the
+shared ones), deterministic in its arguments: the cache is keyed by the
+builder's name and the arguments, one directory per key. For example:
+
+    def test_something(tf_model):
+        path = tf_model(conv_logistic_int8)                  # built once, reused by every test
+        wide = tf_model(logistic_only_int8, width=16384)
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -42,6 +66,21 @@ def _emulator_pids() -> set[int]:
     return pids
 
 
+# Markers that take a test out of the unit selection; the fixtures that imply them.
+NOT_UNIT = ("qemu", "renode", "tflm", "tensorflow", "backends", "integration", "slow")
+IMPLIED_MARKS = {"qemu": "qemu", "arm_gcc": "qemu", "emulator": "qemu", "renode_replica": "renode",
+                 "tflm_firmware": "tflm", "tf_model": "tensorflow"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))     # with the fixtures' own fixtures
+        for fixture in used & IMPLIED_MARKS.keys():
+            item.add_marker(IMPLIED_MARKS[fixture])
+        if not any(item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker("unit")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_emulators():
     before = _emulator_pids()
@@ -55,6 +94,27 @@ def models_dir() -> Path:
     if not MODELS.is_dir():
         pytest.skip(f"real models not found at {MODELS} (expected ../shared/models beside the repo)")
     return MODELS
+
+
+@pytest.fixture(scope="session")
+def tf_model(tmp_path_factory):
+    """`tf_model(builder, **kwargs) -> Path`: builder's model, converted once per session.
+
+    TensorFlow is imported at the first call, not at setup: a test that skips
+    first (no TFLM sources) does not pay for it."""
+    root = tmp_path_factory.mktemp("tf-models")
+    built: dict[str, Path] = {}
+
+    def get(builder, **kwargs) -> Path:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        key = f"{builder.__module__}.{builder.__qualname__}({args})"
+        if key not in built:
+            pytest.importorskip("tensorflow", reason="the test models are built with TensorFlow")
+            out = root / f"{builder.__name__}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+            out.mkdir()
+            built[key] = Path(builder(out, **kwargs))
+        return built[key]
+    return get
 
 
 def require_tool(name: str) -> str:

@@ -1,6 +1,7 @@
 """Attach mode (`--gdb HOST:PORT`): simrun drives an emulator the user started, loopback only."""
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -18,6 +19,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def gdb_stop_reply(address: str, timeout: float = 10) -> str:
+    """The reply of the GDB server at address to a new client's `?`. QEMU serves one client at
+    a time, so an answer says the emulator is alive and its previous client has let go."""
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2) as s:
+                s.sendall(b"$?#3f")
+                reply = b""
+                while not re.search(rb"\$([^#]*)#[0-9a-fA-F]{2}", reply):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise OSError("connection closed")
+                    reply += chunk
+                return re.search(rb"\$([^#]*)#", reply).group(1).decode()
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no GDB server answering at {address} within {timeout} s: {err}") from None
+            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -54,8 +77,9 @@ def test_attach_runs_the_users_emulator_and_leaves_it_running(users_qemu):
             s.load_model(model.to_bytes(), raw=True)
     for rec, expected in zip(cap.ops, fixture.reference(model, x), strict=True):
         assert np.array_equal(rec.outputs[0].values, expected)
-    time.sleep(0.2)
-    assert proc.poll() is None                               # detached, still the user's
+    # Detached, still the user's: its GDB server takes the next client and says why it is stopped.
+    assert re.fullmatch(r"[ST][0-9a-fA-F]{2}.*", gdb_stop_reply(address))
+    assert proc.poll() is None
 
 
 @pytest.mark.parametrize("address", ["192.0.2.1:3333", "example.invalid:3333", "3333", "127.0.0.1:0",
@@ -111,8 +135,11 @@ from simrun.device.session import Session
 script = "$repl=@{RENODE_DIR}/mps2-an386.repl; $elf=@{elf}; $gdb_port=3333; include @{RENODE_DIR}/mps2-an386.resc"
 bench = subprocess.Popen([{str(renode_replica)!r}, "--disable-xwt", "--console", "--plain", "-e", script],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-while "GDB server with all CPUs started" not in bench.stdout.readline():
-    pass
+for line in bench.stdout:
+    if "GDB server with all CPUs started" in line:
+        break
+else:
+    sys.exit("the bench's Renode ended before its GDB server started")
 model = fixture.demo_model(seed=6)
 x = np.arange(64, dtype=np.int8).reshape(1, 64)
 with Session({str(elf)!r}, cpu="cortex-m4", gdb="127.0.0.1:3333", timeout=20) as s:

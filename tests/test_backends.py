@@ -26,6 +26,7 @@ def test_labels_parse_and_typos_are_bad_input():
             parse_backend(bad)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("label", HOST_SPECS)
 def test_host_backend_captures_every_operator_output(models_dir, label):
     path = models_dir / "micro_speech_quantized.tflite"
@@ -51,6 +52,7 @@ def test_host_backend_captures_every_operator_output(models_dir, label):
         "ai-edge-litert", "tensorflow.lite", "tflite-micro")
 
 
+@pytest.mark.backends
 def test_host_backends_agree_on_a_float_model(models_dir):
     path = models_dir / "hello_world_float.tflite"
     inputs = _inputs(Model.from_file(path), 1)
@@ -59,6 +61,7 @@ def test_host_backends_agree_on_a_float_model(models_dir):
     assert np.allclose(outs["tflite-reference"], outs["tflite-optimized"], atol=1e-4)
 
 
+@pytest.mark.backends
 def test_person_detect_refused_by_desktop_tflite_run_by_tflm(models_dir):
     path = models_dir / "person_detect.tflite"
     inputs = _inputs(Model.from_file(path), 1)
@@ -70,6 +73,7 @@ def test_person_detect_refused_by_desktop_tflite_run_by_tflm(models_dir):
     assert len(result.captures["tflm-host"][0].ops) == 31
 
 
+@pytest.mark.backends
 def test_keyword_aborts_litert_reference_while_tflm_completes(models_dir):
     path = models_dir / "keyword_scrambled_8bit.tflite"
     inputs = _inputs(Model.from_file(path), 1)
@@ -81,6 +85,7 @@ def test_keyword_aborts_litert_reference_while_tflm_completes(models_dir):
     assert len(result.captures["tflm-host"][0].ops) == len(Model.from_file(path).operators())
 
 
+@pytest.mark.backends
 def test_timeout_is_a_backend_error(models_dir):
     path = models_dir / "hello_world_int8.tflite"
     inputs = _inputs(Model.from_file(path), 1)
@@ -88,6 +93,7 @@ def test_timeout_is_a_backend_error(models_dir):
         run_backend("tflm-host", path, inputs, timeout=0.05)
 
 
+@pytest.mark.backends
 def test_an_unreadable_model_is_a_backend_error_not_a_crash(tmp_path):
     bogus = tmp_path / "bogus.tflite"
     bogus.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 64)
@@ -95,6 +101,7 @@ def test_an_unreadable_model_is_a_backend_error_not_a_crash(tmp_path):
         run_backend("tflm-host", bogus, [[np.zeros((1, 1), np.int8)]])
 
 
+@pytest.mark.backends
 def test_an_operator_version_the_desktop_lacks_is_a_refusal(models_dir, tmp_path):
     """Like TF 2.20's reference resolver without TILE v3: a model newer than the
     interpreter is refused by name, and TFLM (which ignores op versions) still runs."""
@@ -137,28 +144,22 @@ def test_target_timeout_stops_the_emulator(models_dir):
                     firmware_elf=firmware.elf)
 
 
-@pytest.fixture(scope="module")
-def tf_models(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="building the test models needs TensorFlow")
-    return tmp_path_factory.mktemp("tf-models")
-
-
-def test_tflm_host_grows_its_arena_for_large_activations(tf_models):
+def test_tflm_host_grows_its_arena_for_large_activations(tf_model):
     """The wheel's default arena (10x the model) cannot preserve 32 KiB of
     activations of a 1 KiB model; the backend sizes it from the tensors instead."""
     from testmodels import logistic_only_int8
 
-    path = logistic_only_int8(tf_models, width=16384)
+    path = tf_model(logistic_only_int8, width=16384)
     assert path.stat().st_size * 10 < 2 * 16384
     x = np.zeros((1, 16384), np.int8)
     cap = run_backend("tflm-host", path, [[x]])[0]
     assert cap.outputs[0].shape == (1, 16384)
 
 
-def test_tflm_logistic_equals_tflite_reference_on_every_int8_code(tf_models):
+def test_tflm_logistic_equals_tflite_reference_on_every_int8_code(tf_model):
     from testmodels import logistic_only_int8
 
-    path = logistic_only_int8(tf_models, width=256)
+    path = tf_model(logistic_only_int8, width=256)
     x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
     ref = run_backend("tflite-reference", path, [[x]])[0].outputs[0].values
     host = run_backend("tflm-host", path, [[x]])[0].outputs[0].values

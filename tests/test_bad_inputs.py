@@ -255,11 +255,9 @@ def _robot_input(model, path):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="the bad-input models are built with TensorFlow")
+def models(tf_model):
     from testmodels import conv_logistic_int8, logistic_only_int8
-    d = tmp_path_factory.mktemp("models")
-    return conv_logistic_int8(d), logistic_only_int8(d, width=16)
+    return tf_model(conv_logistic_int8), tf_model(logistic_only_int8, width=16)
 
 
 @pytest.fixture(scope="module")

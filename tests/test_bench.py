@@ -31,6 +31,7 @@ def test_every_bench_script_has_a_quick_run():
     assert scripts == set(QUICK), "add the new bench script to QUICK in tests/test_bench.py"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("script", sorted(QUICK))
 def test_bench_script_runs(script, request, tmp_path):
     args, expected, needs_emulator = QUICK[script]

@@ -33,9 +33,8 @@ def simrun_diff(*argv) -> int:
 
 
 @pytest.fixture(scope="session")
-def own_model(tmp_path_factory) -> Path:
-    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow")
-    return conv_logistic_int8(tmp_path_factory.mktemp("models"))
+def own_model(tf_model) -> Path:
+    return tf_model(conv_logistic_int8)
 
 
 def summary(report_dir: Path) -> dict:
@@ -107,6 +106,7 @@ def test_a_failing_policy_exits_1(own_model, tmp_path):
     assert not any("tflite-reference vs tflm-host" in f for f in failures)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", ["hello_world_int8", "hello_world_float", "micro_speech_quantized"])
 def test_host_matrix_runs_on_shared_models(models_dir, tmp_path, name):
     out = tmp_path / "report"
@@ -118,6 +118,7 @@ def test_host_matrix_runs_on_shared_models(models_dir, tmp_path, name):
     assert rc == (0 if s["verdict"]["passed"] else 1)
 
 
+@pytest.mark.backends
 def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
     out = tmp_path / "report"
     rc = simrun_diff(models_dir / "person_detect.tflite", "--report", out)
@@ -140,6 +141,7 @@ def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
                                    "(only tflm-host); a diff needs at least two"]
 
 
+@pytest.mark.backends
 def test_keyword_litert_reference_abort_is_reported(models_dir, tmp_path):
     out = tmp_path / "report"
     simrun_diff(models_dir / "keyword_scrambled_8bit.tflite", "--report", out)
@@ -202,6 +204,7 @@ def test_person_detect_on_cortex_m55_matches_host_tflm(models_dir, tmp_path):
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.backends
 def test_the_simrun_command_prints_progress_table_and_exit_codes(models_dir, tmp_path):
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo)}

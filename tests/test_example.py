@@ -13,6 +13,7 @@ import pytest
 
 from simrun.model import Model
 
+pytestmark = pytest.mark.tensorflow       # the example models are converted with TensorFlow
 REPO = Path(__file__).resolve().parents[1]
 TFLITES = ["detector_float.tflite", "detector_per_channel.tflite", "detector_per_tensor.tflite",
            "kws_per_channel.tflite"]

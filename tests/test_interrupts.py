@@ -57,6 +57,78 @@ def wait_for_child(proc: subprocess.Popen, names: tuple[str, ...], timeout: floa
     raise AssertionError(f"no {names} process appeared under simrun in {timeout} s")
 
 
+def _ram_file(qemu_pid: int) -> Path | None:
+    """QEMU's open descriptor of the file it maps as the board's main RAM (`-object
+    memory-backend-file,...,mem-path=`); None until QEMU has opened it. The Session unlinks the
+    file once both hold it, so it is read through /proc/PID/fd, not by its name."""
+    argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().decode().split("\0")
+    paths = [part.split("=", 1)[1] for arg in argv for part in arg.split(",") if part.startswith("mem-path=")]
+    assert paths, f"QEMU runs without a memory-backend-file, so its RAM cannot be read here: {argv}"
+    for fd in Path(f"/proc/{qemu_pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).removesuffix(" (deleted)") == paths[0]:
+                return fd
+        except OSError:
+            continue
+    return None
+
+
+def _logged_operators(log: bytes) -> list[int]:
+    """Operator indices of the capture log's records, up to the first unwritten (zero) header."""
+    from simrun.device.abi import RECORD
+    found, at = [], 0
+    while at + RECORD.size <= len(log):
+        size, _sg, op, *_ = RECORD.unpack_from(log, at)
+        if size < RECORD.size:
+            break
+        found.append(op)
+        at += size
+    return found
+
+
+def wait_inside_operator(proc: subprocess.Popen, qemu_pid: int, elf: Path, model: Path, operator: int,
+                         timeout: float = 60) -> None:
+    """Until the fixture firmware runs `operator` of `model`: per-layer capture appends a record
+    to the capture log when an operator ends, so once the log in board RAM holds the records
+    of operators 0..operator-1, `operator` has begun. The log is read from QEMU's RAM file (the
+    bulk region is in the board's main RAM), where it is laid out as the Session lays it out."""
+    from simrun.device.capture_log import plan_layout
+    from simrun.device.elf import FirmwareImage
+    from simrun.device.targets import get_target
+
+    bulk = FirmwareImage(elf).symbol("simrun_bulk")
+    layout = plan_layout(bulk.address, bulk.size, model.stat().st_size)
+    offset = layout.log_address - get_target("cortex-m4").board.main_ram_origin
+    want, seen = list(range(operator)), None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"simrun ended early: {proc.communicate()}"
+        ram = _ram_file(qemu_pid)
+        if ram is not None:
+            with ram.open("rb") as f:
+                f.seek(offset)
+                seen = _logged_operators(f.read(layout.log_capacity))
+        if seen == want:
+            return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"the firmware did not reach operator {operator} in {timeout} s "
+                         f"(operators in the capture log: {seen})")
+
+
+def wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
+    """Waits until none of pids runs (gone or a zombie); returns those still running at the end."""
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+    deadline = time.monotonic() + timeout
+    while (left := [pid for pid in pids if running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
     try:
         _, err = proc.communicate(timeout=timeout)
@@ -66,11 +138,16 @@ def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
     return proc.returncode, err
 
 
+HANG_AT = 3          # the demo model's three layers, then the one that never returns
+
+
 @pytest.fixture(scope="module")
 def hang(tmp_path_factory, qemu, arm_gcc) -> tuple[Path, Path]:
     from simrun.device import fixture
     model = tmp_path_factory.mktemp("hang") / "hang.bin"
-    model.write_bytes(fixture.demo_model(extra=[fixture.Layer(fixture.KIND_HANG)]).to_bytes())
+    layers = fixture.demo_model(extra=[fixture.Layer(fixture.KIND_HANG)])
+    assert layers.layers[HANG_AT].kind == fixture.KIND_HANG
+    model.write_bytes(layers.to_bytes())
     return model, fixture.build_fixture("cortex-m4")
 
 
@@ -78,7 +155,7 @@ def test_the_emulator_killed_during_a_run(hang):
     model, elf = hang
     proc = start("run", model, "--raw", "--elf", elf, "--cpu", "cortex-m4", "--timeout", "60")
     qemu = wait_for_child(proc, ("qemu-system",))
-    time.sleep(1.0)                                   # inside the hanging operator
+    wait_inside_operator(proc, qemu, elf, model, HANG_AT)
     os.kill(qemu, signal.SIGKILL)
     code, err = finish(proc)
     assert code == 4, err                             # the environment: the emulator went away
@@ -90,12 +167,12 @@ def test_ctrl_c_during_a_run(hang):
     model, elf = hang
     proc = start("run", model, "--raw", "--elf", elf, "--cpu", "cortex-m4", "--timeout", "60")
     qemu = wait_for_child(proc, ("qemu-system",))
-    time.sleep(1.0)
+    wait_inside_operator(proc, qemu, elf, model, HANG_AT)
     proc.send_signal(signal.SIGINT)
     code, err = finish(proc)
     assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert not Path(f"/proc/{qemu}").exists() or "Z" in Path(f"/proc/{qemu}/stat").read_text().split()[2]
+    assert not wait_gone([qemu], timeout=0), "simrun ended but left its QEMU running"
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +193,8 @@ def test_ctrl_c_during_a_build(sources, arm_gcc, tmp_path):
     code, err = finish(proc)
     assert code == 130, err
     assert "simrun build: interrupted" in err and "Traceback" not in err
-    time.sleep(0.5)
-    left = [pid for pid, name in pgid_children if Path(f"/proc/{pid}").exists()
-            and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]]
-    assert not left, f"build processes left running: {left}"
+    left = wait_gone([pid for pid, _ in pgid_children])
+    assert not left, f"build processes still running 30 s after simrun ended: {left}"
     assert not list((cache / "firmware").glob("*")) if (cache / "firmware").exists() else True
 
 
@@ -142,22 +217,16 @@ def test_two_diffs_building_the_same_firmware(sources, qemu, tmp_path, conv_mode
 
 
 @pytest.fixture(scope="module")
-def conv_model(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="the model is built with TensorFlow")
+def conv_model(tf_model):
     from testmodels import conv_logistic_int8
-    return conv_logistic_int8(tmp_path_factory.mktemp("models"))
+    return tf_model(conv_logistic_int8)
 
 
 # --- on the TFLM firmware (needs sources) -----------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tf_models(tmp_path_factory):
-    """A float model whose WHILE loop runs for hours, a small float Dense model, an int8 model
-    with an operator TFLM lacks and one larger than any board's bulk memory."""
-    tf = pytest.importorskip("tensorflow", reason="the models are built with TensorFlow")
-    from test_bad_inputs import _huge_buffer, _op_tflm_lacks, patched_model
-    from testmodels import conv_logistic_int8
-    d = tmp_path_factory.mktemp("tfmodels")
+def endless_while(out_dir: Path) -> Path:
+    """A float model whose WHILE loop runs for hours."""
+    import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
     def endless(x):
@@ -165,12 +234,30 @@ def tf_models(tmp_path_factory):
                              [tf.constant(0), x])
         return y
 
-    (d / "while.tflite").write_bytes(
+    path = out_dir / "while.tflite"
+    path.write_bytes(
         tf.lite.TFLiteConverter.from_concrete_functions([endless.get_concrete_function()], endless).convert())
+    return path
+
+
+def small_float_dense(out_dir: Path) -> Path:
+    import tensorflow as tf
+
     dense = tf.keras.Sequential([tf.keras.Input(shape=(8,)), tf.keras.layers.Dense(4, activation="relu")])
-    (d / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
-    conv = conv_logistic_int8(d)
-    return {"while": d / "while.tflite", "float": d / "float.tflite",
+    path = out_dir / "float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(dense).convert())
+    return path
+
+
+@pytest.fixture(scope="module")
+def tf_models(tf_model, tmp_path_factory):
+    """A float model whose WHILE loop runs for hours, a small float Dense model, an int8 model
+    with an operator TFLM lacks and one larger than any board's bulk memory."""
+    from test_bad_inputs import _huge_buffer, _op_tflm_lacks, patched_model
+    from testmodels import conv_logistic_int8
+    d = tmp_path_factory.mktemp("tfmodels")
+    conv = tf_model(conv_logistic_int8)
+    return {"while": tf_model(endless_while), "float": tf_model(small_float_dense),
             "lacking": patched_model(conv, d / "lacking.tflite", _op_tflm_lacks),
             "huge": patched_model(conv, d / "huge.tflite", _huge_buffer), "conv": conv}
 

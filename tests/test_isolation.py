@@ -17,9 +17,9 @@ REF = "tflite-reference"
 
 
 @pytest.fixture(scope="module")
-def conv_model(tmp_path_factory):
+def conv_model(tf_model):
     from testmodels import conv_logistic_int8
-    return conv_logistic_int8(tmp_path_factory.mktemp("models"))
+    return tf_model(conv_logistic_int8)
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,7 @@ def test_no_diagnose_and_a_bad_reference(conv_model, capsys):
 @pytest.mark.parametrize("name", ["hello_world_float", "hello_world_int8", "keyword_scrambled_8bit",
                                   "kws_ref_model", "micro_speech_quantized", "person_detect",
                                   "vww_96_int8"])
+@pytest.mark.backends
 def test_host_tflm_cut_models_are_lossless_on_every_shared_model(name, models_dir):
     """Each operator cut out and fed tflm-host's own values gives tflm-host's own outputs."""
     from conftest import random_input

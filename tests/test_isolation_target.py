@@ -22,10 +22,9 @@ pytestmark = [pytest.mark.tflm, pytest.mark.qemu, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def test_models(tmp_path_factory):
+def test_models(tf_model):
     from testmodels import conv_logistic_int8, logistic_only_int8
-    out = tmp_path_factory.mktemp("models")
-    return {"conv_logistic_int8": conv_logistic_int8(out), "logistic_only_int8": logistic_only_int8(out)}
+    return {"conv_logistic_int8": tf_model(conv_logistic_int8), "logistic_only_int8": tf_model(logistic_only_int8)}
 
 
 def _model_path(name, models_dir, test_models):

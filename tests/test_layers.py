@@ -80,7 +80,8 @@ def imports_of(module: str, path: Path, is_pkg: bool, known: set[str]) -> set[st
     return out
 
 
-GRAPH = {m: imports_of(m, p, pkg, set(modules())) for m, (p, pkg) in modules().items()}
+MODULES = modules()
+GRAPH = {m: imports_of(m, p, pkg, set(MODULES)) for m, (p, pkg) in MODULES.items()}
 
 
 def test_every_module_has_a_layer():

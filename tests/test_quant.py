@@ -13,6 +13,8 @@ import pytest
 from simrun.cli import main
 from simrun.model import Model
 
+pytestmark = pytest.mark.tensorflow       # every test converts the detector with TensorFlow
+
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory) -> tuple[Path, Path]:

@@ -204,6 +204,7 @@ window.addEventListener('load', () => {
 </script></body>"""
 
 
+@pytest.mark.integration
 def test_html_plots_load_in_headless_chromium(written, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:

@@ -28,6 +28,7 @@ def _robot(*args: str, outdir: Path) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_scenario_designed_to_fail_fails_the_robot_run(tmp_path, models_dir):
     proc = _robot(str(ROBOT_TESTS / "expected_failures" / "backend_refusal_not_expected.robot"),
                   outdir=tmp_path)
@@ -40,6 +41,7 @@ def test_scenario_designed_to_fail_fails_the_robot_run(tmp_path, models_dir):
     assert "quantized_dimension must be in range" in message
 
 
+@pytest.mark.integration
 def test_normal_suite_leaves_out_the_expected_failures_and_resolves_every_keyword(tmp_path):
     # --dryrun imports the library and checks every keyword name and argument count.
     proc = _robot("--dryrun", "--exclude", "expected-failure", str(ROBOT_TESTS), outdir=tmp_path)
@@ -48,6 +50,7 @@ def test_normal_suite_leaves_out_the_expected_failures_and_resolves_every_keywor
     assert names and not any("Expected Failures" in n for n in names)
 
 
+@pytest.mark.integration
 def test_libdoc_documents_every_public_keyword_with_an_example(tmp_path):
     out = tmp_path / "SimrunLibrary.json"
     proc = subprocess.run([sys.executable, "-m", "robot.libdoc", "simrun.robot.SimrunLibrary", str(out)],

@@ -173,7 +173,7 @@ def _differing_values(a, b) -> int:
 @pytest.mark.tflm
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_single_rounding_target_matches_tflite_optimized_where_double_does_not(tflm_firmware, tmp_path):
+def test_single_rounding_target_matches_tflite_optimized_where_double_does_not(tflm_firmware, tf_model):
     """What the option is for: on our conv/depthwise/dense model, desktop TFLite's optimized
     (XNNPACK) int8 kernels and the double-rounding firmware differ by 1-2 steps; the
     single-rounding firmware equals tflite-optimized on every layer (ai-edge-litert 2.3)."""
@@ -183,7 +183,7 @@ def test_single_rounding_target_matches_tflite_optimized_where_double_does_not(t
     from testmodels import conv_logistic_int8
 
     tflm_firmware("cortex-m55", "reference")  # skips, saying why, without sources
-    path = conv_logistic_int8(tmp_path)
+    path = tf_model(conv_logistic_int8)
     x = random_input(Model.from_file(path), seed=0)
     caps = {label: run_backend(label, path, [x], timeout=600)[0]
             for label in ("tflite-optimized", "target:cortex-m55:reference",

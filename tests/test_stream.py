@@ -26,9 +26,8 @@ STATE_OPS = ("CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 
 
 @pytest.fixture(scope="module")
-def stream_model(tmp_path_factory) -> Model:
-    pytest.importorskip("tensorflow", reason="building the streaming model needs TensorFlow")
-    return Model.from_file(streaming_int8(tmp_path_factory.mktemp("stream")))
+def stream_model(tf_model) -> Model:
+    return Model.from_file(tf_model(streaming_int8))
 
 
 def _sequence(model: Model, seed: int = 11, steps: int = STEPS):
@@ -215,11 +214,10 @@ def test_a_crash_while_reading_names_the_tensor(stream_model, tmp_path):
     assert "after invoking input 2" in message
 
 
-def test_tflm_host_reports_why_it_cannot_prepare_a_hybrid_model(tmp_path):
+def test_tflm_host_reports_why_it_cannot_prepare_a_hybrid_model(tf_model):
     """Float activations with int8 weights: TFLM's kernels refuse them in Prepare, and the
     host backend says so instead of doubling its arena to 1.4 GB and blaming the arena."""
-    pytest.importorskip("tensorflow", reason="building the hybrid model needs TensorFlow")
-    path = hybrid_conv(tmp_path)
+    path = tf_model(hybrid_conv)
     model = Model.from_file(path)
     [conv] = model.operators()
     assert [str(model.tensor(0, i).dtype) for i in conv.inputs[:2]] == ["float32", "int8"]

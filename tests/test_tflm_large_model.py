@@ -15,10 +15,9 @@ MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def large_model(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="TensorFlow builds the large test model")
+def large_model(tf_model):
     from testmodels import large_int8
-    return large_int8(tmp_path_factory.mktemp("large"))
+    return tf_model(large_int8)
 
 
 def test_large_model_and_arena_bit_exact_on_cortex_m55(tflm_firmware, large_model):
