@@ -13,10 +13,12 @@ those markers two ways:
   test on the emulator or on a TensorFlow model needs no marker of its own;
 - by hand, for what no fixture shows: `@pytest.mark.backends` (runs models
   through the host interpreters in worker processes), `@pytest.mark.integration`
-  (the simrun command, bench scripts, wheels or Robot runs in child processes),
+  (simrun, pytest, bench scripts, wheel installs, Robot or a browser in child processes),
   `@pytest.mark.tensorflow` (converts with TensorFlow itself), or
   `pytestmark = pytest.mark.<name>` for a whole module.
-A plain `python -m pytest` (and scripts/test.sh) still runs everything.
+A plain `python -m pytest` (and scripts/test.sh) still runs everything. A unit
+test that took longer than SLOW_UNIT_SECONDS is named at the end of the run,
+so one that should carry a marker is seen (a note, not a failure).
 
 TensorFlow models: `tf_model(builder, **kwargs) -> Path` converts each model
 once per session. `builder(out_dir: Path, **kwargs) -> Path` is any function that
@@ -72,6 +74,10 @@ IMPLIED_MARKS = {"qemu": "qemu", "arm_gcc": "qemu", "emulator": "qemu", "renode_
                  "tflm_firmware": "tflm", "tf_model": "tensorflow"}
 
 
+SLOW_UNIT_SECONDS = 3.0
+_slow_unit: list[tuple[str, float]] = []
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         used = set(getattr(item, "fixturenames", ()))     # with the fixtures' own fixtures
@@ -79,6 +85,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(IMPLIED_MARKS[fixture])
         if not any(item.get_closest_marker(name) for name in NOT_UNIT):
             item.add_marker("unit")
+
+
+def pytest_runtest_makereport(item, call):
+    if call.when in ("setup", "call") and call.duration > SLOW_UNIT_SECONDS and item.get_closest_marker("unit"):
+        _slow_unit.append((f"{item.nodeid} ({call.when})", call.duration))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _slow_unit:
+        terminalreporter.write_sep("-", f"unit tests slower than {SLOW_UNIT_SECONDS:g} s on this run")
+        for name, seconds in _slow_unit:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {name}")
+        terminalreporter.write_line("A test that runs backends, TensorFlow, pytest or other programs belongs "
+                                    "outside the unit selection: give it a marker (tests/conftest.py).")
 
 
 @pytest.fixture(autouse=True)

@@ -60,6 +60,7 @@ def test_bad_arguments_are_the_clis_messages(models_dir):
         simrun.diff(model, backends=["tflm-host", "tflite-reference"], reference="tflite-optimized")
 
 
+@pytest.mark.backends
 def test_diff_takes_arrays_and_specs_and_returns_the_typed_result(models_dir, tmp_path):
     model = models_dir / "hello_world_int8.tflite"
     events = []
@@ -118,6 +119,7 @@ def test_own_error_assertion_names_the_layer_and_its_cause():
 
 
 # --- the pytest plugin, as a user runs it ------------------------------------------------
+@pytest.mark.integration
 def test_readme_example_passes_with_the_plugin(models_dir):
     env = _env() | {"SIMRUN_MODELS": str(models_dir)}
     proc = _pytest("-q", "examples/test_model_numerics.py", cwd=REPO, env=env)
@@ -142,6 +144,7 @@ def test_desktop_kernels_agree(simrun_diff):
 """
 
 
+@pytest.mark.integration
 def test_a_failing_diff_shows_the_diagnosis_and_the_report_folder(models_dir, tmp_path):
     """kws_ref_model: LiteRT's XNNPACK path differs from its reference kernels from the first convolution on."""
     (tmp_path / "test_failing.py").write_text(FAILING.format(model=str(models_dir / "kws_ref_model.tflite")))
@@ -172,6 +175,7 @@ def test_float(simrun_diff):
 """
 
 
+@pytest.mark.integration
 def test_plugin_runs_under_xdist(models_dir, tmp_path):
     pytest.importorskip("xdist")
     (tmp_path / "test_two.py").write_text(TWO.format(int8=str(models_dir / "hello_world_int8.tflite"),

@@ -6,7 +6,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.integration          # each test runs `simrun doctor` in a child process
 
 
 def doctor(tmp_path, path: str, *args: str) -> subprocess.CompletedProcess:

@@ -62,6 +62,7 @@ def test_robot_components_use_the_public_context_only():
         assert "ctx._" not in path.read_text(), path.name
 
 
+@pytest.mark.backends
 def test_diff_run_returns_the_typed_result(models_dir):
     from conftest import random_input
     from simrun.model import Model
