@@ -72,8 +72,6 @@ def _emulator_pids() -> set[int]:
 NOT_UNIT = ("qemu", "renode", "tflm", "tensorflow", "backends", "integration", "slow")
 IMPLIED_MARKS = {"qemu": "qemu", "arm_gcc": "qemu", "emulator": "qemu", "renode_replica": "renode",
                  "tflm_firmware": "tflm", "tf_model": "tensorflow"}
-
-
 SLOW_UNIT_SECONDS = 3.0
 _slow_unit: list[tuple[str, float]] = []
 
@@ -87,9 +85,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("unit")
 
 
-def pytest_runtest_makereport(item, call):
-    if call.when in ("setup", "call") and call.duration > SLOW_UNIT_SECONDS and item.get_closest_marker("unit"):
-        _slow_unit.append((f"{item.nodeid} ({call.when})", call.duration))
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call") and report.duration > SLOW_UNIT_SECONDS and "unit" in report.keywords:
+        _slow_unit.append((f"{report.nodeid} ({report.when})", report.duration))
 
 
 def pytest_terminal_summary(terminalreporter):
