@@ -9,7 +9,8 @@ EXIT_OK = 0            # done; the tolerance policy passed
 EXIT_POLICY = 1        # the tolerance policy failed
 EXIT_USAGE = 2         # usage or input error: bad arguments, model, input, policy or ELF file
 EXIT_DEVICE = 3        # the model failed on a backend or the device: firmware error, fault,
-#                        timeout, unsupported operator, arena too small
+#                        timeout, unsupported operator, arena too small; in `diff`, a backend the
+#                        policy does not excuse (the default excuses desktop TFLite, tflite-*)
 EXIT_ENVIRONMENT = 4   # the environment lacks something: tool, sources, emulator, build failure
 EXIT_INTERRUPTED = 130  # Ctrl-C
 

@@ -98,7 +98,8 @@ def test_the_optimized_difference_is_xnnpack_not_tflite_kernels(own_model, tmp_p
 
 def test_a_failing_policy_exits_1(own_model, tmp_path):
     policy = tmp_path / "strict.toml"
-    policy.write_text('[defaults]\nmax_abs_delta = 0\nmax_mismatch_ratio = 0.0\n')
+    # From nothing: on top of the default, pairs with tflite-optimized are judged on outputs only.
+    policy.write_text('extends = "none"\n[defaults]\nmax_abs_delta = 0\nmax_mismatch_ratio = 0.0\n')
     out = tmp_path / "report"
     assert simrun_diff(own_model, "--policy", policy, "--report", out) == 1
     failures = summary(out)["verdict"]["failures"]
@@ -123,22 +124,45 @@ def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
     out = tmp_path / "report"
     rc = simrun_diff(models_dir / "person_detect.tflite", "--report", out)
     s = summary(out)
-    assert rc == 3          # the default policy fails on backend errors: exit 3, the model failed on a backend
     assert set(s["backend_errors"]) == {"tflite-optimized", "tflite-reference"}
     for err in s["backend_errors"].values():
         assert "quantized_dimension must be in range" in err["message"]
+        assert err["action"] == "warn"     # desktop TFLite's refusal says nothing about the device
     assert s["comparisons"][0]["backends"] == ["tflm-host"]
     assert "ai-edge-litert" in s["versions"]["tflite-reference"]   # versions even for a refusal
-    # A policy that only warns about refusing backends turns them into warnings, but with one
-    # backend left nothing was compared, and that is not a pass.
-    warn = tmp_path / "warn.toml"
-    warn.write_text('[backend_errors]\n"tflite-*" = "warn"\n')
-    assert simrun_diff(models_dir / "person_detect.tflite", "--policy", warn,
-                       "--report", tmp_path / "r2") == 1
-    verdict = summary(tmp_path / "r2")["verdict"]
-    assert len(verdict["warnings"]) == 2
-    assert verdict["failures"] == ["nothing was compared: fewer than two backends produced results "
-                                   "(only tflm-host); a diff needs at least two"]
+    # With the refusals excused one backend is left: nothing was compared, and that is not a
+    # pass (exit 1); the message names the refusals and what to add.
+    assert rc == 1
+    (failure,) = s["verdict"]["failures"]
+    assert failure == ("nothing was compared: fewer than two backends produced results (only tflm-host; "
+                       "tflite-optimized, tflite-reference failed, see backend errors); a diff needs at "
+                       "least two: add target backends (simrun diff --cpu CPU) to compare the emulated device")
+    assert len(s["verdict"]["warnings"]) == 2
+    # A policy that fails on every backend error makes the refusal the device's failure (exit 3).
+    strict = tmp_path / "strict.toml"
+    strict.write_text('[backend_errors]\n"*" = "fail"\n')
+    assert simrun_diff(models_dir / "person_detect.tflite", "--policy", strict, "--no-diagnose",
+                       "--report", tmp_path / "r2") == 3
+
+
+def test_a_partial_policy_layers_on_the_default(models_dir, tmp_path):
+    """Issue 19: `[defaults] max_abs_delta = 1` (the built-in value) alone turned kws_ref_model
+    from PASSED into 6 layers out of tolerance; layered on the default it gives its verdict."""
+    model = models_dir / "kws_ref_model.tflite"
+    assert simrun_diff(model, "--report", tmp_path / "default") == 0
+    partial = tmp_path / "partial.toml"
+    partial.write_text("[defaults]\nmax_abs_delta = 1\n")
+    assert simrun_diff(model, "--policy", partial, "--report", tmp_path / "partial") == 0
+    default, layered = summary(tmp_path / "default"), summary(tmp_path / "partial")
+    assert layered["verdict"] == default["verdict"] and default["verdict"]["passed"]
+    assert [p["verdict"] for p in layered["comparisons"][0]["pairs"]] == \
+        [p["verdict"] for p in default["comparisons"][0]["pairs"]]
+    # A typo in a glob is named with the closest operator type of the run.
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[op.CONV2D]\nmax_abs_delta = 2\n")
+    assert simrun_diff(model, "--policy", typo, "--no-diagnose", "--report", tmp_path / "typo") == 0
+    assert summary(tmp_path / "typo")["verdict"]["warnings"] == [
+        f'policy {typo}: [op."CONV2D"] matches no operator type of this run; did you mean CONV_2D?']
 
 
 @pytest.mark.backends

@@ -41,8 +41,12 @@ def test_default_policy_reports_desktop_only_drift_without_failing():
     run = run_with(layers, off_by(layers, 1, 8), other="tflite-optimized")
     verdict = Policy.default().evaluate(run)
     assert verdict.passed and verdict.pairs[0].status == "unjudged"
-    # ...unless the policy asks.
-    assert not policy('[defaults]\npairs = ["*"]\n').evaluate(run).passed
+    # ...unless the policy asks (on top of the default, which judges only outputs against
+    # tflite-optimized, whose 8-step inner drift reaches the output as 3 % of its range).
+    assert policy('[defaults]\npairs = ["*"]\n').evaluate(run).passed
+    assert not policy('[defaults]\npairs = ["*"]\n[pair."tflite-optimized* vs *"]\n'
+                      'judge_layers = true\n').evaluate(run).passed
+    assert not policy('extends = "none"\n').evaluate(run).passed
 
 
 def test_default_policy_judges_only_outputs_against_the_optimized_interpreter():
@@ -72,7 +76,9 @@ def test_fewer_than_two_backends_is_not_a_pass():
     verdict = policy('[backend_errors]\n"*" = "warn"\n').evaluate(alone)
     assert not verdict.passed
     assert verdict.failures == ["nothing was compared: fewer than two backends produced results "
-                                "(only tflm-host); a diff needs at least two"]
+                                "(only tflm-host; tflite-reference failed, see backend errors); a diff "
+                                "needs at least two: add target backends (simrun diff --cpu CPU) to "
+                                "compare the emulated device"]
     verdict = Policy.default().evaluate(DiffRun(model, [], backend_errors={"tflm-host": "crashed"}))
     assert not verdict.passed and "(none)" in verdict.failures[-1]
 
@@ -123,7 +129,7 @@ def test_override_per_layer_name_glob_and_id():
 def test_specific_tables_override_general_ones():
     layers = base_layers()
     run = run_with(layers, off_by(layers, 0, 1), other="tflite-optimized")
-    text = ('[defaults]\nmax_abs_delta = 5\n'
+    text = ('extends = "none"\n[defaults]\nmax_abs_delta = 5\n'
             '[pair."tflite-optimized vs tflite-reference"]\nmax_abs_delta = 0\n'   # either order matches
             '[op."CONV_*"]\nmax_abs_delta = 1\n')
     failing = policy(text).evaluate(run).pairs[0].failing
@@ -160,13 +166,17 @@ def test_backend_errors_fail_or_warn():
     layers = base_layers(2)
     errors = {"tflite-optimized": "quantized_dimension must be in range", "target:cortex-m4:cmsis-nn": "timeout"}
     run = run_with(layers, layers, other="tflm-host", backend_errors=errors)
+    # The default excuses desktop TFLite's refusal (it says nothing about the device), not the device's.
     verdict = Policy.default().evaluate(run)
+    assert verdict.backend_errors == {"tflite-optimized": "warn", "target:cortex-m4:cmsis-nn": "fail"}
+    assert [w for w in verdict.warnings if "tflite-optimized" in w and "quantized_dimension" in w]
+    assert len(verdict.failures) == 1 and "timeout" in verdict.failures[0]
+    # A file's [backend_errors] globs are tried before the default's: "*" = "fail" fails both.
+    verdict = policy('[backend_errors]\n"*" = "fail"\n').evaluate(run)
     assert not verdict.passed and len(verdict.failures) == 2
     assert any("quantized_dimension must be in range" in f for f in verdict.failures)
-    verdict = policy('[backend_errors]\n"tflite-*" = "warn"\n"*" = "fail"\n').evaluate(run)
-    assert verdict.backend_errors == {"tflite-optimized": "warn", "target:cortex-m4:cmsis-nn": "fail"}
-    assert [w for w in verdict.warnings if "tflite-optimized" in w]
-    assert len(verdict.failures) == 1 and "timeout" in verdict.failures[0]
+    verdict = policy('[backend_errors]\n"target:*" = "warn"\n').evaluate(run)
+    assert verdict.passed and set(verdict.backend_errors.values()) == {"warn"}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -250,7 +260,9 @@ def test_float_tolerance_relative_to_magnitude():
             "target:cortex-m4:reference": make_capture("target:cortex-m4:reference", near, ("FC",),
                                                         quant=Quantization())}
     run = DiffRun(model, [compare(model, caps)])
-    strict = policy('[defaults]\nfloat_max_abs_delta = 1e-4\n')
+    # The default allows 1e-3 of the magnitude; TOML has no null to unset a key: start from nothing.
+    assert policy('[defaults]\nfloat_max_abs_delta = 1e-4\n').evaluate(run).passed
+    strict = policy('extends = "none"\n[defaults]\nfloat_max_abs_delta = 1e-4\n')
     assert not strict.evaluate(run).passed
     verdict = policy('[defaults]\nfloat_max_abs_delta = 1e-4\nfloat_max_rel_delta = 1e-3\n').evaluate(run)
     assert verdict.passed, verdict.failures
@@ -285,3 +297,104 @@ def test_default_policy_does_not_judge_xnnpack_own_error():
     # the same own error of a device against host TFLM fails
     run = _device_run(other, other, {"0:1/11": "kernel"})
     assert Policy.default().evaluate(run).pairs[0].failing["0:1/11"] == ["max |Δ| 2 > 1", "own error max |Δ| 2 > 1"]
+
+
+# --- policies that layer on the default; globs that match nothing -----------------------------
+
+def _kws_like_run() -> DiffRun:
+    """The kws_ref_model case: desktop TFLite's optimized kernels drift 2 steps inside the
+    model, host TFLM and the reference kernels agree, the final outputs are identical."""
+    layers = base_layers()
+    drift = off_by(layers, 1, 2)
+    drift[-1] = layers[-1].copy()
+    model = FakeModel()
+    caps = {"tflite-reference": make_capture("tflite-reference", layers),
+            "tflm-host": make_capture("tflm-host", layers),
+            "tflite-optimized": make_capture("tflite-optimized", drift)}
+    return DiffRun(model, [compare(model, caps)])
+
+
+def test_a_partial_file_keeps_the_default_it_does_not_mention():
+    run = _kws_like_run()
+    default = Policy.default().evaluate(run)
+    assert default.passed
+    # The built-in value, restated: before layering this file judged every pair from scratch
+    # and failed the 2-step inner drift against tflite-optimized.
+    partial = policy("[defaults]\nmax_abs_delta = 1\n")
+    verdict = partial.evaluate(run)
+    assert verdict.passed and not verdict.warnings
+    assert [p.status for p in verdict.pairs] == [p.status for p in default.pairs]
+    base = Policy.default()
+    assert (partial.pairs_judged, partial.pair_rules, partial.backend_error_rules) == \
+        (base.pairs_judged, base.pair_rules, base.backend_error_rules)
+    assert verdict.policy_source == "test.toml on top of the default policy (simrun/data/policy-default.toml)"
+    # extends = "none": the old blank slate, every pair judged layer by layer.
+    blank = policy('extends = "none"\n[defaults]\nmax_abs_delta = 1\n')
+    assert blank.pairs_judged == ("*",) and not blank.pair_rules
+    assert not blank.evaluate(run).passed and blank.evaluate(run).policy_source == "test.toml"
+
+
+def test_a_file_layers_table_by_table():
+    p = policy('[defaults]\nmax_abs_delta = 3\npairs = ["*"]\n'
+               '[pair."tflite-optimized* vs *"]\njudge_layers = true\n'
+               '[backend_errors]\n"tflite-optimized" = "fail"\n')
+    base = Policy.default()
+    assert p.defaults.max_abs_delta == 3 and p.defaults.output_max_range_error == 0.05   # kept
+    assert p.pairs_judged == ("*",)                                                       # replaced
+    assert p.pair_rules == base.pair_rules + [("tflite-optimized* vs *", {"judge_layers": True})]
+    assert p.backend_error_action("tflite-optimized") == "fail"       # the file's glob first
+    assert p.backend_error_action("tflite-reference") == "warn"       # the default's after it
+    with pytest.raises(BadInput, match='extends must be "default".*got \'defaults\''):
+        policy('extends = "defaults"\n')
+
+
+def test_globs_that_match_nothing_warn_with_the_closest_name():
+    run = _kws_like_run()
+    text = ('[op.CONV2D]\nmax_abs_delta = 2\n'
+            '[pair."tflm-host vs tflite-optimised"]\nmax_abs_delta = 2\n'
+            '[layer."model/nonexistent"]\nskip = true\n'
+            '[backend_errors]\n"tflite-refrence" = "fail"\n'
+            '[op."DEPTHWISE_*"]\nmax_abs_delta = 2\n'            # matches: no warning
+            '[pair."tflite-optimized vs tflm-host"]\nmax_abs_delta = 2\n')   # either order matches
+    verdict = policy(text).evaluate(run)
+    assert verdict.passed                    # a warning, not a failure
+    assert verdict.warnings == [
+        'policy test.toml: [pair."tflm-host vs tflite-optimised"] matches no backend pair of this run; '
+        'did you mean tflm-host vs tflite-optimized?',
+        'policy test.toml: [op."CONV2D"] matches no operator type of this run; did you mean CONV_2D?',
+        'policy test.toml: [layer."model/nonexistent"] matches no layer (tensor name or id) of this run',
+        'policy test.toml: [backend_errors] "tflite-refrence" matches no backend of this run; '
+        'did you mean tflite-reference?',
+    ]
+    # Only the file's own globs: the default's target pairs do not warn on a host-only run.
+    assert not Policy.default().evaluate(run).warnings
+    bad_pairs = policy('[defaults]\npairs = ["tflm-hots vs *"]\n').evaluate(run)
+    assert bad_pairs.warnings == ['policy test.toml: [defaults] pairs entry "tflm-hots vs *" matches no '
+                                  'backend pair of this run; did you mean tflm-host vs *?']
+
+
+# --- a desktop interpreter's refusal is not the device's failure ------------------------------
+
+def test_a_desktop_refusal_leaves_the_verdict_to_the_backends_that_ran():
+    layers = base_layers()
+    model = FakeModel()
+    refused = "quantized_dimension must be in range [0, 1). Was 3"
+    run = DiffRun(model, [compare(model, {
+        "tflm-host": make_capture("tflm-host", layers),
+        "target:cortex-m55:reference": make_capture("target:cortex-m55:reference", layers),
+        "target:cortex-m55:cmsis-nn": make_capture("target:cortex-m55:cmsis-nn", layers)})],
+        backend_errors={"tflite-optimized": refused, "tflite-reference": refused})
+    verdict = Policy.default().evaluate(run)
+    assert verdict.passed, verdict.failures
+    assert verdict.backend_errors == {"tflite-optimized": "warn", "tflite-reference": "warn"}
+    assert sum(refused in w for w in verdict.warnings) == 2
+    assert ("the verdict rests on the 3 backends that ran: tflm-host, target:cortex-m55:reference, "
+            "target:cortex-m55:cmsis-nn; not compared: tflite-optimized, tflite-reference (failed, see "
+            "backend errors); to compare more, add target backends for more CPUs or kernels") in verdict.warnings[-1]
+    # The device failing is not excused, and the same run without the device compares one backend.
+    run.backend_errors["target:cortex-m55:cmsis-nn"] = "emulator timed out after 120 s"
+    assert not Policy.default().evaluate(run).passed
+    alone = DiffRun(model, [compare(model, {"tflm-host": make_capture("tflm-host", layers)})],
+                    backend_errors={"tflite-optimized": refused, "tflite-reference": refused})
+    (failure,) = Policy.default().evaluate(alone).failures
+    assert failure.startswith("nothing was compared") and "--cpu CPU" in failure

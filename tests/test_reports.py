@@ -21,8 +21,9 @@ from synthetic_captures import FakeModel, sample_run
 
 
 # Judges every pair, the desktop-only ones too (the default reports those without judging),
-# so that the sample run has a failing pair and a passing one to show.
-JUDGE_ALL = Policy.parse('[defaults]\npairs = ["*"]\n[pair."tflite-optimized vs *"]\nmax_abs_delta = 3\n'
+# so that the sample run has a failing pair and a passing one to show; from nothing, not on
+# top of the default (which judges only outputs against tflite-optimized).
+JUDGE_ALL = Policy.parse('extends = "none"\n[defaults]\npairs = ["*"]\n[pair."tflite-optimized vs *"]\nmax_abs_delta = 3\n'
                          '[backend_errors]\n"*" = "fail"\n', "judge-all.toml")
 
 
@@ -153,8 +154,12 @@ def test_reports_with_only_backend_errors(tmp_path):
     assert json.loads(paths["json"].read_text())["comparisons"] == []
     text = terminal.render(run, verdict)
     assert "no backend pair to compare" in text
+    # The default excuses desktop TFLite's refusal, so the one failure is that nothing was compared.
     assert text.splitlines()[2] == ("  FAILED: nothing was compared: fewer than two backends produced results "
-                                    "(none); a diff needs at least two (and 1 more)")
+                                    "(none; tflite-optimized failed, see backend errors); a diff needs at "
+                                    "least two: add tflm-host (host TFLM, the device's kernels) to the "
+                                    "backends and add target backends (simrun diff --cpu CPU) to compare "
+                                    "the emulated device")
     html = paths["html"].read_text()
     assert "<code>tflite-optimized</code></th><td colspan='1' style='text-align:left'>" in html   # in the matrix
     assert "refused" in html

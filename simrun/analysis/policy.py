@@ -6,8 +6,15 @@ the emulated device against host TFLM and the TFLite reference kernels beyond
 tolerance (`tflm-host vs target:*:reference` bit for bit), own error the device
 introduces (when a diagnosis exists), and model outputs that move by more than a
 share of their range; differences between desktop interpreters are reported with
-their diagnosis but not judged. A backend error fails the run, and so does a run in
-which fewer than two backends produced results (nothing was compared).
+their diagnosis but not judged. A backend error fails the run, except one of desktop
+TFLite (`tflite-*`, which refuses some TFLM models: that says nothing about the device),
+and so does a run in which fewer than two backends produced results (nothing was compared).
+
+A file layers on that default unless it says `extends = "none"` (simrun.analysis.policy_file
+says how each table layers); globs of the file that match nothing in a run are named in the
+verdict's warnings with the closest name that exists (simrun.analysis.policy_globs).
+
+    extends = "default"          # or "none": start from nothing (pairs = ["*"], the values below)
 
     [defaults]
     pairs = ["*"]                # pairs to judge: globs on "A vs B" (either order);
@@ -36,29 +43,24 @@ which fewer than two backends produced results (nothing was compared).
     [backend_errors]             # backend label glob -> "fail" | "warn"; first match in
     "tflite-*" = "warn"          # file order wins; unmatched backends: "fail"
 
+    [baseline]                   # margins of --baseline (simrun.analysis.baseline)
+    own_margin = 0
+
 Settings apply from general to specific: defaults, then [pair.*], then [op.*],
 then [layer.*]; a later table overrides the keys it sets. A key nobody sets is not
 judged (`float_max_rel_delta`, `output_max_range_error`, `own_max_abs_delta` have no
-built-in value outside the default file). Layers that only one side of a pair has
+built-in value outside the default file; the values above are those of `extends = "none"`). Layers that only one side of a pair has
 are reported, never judged. A dtype or shape mismatch fails.
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
-from importlib import resources
 from pathlib import Path
 
 from .compare import LayerStats, PairResult, backend_rank
 from .diffrun import DiffRun
-from ..errors import BadInput
 
-_TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", "float_max_rel_delta",
-                   "judge_layers", "output_max_range_error", "own_max_abs_delta", "skip")
-_BOOL_KEYS = ("skip", "judge_layers")
-_SHARE_KEYS = ("max_mismatch_ratio", "output_max_range_error")
-_TABLES = ("defaults", "pair", "op", "layer", "backend_errors")
 
 
 @dataclass(frozen=True)
@@ -163,57 +165,31 @@ class Policy:
     backend_error_rules: list[tuple[str, str]] = field(default_factory=list)
     source: str = "built-in"
 
-    # --- loading --------------------------------------------------------------
+    baseline: dict = field(default_factory=dict)       # [baseline] margins (simrun.analysis.baseline)
+    source: str = "built-in"
+    extends: str | None = None          # what this file layers on (its describe), None: nothing
+    own_globs: list[tuple[str, str]] = field(default_factory=list)   # (table, glob) the file writes
+
+    # --- loading (simrun.analysis.policy_file) ---------------------------------
     @classmethod
     def load(cls, path: str | Path | None) -> "Policy":
-        if path is None:
-            return cls.default()
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise BadInput(f"cannot read policy {path}: {err.strerror}") from None
-        return cls.parse(text, str(path))
+        """The policy file at `path` layered on the built-in default (None: the default)."""
+        from .policy_file import load
+        return load(cls, path)
 
     @classmethod
     def default(cls) -> "Policy":
-        text = resources.files("simrun").joinpath("data/policy-default.toml").read_text()
-        return cls.parse(text, "default policy (simrun/data/policy-default.toml)")
+        return cls.load(None)
 
     @classmethod
     def parse(cls, text: str, source: str = "policy") -> "Policy":
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise BadInput(f"policy {source}: not valid TOML ({err})") from None
-        _check_keys(doc, _TABLES, source, "the top level")
-        defaults = dict(doc.get("defaults", {}))
-        _check_table(defaults, "defaults", source)
-        pairs = defaults.pop("pairs", ["*"])
-        if not isinstance(pairs, list) or not all(isinstance(p, str) for p in pairs):
-            raise BadInput(f"policy {source}: [defaults] pairs must be a list of strings, got {pairs!r}")
-        policy = cls(defaults=replace(Tolerance(), **_validated(defaults, "defaults", source)),
-                     pairs_judged=tuple(pairs), source=source)
-        for kind, rules in (("pair", policy.pair_rules), ("op", policy.op_rules),
-                            ("layer", policy.layer_rules)):
-            table = doc.get(kind, {})
-            if not isinstance(table, dict):
-                raise BadInput(f"policy {source}: `{kind}` must be a table of tables like [{kind}.\"NAME\"]")
-            for pattern, settings in table.items():
-                where = f'{kind}."{pattern}"'
-                if not isinstance(settings, dict):
-                    raise BadInput(f"policy {source}: [{where}] must be a table, got {settings!r}")
-                _check_keys(settings, _TOLERANCE_KEYS, source, f"[{where}]")
-                rules.append((pattern, _validated(settings, where, source)))
-        errors = doc.get("backend_errors", {})
-        if not isinstance(errors, dict):
-            raise BadInput(f"policy {source}: [backend_errors] must be a table of \"glob\" = \"fail\"|\"warn\"")
-        for pattern, action in errors.items():
-            if action not in ("fail", "warn"):
-                raise BadInput(f"policy {source}: [backend_errors] \"{pattern}\" must be \"fail\" or "
-                               f"\"warn\", got {action!r}")
-            policy.backend_error_rules.append((pattern, action))
-        return policy
+        from .policy_file import parse
+        return parse(cls, text, source)
+
+    @property
+    def describe(self) -> str:
+        """Where the policy came from, as reports name it."""
+        return self.source if self.extends is None else f"{self.source} on top of the {self.extends}"
 
     # --- judging --------------------------------------------------------------
     def judges(self, a: str, b: str) -> bool:
@@ -237,18 +213,10 @@ class Policy:
                      if fnmatchcase(label, pattern)), "fail")
 
     def evaluate(self, run: DiffRun) -> Verdict:
-        failures, warnings, pair_verdicts = [], [], []
-        actions = {}
-        for label, message in run.backend_errors.items():
-            actions[label] = self.backend_error_action(label)
-            (failures if actions[label] == "fail" else warnings).append(
-                f"backend {label} failed: {message}")
-        produced = sorted({b for c in run.comparisons for b in c.backends}, key=backend_rank)
-        if len(produced) < 2:
-            # Nothing compared is not a pass: a green CI job must mean something was checked.
-            have = f"only {produced[0]}" if produced else "none"
-            failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
-                            f"a diff needs at least two")
+        from .policy_globs import unmatched_globs
+        pair_verdicts = []
+        failures, warnings, actions = self._judge_backends(run)
+        warnings += unmatched_globs(self, run)
         for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
             for pair in cmp.pairs:
                 pv = self._judge_pair(run, n, input_name, pair)
@@ -261,7 +229,38 @@ class Policy:
                     failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
                                     f"tolerance, first {name} ({'; '.join(pv.failing[first.id])})"
                                     + (f", cause: {cause}" if cause else ""))
-        return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.source)
+        return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.describe)
+
+    def _judge_backends(self, run: DiffRun) -> tuple[list[str], list[str], dict[str, str]]:
+        """Failures and warnings about the backends: errors the policy fails or excuses, and
+        whether enough backends ran to compare anything. An excused error (the default excuses
+        desktop TFLite, `tflite-*`, which refuses some TFLM models: that says nothing about the
+        device) leaves the verdict to the backends that ran, as long as two or more did."""
+        failures, warnings, actions = [], [], {}
+        for label, message in run.backend_errors.items():
+            actions[label] = self.backend_error_action(label)
+            if actions[label] == "fail":
+                failures.append(f"backend {label} failed: {message}")
+            else:
+                warnings.append(f"backend {label} failed (excused by the policy's [backend_errors], "
+                                f"not judged): {message}")
+        produced = sorted({b for c in run.comparisons for b in c.backends}, key=backend_rank)
+        excused = [label for label, action in actions.items() if action == "warn"]
+        if len(produced) < 2:
+            # Nothing compared is not a pass: a green CI job must mean something was checked.
+            have = f"only {produced[0]}" if produced else "none"
+            if excused:
+                have += f"; {', '.join(excused)} failed, see backend errors"
+                failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
+                                f"a diff needs at least two: {_compare_more(produced)}")
+            else:
+                failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
+                                f"a diff needs at least two")
+        elif excused:
+            warnings.append(f"the verdict rests on the {len(produced)} backends that ran: "
+                            f"{', '.join(produced)}; not compared: {', '.join(excused)} (failed, see "
+                            f"backend errors); to compare more, {_compare_more(produced)}")
+        return failures, warnings, actions
 
     def _judge_pair(self, run: DiffRun, n: int, input_name: str, pair: PairResult) -> PairVerdict:
         pv = PairVerdict(input_name, pair.a, pair.b, judged=self.judges(pair.a, pair.b))
@@ -281,34 +280,17 @@ class Policy:
         return pv
 
 
+def _compare_more(produced: list[str]) -> str:
+    """What to run so that more backends are compared, given those that ran."""
+    steps = []
+    if "tflm-host" not in produced:
+        steps.append("add tflm-host (host TFLM, the device's kernels) to the backends")
+    if not any(label.startswith("target:") for label in produced):
+        steps.append("add target backends (simrun diff --cpu CPU) to compare the emulated device")
+    if not steps:
+        steps.append("add target backends for more CPUs or kernels (--cpu, --kernels) to compare more")
+    return " and ".join(steps)
+
+
 def _pair_matches(pattern: str, a: str, b: str) -> bool:
     return fnmatchcase(f"{a} vs {b}", pattern) or fnmatchcase(f"{b} vs {a}", pattern)
-
-
-def _check_keys(table: dict, allowed, source: str, where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise BadInput(f"policy {source}: unknown key {key!r} in {where} "
-                           f"(allowed: {', '.join(allowed)})")
-
-
-def _check_table(table, where: str, source: str) -> None:
-    if not isinstance(table, dict):
-        raise BadInput(f"policy {source}: [{where}] must be a table")
-    _check_keys(table, _TOLERANCE_KEYS + ("pairs",), source, f"[{where}]")
-
-
-def _validated(settings: dict, where: str, source: str) -> dict:
-    out = {}
-    for key, value in settings.items():
-        if key in _BOOL_KEYS:
-            if not isinstance(value, bool):
-                raise BadInput(f"policy {source}: [{where}] {key} must be true or false, got {value!r}")
-        else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise BadInput(f"policy {source}: [{where}] {key} must be a non-negative number, "
-                               f"got {value!r}")
-            if key in _SHARE_KEYS and value > 1:
-                raise BadInput(f"policy {source}: [{where}] {key} is a share in [0, 1], got {value!r}")
-        out[key] = value
-    return out
