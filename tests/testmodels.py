@@ -109,6 +109,50 @@ def large_int8(out_dir: Path, seed: int = 5) -> Path:
     return _save_int8(tf, model, representative, path)
 
 
+def two_conv_int8(out_dir: Path, seed: int = 3) -> Path:
+    """Two int8 CONV_2D (8x8x4 -> 8 channels -> 8 channels, 3x3): small enough that a test can
+    rewrite the first one's weights (`with_constant`) and check the result in milliseconds."""
+    path = Path(out_dir) / f"two_conv_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([tf.keras.Input(shape=(8, 8, 4)),
+                                 layers.Conv2D(8, 3, padding="same"),
+                                 layers.Conv2D(8, 3, padding="same", activation="relu")])
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(16):
+            yield [rng.uniform(-1.0, 1.0, (1, 8, 8, 4)).astype(np.float32)]
+
+    return _save_int8(tf, model, representative, path)
+
+
+def constant_span(data: bytes, subgraph: int, tensor: int) -> tuple[int, int]:
+    """(offset, length) in the .tflite bytes of a constant tensor's buffer (weights, bias)."""
+    from ai_edge_litert import schema_py_generated as schema
+    m = schema.Model.GetRootAs(data, 0)
+    buf = m.Buffers(m.Subgraphs(subgraph).Tensors(tensor).Buffer())
+    if not buf.DataLength():
+        raise ValueError(f"tensor {subgraph}:{tensor} has no data in the flatbuffer")
+    return buf._tab.Vector(buf._tab.Offset(4)), buf.DataLength()
+
+
+def with_constant(data: bytes, subgraph: int, tensor: int, values: np.ndarray) -> bytes:
+    """The model bytes with a constant tensor's buffer rewritten in place (same dtype and size)."""
+    start, length = constant_span(data, subgraph, tensor)
+    raw = np.ascontiguousarray(values).tobytes()
+    if len(raw) != length:
+        raise ValueError(f"tensor {subgraph}:{tensor} holds {length} bytes, got {len(raw)}")
+    out = bytearray(data)
+    out[start:start + length] = raw
+    return bytes(out)
+
+
 def _save_int8(tf, model, representative, path: Path) -> Path:
     """Full-integer int8 conversion (int8 input and output)."""
     # A Keras model, or a converter already set up (the streaming model's).

@@ -43,8 +43,11 @@ verdict's warnings with the closest name that exists (simrun.analysis.policy_glo
     [backend_errors]             # backend label glob -> "fail" | "warn"; first match in
     "tflite-*" = "warn"          # file order wins; unmatched backends: "fail"
 
-    [baseline]                   # margins of --baseline (simrun.analysis.baseline)
-    own_margin = 0
+    [baseline]                   # --baseline OLD/summary.json (simrun.analysis.baseline):
+    own_margin = 0               # own error may grow by this many integer steps
+    float_own_margin = 0.0       # float tensors: by this share of the tensor's range
+    output_margin = 0.0          # final outputs: error may grow by this share of their range
+    bit_exact = true             # a judged pair that stops being bit-exact is a regression
 
 Settings apply from general to specific: defaults, then [pair.*], then [op.*],
 then [layer.*]; a later table overrides the keys it sets. A key nobody sets is not
@@ -129,6 +132,7 @@ class PairVerdict:
     judged: bool
     failing: dict[str, list[str]] = field(default_factory=dict)   # layer id -> reasons
     first_failing: LayerStats | None = None
+    message: str | None = None              # its line in Verdict.failures, when it fails
 
     @property
     def passed(self) -> bool:
@@ -145,8 +149,10 @@ class Verdict:
     failures: list[str]                     # one readable reason per failing pair / backend
     warnings: list[str]
     pairs: list[PairVerdict]                # parallel to run.comparisons[i].pairs, input by input
-    backend_errors: dict[str, str]          # label -> "fail" | "warn"
+    backend_errors: dict[str, str]          # label -> "fail" | "warn" | "known" (failed in the baseline too)
     policy_source: str = "built-in"
+    baseline: object = None                 # simrun.analysis.baseline.BaselineResult with --baseline
+    known: list[str] = field(default_factory=list)   # failures the baseline had too: not failing
 
     def pair(self, input_name: str, a: str, b: str) -> PairVerdict:
         for p in self.pairs:
@@ -226,9 +232,10 @@ class Policy:
                     cause = run.layer_cause(n, pair, first)
                     # Converter names join every fused op's name with ';': the first one says enough.
                     name = f"{first.id} {first.op_name} {first.tensor_name.split(';', 1)[0]}".rstrip()
-                    failures.append(f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
-                                    f"tolerance, first {name} ({'; '.join(pv.failing[first.id])})"
-                                    + (f", cause: {cause}" if cause else ""))
+                    pv.message = (f"{input_name}: {pair.name}: {len(pv.failing)} layer(s) out of "
+                                  f"tolerance, first {name} ({'; '.join(pv.failing[first.id])})"
+                                  + (f", cause: {cause}" if cause else ""))
+                    failures.append(pv.message)
         return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.describe)
 
     def _judge_backends(self, run: DiffRun) -> tuple[list[str], list[str], dict[str, str]]:

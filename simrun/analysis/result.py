@@ -67,9 +67,15 @@ class DiffResult:
         return self.pair(a, b, input).layers
 
 
-def judge(run: DiffRun, policy: Policy | None = None) -> DiffResult:
-    """The policy's verdict on `run` (default: the built-in policy) and the exit code it means."""
-    verdict = (policy or Policy.default()).evaluate(run)
+def judge(run: DiffRun, policy: Policy | None = None, baseline=None) -> DiffResult:
+    """The policy's verdict on `run` (default: the built-in policy) and the exit code it means.
+    With a `baseline` (simrun.analysis.baseline.Snapshot of an earlier summary.json) the verdict
+    judges what changed since (simrun.analysis.baseline.gate)."""
+    policy = policy or Policy.default()
+    verdict = policy.evaluate(run)
+    if baseline is not None:
+        from .baseline import gate
+        verdict = gate(baseline, run, verdict, policy)
     return DiffResult(run, verdict, exit_code(run, verdict))
 
 

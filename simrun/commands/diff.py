@@ -47,6 +47,10 @@ def register(sub) -> None:
                         f"target:<cpu>:<kernels>[:single-rounding] per --cpu); 'target' expands to "
                         f"the --cpu variants")
     p.add_argument("--policy", type=Path, help="tolerance policy TOML (default: built-in)")
+    p.add_argument("--baseline", type=Path, metavar="SUMMARY",
+                   help="summary.json of an earlier diff: judge what changed since (new own, output "
+                        "or bit-exactness errors, newly failing backends; margins in the policy's "
+                        "[baseline]); failures it had too are reported as known")
     p.add_argument("--report", type=Path, default=Path("simrun-report"), metavar="DIR",
                    help="report directory (default ./simrun-report)")
     p.add_argument("--sources", type=Path, metavar="DIR",
@@ -139,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--sources {args.sources}: not a directory")
     # Every input the user gave is checked before minutes of backends run.
     policy = Policy.load(args.policy)
+    baseline = None
+    if args.baseline is not None:
+        from ..analysis import baseline as baseline_mod
+        baseline = baseline_mod.load(args.baseline)
     model = Model.from_file(args.model)
     sequences = None
     if args.sequence or args.steps is not None:
@@ -163,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                       reference=args.reference, diagnose=args.diagnose, policy=policy,
                       sequences=sequences, timeout=args.timeout, progress=_progress,
                       sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
-                      count_instructions=args.instructions or None)
+                      count_instructions=args.instructions or None, baseline=baseline)
     show_and_report(result, args.report)
     return result.exit_code
 

@@ -37,9 +37,11 @@ REFERENCE_ORDER = ("tflite-reference", "tflm-host")
 
 def diff_run(model, input_names, samples, labels, *, reference: str | None = None,
              diagnose: bool = True, policy: Policy | None = None, timeout: float = DEFAULT_TIMEOUT,
-             progress=None, sequences: dict[str, int] | None = None, **target_options) -> DiffResult:
+             progress=None, sequences: dict[str, int] | None = None, baseline=None,
+             **target_options) -> DiffResult:
     """Run the matrix, compare every pair per input, (unless diagnose=False) diagnose, and judge
-    with `policy` (default: the built-in one). Returns the DiffResult: the run (Captures,
+    with `policy` (default: the built-in one; against `baseline`, a simrun.analysis.baseline
+    Snapshot, when given). Returns the DiffResult: the run (Captures,
     comparisons, diagnosis, cost, per-backend seconds), the verdict and the exit code.
     `progress(label, event, seconds, message)` as run_matrix's, event also "note".
     `sequences` (name -> number of steps, in input order): the inputs are sequences of a
@@ -51,13 +53,13 @@ def diff_run(model, input_names, samples, labels, *, reference: str | None = Non
                         sequences=lengths, **target_options)
     return diff_matrix(model, input_names, matrix, samples=samples, reference=reference,
                        diagnose=diagnose, policy=policy, timeout=timeout, progress=progress,
-                       sequences=sequences, **target_options)
+                       sequences=sequences, baseline=baseline, **target_options)
 
 
 def diff_matrix(model, input_names, matrix: MatrixResult, *, samples=None,
                 reference: str | None = None, diagnose: bool = True, policy: Policy | None = None,
                 timeout: float = DEFAULT_TIMEOUT, progress=None,
-                sequences: dict[str, int] | None = None, **target_options) -> DiffResult:
+                sequences: dict[str, int] | None = None, baseline=None, **target_options) -> DiffResult:
     """diff_run's way on from Captures that exist already (`matrix`: one Capture per input
     name and backend; the Robot library runs its backends one keyword at a time).
     Diagnosing re-runs the backends isolated, so it needs the `samples`."""
@@ -79,7 +81,7 @@ def diff_matrix(model, input_names, matrix: MatrixResult, *, samples=None,
         options = {k: v for k, v in target_options.items() if k != "count_instructions"}
         diagnose_matrix(run, samples, reference=reference, timeout=timeout,
                         progress=progress, sequences=lengths, **options)
-    return judge(run, policy)
+    return judge(run, policy, baseline)
 
 
 def choose_reference(ran, requested: str | None = None) -> str | None:

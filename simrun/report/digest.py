@@ -172,6 +172,10 @@ def _status_note(statuses: set[str]) -> str:
 
 
 def _verdict_sentence(run: DiffRun, verdict, table) -> str:
+    if verdict.passed and getattr(verdict, "baseline", None) is not None:
+        known = len(verdict.known)
+        return ("PASSED against the baseline: no regression" +
+                (f"; {known} known failure(s) the baseline had too." if known else "."))
     if verdict.passed:
         judged = sum(1 for c in table.values() if c.status != "unjudged")
         if not judged:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..analysis.diffrun import DiffRun
 from . import html_parts as parts
+from .baseline import html_section as baseline_section
 from .cost import html_section as cost_section
 from . import sequences
 from .digest import agreement_classes, cells, headline
@@ -38,6 +39,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
         out.append("<h3>Failures</h3><ul>" + "".join(f"<li>{escape(f)}</li>" for f in verdict.failures) + "</ul>")
     if verdict.warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{escape(w)}</li>" for w in verdict.warnings) + "</ul>")
+    out.append(baseline_section(verdict))
     out.append("<h2>Backends</h2>" + parts.matrix(run, verdict, table, classes))
     out.append(cost_section(run.cost))
     if run.sequences:

@@ -8,9 +8,11 @@ Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
       "inputs": [str, ...],                        # input names, in comparison order
       "backends": [label, ...],                    # every backend that ran or failed
       "versions": {label: {package: version}},
-      "backend_errors": {label: {"message": str, "action": "fail"|"warn"}},
+      "backend_errors": {label: {"message": str, "action": "fail"|"warn"|"known"}},
       "policy": str,                               # where the policy came from
-      "verdict": {"passed": bool, "failures": [str], "warnings": [str]},
+      "verdict": {"passed": bool, "failures": [str], "warnings": [str],
+                  "known": [str]},                 # with --baseline: failures it had too
+      "baseline": BASELINE|null,                   # --baseline: layout in simrun/report/baseline.py
       "diagnosis": [str],                          # the sentences the reports open with
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
@@ -65,6 +67,7 @@ from pathlib import Path
 
 from ..analysis.compare import LayerStats, finite_or_none
 from ..analysis.diffrun import DiffRun
+from .baseline import summary as baseline_summary
 from .cost import cost_json
 from . import sequences
 from .digest import agreement_classes, headline
@@ -107,13 +110,14 @@ def summary(run: DiffRun, verdict) -> dict:
                            for label, msg in run.backend_errors.items()},
         "policy": getattr(verdict, "policy_source", None),
         "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
-                    "warnings": list(verdict.warnings)},
+                    "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
         "diagnosis": headline(run, verdict),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
         "cost": cost_json(run.cost),
         "comparisons": comparisons,
         "sequences": sequences.summarize(run) if run.sequences else None,
+        "baseline": baseline_summary(verdict),
     }
 
 

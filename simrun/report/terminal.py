@@ -8,6 +8,7 @@ have every pair."""
 from __future__ import annotations
 
 from ..analysis.diffrun import DiffRun
+from .baseline import terminal_lines as baseline_lines
 from .cost import terminal_lines as cost_lines
 from .digest import agreement_classes, headline
 
@@ -62,6 +63,7 @@ def render(run: DiffRun, verdict) -> str:
             action = verdict.backend_errors.get(label, "fail")
             lines.append(f"  {label} ({action}): {message}")
     lines += cost_lines(run.cost)
+    lines += baseline_lines(verdict)
     if run.versions:
         lines.append("")
         lines.append("versions:")
@@ -73,7 +75,8 @@ def render(run: DiffRun, verdict) -> str:
         lines.append(f"warning: {warning}")
     for failure in verdict.failures:
         lines.append(f"FAIL: {failure}")
-    lines.append(f"verdict: {'PASSED' if verdict.passed else 'FAILED'} (policy: {verdict.policy_source})")
+    against = " against the baseline" if getattr(verdict, "baseline", None) is not None else ""
+    lines.append(f"verdict: {'PASSED' if verdict.passed else 'FAILED'}{against} (policy: {verdict.policy_source})")
     return "\n".join(lines)
 
 
