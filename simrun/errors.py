@@ -6,7 +6,7 @@ README list them from EXIT_CODES.
 """
 
 EXIT_OK = 0            # done; the tolerance policy passed
-EXIT_POLICY = 1        # the tolerance policy failed
+EXIT_POLICY = 1        # the tolerance policy failed; in `diff --baseline`, a regression against it
 EXIT_USAGE = 2         # usage or input error: bad arguments, model, input, policy or ELF file
 EXIT_DEVICE = 3        # the model failed on a backend or the device: firmware error, fault,
 #                        timeout, unsupported operator, arena too small; in `diff`, a backend the
@@ -16,7 +16,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EXIT_CODES = {
     EXIT_OK: "ok (the tolerance policy passed)",
-    EXIT_POLICY: "the tolerance policy failed",
+    EXIT_POLICY: "the tolerance policy failed (with --baseline: a regression against it)",
     EXIT_USAGE: "usage or input error (arguments, model, input, policy or ELF file)",
     EXIT_DEVICE: "the model failed on a backend or the device (firmware error, fault, timeout, "
                  "unsupported operator, arena too small)",

@@ -228,3 +228,19 @@ def test_baseline_end_to_end_names_the_layer_a_perturbed_weight_makes_introduce_
                for f in doc["verdict"]["failures"])
     assert doc["baseline"]["model_sha256"]["old"] != doc["baseline"]["model_sha256"]["new"]
     assert "Against the baseline" in (tmp_path / "new" / "report.html").read_text()
+
+
+def test_without_a_diagnosis_an_earlier_divergence_is_the_regression():
+    layers = base_layers()
+    model = FakeModel()
+
+    def undiagnosed(device):
+        return DiffRun(model, [compare(model, {HOST: make_capture(HOST, layers),
+                                               DEVICE: make_capture(DEVICE, device)})])
+    late, early = undiagnosed(off_by(layers, 4, 1)), undiagnosed(off_by(layers, 2, 1))
+    regressions = gated(late, early).baseline.regressions
+    assert [c.kind for c in regressions] == ["diverges-earlier"]
+    assert regressions[0].text == (f"input0: {HOST} vs {DEVICE}: now diverges from 0:2/12 CONV_2D layer2/out "
+                                   f"(baseline: 0:4/14 RESHAPE layer4/out); run with diagnosis to see which "
+                                   f"layer introduces it")
+    assert gated(early, late).passed            # diverging later is no regression
