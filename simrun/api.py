@@ -38,7 +38,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
          policy: str | Path | Policy | None = None, count: int = 1,
          reference: str | None = None, diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT,
          emulator: str = "qemu", sources: str | Path | None = None, instructions: bool = False,
-         report: str | Path | None = None,
+         report: str | Path | None = None, baseline: str | Path | None = None,
          progress: Callable[[str, str, float, str], None] | None = None) -> DiffResult:
     """Run `model` on every backend for every input, compare layer by layer, diagnose and judge.
 
@@ -54,6 +54,8 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     - `reference`, `diagnose`, `timeout`, `emulator`, `sources`, `instructions`: as the CLI's
       --reference, --diagnose/--no-diagnose, --timeout, --emulator, --sources, --instructions.
     - `report`: a folder to write summary.json, junit.xml and report.html into.
+    - `baseline`: an earlier run's summary.json: judge what changed since, as the CLI's --baseline
+      (`result.verdict.baseline` holds the comparison).
     - `progress(label, event, seconds, message)`: hears every backend start and finish.
 
     Returns the DiffResult (verdict, diagnosis, per-layer statistics, Captures, per-backend
@@ -71,6 +73,9 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
         raise BadInput(f"sources {sources}: not a directory")
     if not isinstance(policy, Policy):
         policy = Policy.load(policy)
+    if baseline is not None:
+        from .analysis.baseline import load as load_baseline
+        baseline = load_baseline(baseline)
     if not isinstance(model, Model):
         model = Model.from_file(Path(model))
     names, samples = _inputs(model, inputs, count)
@@ -81,7 +86,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     result = diff_run(model, names, samples, labels, reference=reference, diagnose=diagnose,
                       policy=policy, timeout=timeout, progress=progress,
                       sources_dir=Path(sources) if sources is not None else None, emulator=emulator,
-                      count_instructions=instructions or None)
+                      count_instructions=instructions or None, baseline=baseline)
     if report is not None:
         from .report import write_reports
         write_reports(result, Path(report))

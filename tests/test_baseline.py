@@ -6,7 +6,8 @@ import json
 import pytest
 
 from simrun.analysis import baseline
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.policy import Policy
 from simrun.errors import BadInput
 from simrun.report import json_report, terminal
@@ -228,6 +229,11 @@ def test_baseline_end_to_end_names_the_layer_a_perturbed_weight_makes_introduce_
                for f in doc["verdict"]["failures"])
     assert doc["baseline"]["model_sha256"]["old"] != doc["baseline"]["model_sha256"]["new"]
     assert "Against the baseline" in (tmp_path / "new" / "report.html").read_text()
+    # The Python API takes the baseline as the CLI does.
+    import simrun
+    result = simrun.diff(new, backends="tflite-reference,tflite-optimized", policy=policy, baseline=base)
+    assert result.exit_code == 1 and [c.layer for c in result.verdict.baseline.regressions
+                                      if c.kind == "introduces"] == [layer]
 
 
 def test_without_a_diagnosis_an_earlier_divergence_is_the_regression():

@@ -13,7 +13,8 @@ from simrun.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_POLICY
 from synthetic_captures import sample_run
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simrun"
-STRICT = Policy.parse('[defaults]\nmax_abs_delta = 0\n', "strict.toml")
+# From nothing: on top of the default, pairs with tflite-optimized are judged on outputs only.
+STRICT = Policy.parse('extends = "none"\n[defaults]\nmax_abs_delta = 0\n', "strict.toml")
 
 
 def test_exit_code_follows_the_verdict_and_the_backend_errors():
@@ -85,4 +86,4 @@ def test_diff_run_returns_the_typed_result(models_dir):
     # judged by the policy it was given
     strict = diff_run(model, ["random:0"], [random_input(model, 0)], labels, diagnose=False,
                       policy=Policy.parse('[defaults]\nskip = true\n', "skip.toml"))
-    assert strict.verdict.policy_source == "skip.toml"
+    assert strict.verdict.policy_source.startswith("skip.toml")   # "... on top of the default policy"

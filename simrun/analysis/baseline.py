@@ -184,7 +184,6 @@ def _pair_from_json(input_name: str, p: dict) -> PairRecord:
 
 def from_run(run: DiffRun, verdict: Verdict) -> Snapshot:
     """The same records, from this run's objects (analysis cannot read the report it writes)."""
-    from .. import __version__
     pairs = {}
     pvs = {(pv.input_name, pv.a, pv.b): pv for pv in verdict.pairs}
     for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
@@ -207,8 +206,17 @@ def from_run(run: DiffRun, verdict: Verdict) -> Snapshot:
                 inner, outs, inner.get(first.id) if first else None,
                 any(s.own_max is not None for s in inner.values()))
     ran = {b for c in run.comparisons for b in c.backends}
-    return Snapshot("this run", SCHEMAS[-1], __version__, getattr(run.model, "sha256", None), ran,
+    return Snapshot("this run", SCHEMAS[-1], _version(), getattr(run.model, "sha256", None), ran,
                     dict(run.backend_errors), pairs)
+
+
+def _version() -> str | None:
+    """This simrun's version as installed (the package root is an interface: not imported here)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("simrun")
+    except PackageNotFoundError:
+        return None                     # run from a checkout without an install: shown as "?"
 
 
 def _finite(x):

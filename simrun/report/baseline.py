@@ -49,7 +49,7 @@ def terminal_lines(verdict) -> list[str]:
         return []
     old, new = result.old, result.new
     lines = ["", f"baseline: {old.source} (model {_short(old.model_sha256)} -> {_short(new.model_sha256)}, "
-                 f"simrun {old.simrun or '?'} -> {new.simrun})"]
+                 f"simrun {old.simrun or '?'} -> {new.simrun or '?'})"]
     rows = [_HEADER] + _rows(result)
     if len(rows) > 1:
         widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
