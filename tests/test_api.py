@@ -77,7 +77,8 @@ def test_diff_takes_arrays_and_specs_and_returns_the_typed_result(models_dir, tm
 
 # --- the assertion helpers ------------------------------------------------------------
 def test_assertion_messages_read_like_the_terminal_diagnosis():
-    strict = judge(sample_run(backend_errors={}), Policy.parse("[defaults]\nmax_abs_delta = 0\n", "strict.toml"))
+    # From nothing: on top of the default, desktop-only pairs are not judged.
+    strict = judge(sample_run(backend_errors={}), Policy.parse('extends = "none"\n[defaults]\nmax_abs_delta = 0\n', "strict.toml"))
     with pytest.raises(AssertionError) as err:
         assert_passed(strict)
     text = str(err.value)

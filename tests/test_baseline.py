@@ -250,3 +250,12 @@ def test_without_a_diagnosis_an_earlier_divergence_is_the_regression():
                                    f"(baseline: 0:4/14 RESHAPE layer4/out); run with diagnosis to see which "
                                    f"layer introduces it")
     assert gated(early, late).passed            # diverging later is no regression
+
+
+def test_the_summary_this_version_writes_is_one_it_reads_as_a_baseline():
+    """A tripwire: bumping summary.json's schema (report/json_report.py) without teaching
+    analysis/baseline.py to read it would make every new run's summary unusable as a baseline."""
+    run = device_run()
+    doc = json_report.summary(run, Policy.default().evaluate(run))
+    assert doc.get("schema_version", doc.get("schema")) in baseline.SCHEMAS
+    assert baseline.from_summary(json.loads(json.dumps(doc)), "x").pairs
