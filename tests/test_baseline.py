@@ -171,18 +171,17 @@ def _xnnpack_differs(data: bytes, sample, tensor: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tf_model, tmp_path_factory):
     """The old model: two convolutions, the first with zero weights and bias (its output is the
     zero point exactly, on every backend); the new one: one of those weights set, the first value
     (from 127 down) for which XNNPACK rounds some output of that layer differently."""
     import warnings
-    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow")
     import numpy as np
     from simrun.inputs import load_named_inputs
     from simrun.model import Model
     from testmodels import two_conv_int8, with_constant
     out = tmp_path_factory.mktemp("baseline-models")
-    data = two_conv_int8(out).read_bytes()
+    data = tf_model(two_conv_int8).read_bytes()
     conv = Model(data).operators()[0]
     weights, bias = conv.inputs[1], conv.inputs[2]
     shape = Model(data).tensor(0, weights).shape
@@ -205,6 +204,7 @@ def models(tmp_path_factory):
     return out / "old.tflite", out / "new.tflite", f"0:0/{conv.outputs[0]}"
 
 
+@pytest.mark.backends
 def test_baseline_end_to_end_names_the_layer_a_perturbed_weight_makes_introduce_error(models, tmp_path):
     from test_diff import simrun_diff
     old, new, layer = models

@@ -145,6 +145,7 @@ def test_person_detect_desktop_refusals_are_reported(models_dir, tmp_path):
                        "--report", tmp_path / "r2") == 3
 
 
+@pytest.mark.backends
 def test_a_partial_policy_layers_on_the_default(models_dir, tmp_path):
     """Issue 19: `[defaults] max_abs_delta = 1` (the built-in value) alone turned kws_ref_model
     from PASSED into 6 layers out of tolerance; layered on the default it gives its verdict."""
