@@ -398,3 +398,8 @@ def test_a_desktop_refusal_leaves_the_verdict_to_the_backends_that_ran():
                     backend_errors={"tflite-optimized": refused, "tflite-reference": refused})
     (failure,) = Policy.default().evaluate(alone).failures
     assert failure.startswith("nothing was compared") and "--cpu CPU" in failure
+    # Target backends asked for that failed themselves: the step is to make them run, not to add them.
+    alone.backend_errors["target:cortex-m4:reference"] = "could not download tflite_micro"
+    failures = Policy.default().evaluate(alone).failures
+    assert "make the target backends run (their errors above say how)" in failures[-1]
+    assert "--cpu CPU" not in failures[-1]

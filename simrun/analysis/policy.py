@@ -259,14 +259,14 @@ class Policy:
             if excused:
                 have += f"; {', '.join(excused)} failed, see backend errors"
                 failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
-                                f"a diff needs at least two: {_compare_more(produced)}")
+                                f"a diff needs at least two: {_compare_more(produced, run.backend_errors)}")
             else:
                 failures.append(f"nothing was compared: fewer than two backends produced results ({have}); "
                                 f"a diff needs at least two")
         elif excused:
             warnings.append(f"the verdict rests on the {len(produced)} backends that ran: "
                             f"{', '.join(produced)}; not compared: {', '.join(excused)} (failed, see "
-                            f"backend errors); to compare more, {_compare_more(produced)}")
+                            f"backend errors); to compare more, {_compare_more(produced, run.backend_errors)}")
         return failures, warnings, actions
 
     def _judge_pair(self, run: DiffRun, n: int, input_name: str, pair: PairResult) -> PairVerdict:
@@ -287,15 +287,17 @@ class Policy:
         return pv
 
 
-def _compare_more(produced: list[str]) -> str:
-    """What to run so that more backends are compared, given those that ran."""
+def _compare_more(produced: list[str], failed) -> str:
+    """What to run so that more backends are compared, given those that ran and those that failed."""
     steps = []
-    if "tflm-host" not in produced:
+    if "tflm-host" not in produced and "tflm-host" not in failed:
         steps.append("add tflm-host (host TFLM, the device's kernels) to the backends")
-    if not any(label.startswith("target:") for label in produced):
+    if any(label.startswith("target:") for label in failed):
+        steps.append("make the target backends run (their errors above say how)")
+    elif not any(label.startswith("target:") for label in produced):
         steps.append("add target backends (simrun diff --cpu CPU) to compare the emulated device")
     if not steps:
-        steps.append("add target backends for more CPUs or kernels (--cpu, --kernels) to compare more")
+        steps.append("add target backends for more CPUs or kernels (--cpu, --kernels)")
     return " and ".join(steps)
 
 
