@@ -229,6 +229,31 @@ def test_person_detect_on_cortex_m55_matches_host_tflm(models_dir, tmp_path):
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.tflm
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_person_detect_passes_on_the_device_though_desktop_tflite_refuses_it(models_dir, tmp_path):
+    """Issue 19: TFLM's flagship example exited 3 by default because desktop TFLite refuses it;
+    host TFLM and both emulated variants agree bit for bit, and that is the verdict."""
+    from simrun.device.sources import local_sources
+    if local_sources() is None:
+        pytest.skip("needs TFLM/CMSIS sources: set SIMRUN_SOURCES_DIR to the pinned trees")
+    for tool in ("qemu-system-arm", "arm-none-eabi-gcc", "cmake"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} not on PATH")
+    out = tmp_path / "report"
+    rc = simrun_diff(models_dir / "person_detect.tflite", "--cpu", "cortex-m4", "--kernels", "reference,cmsis-nn",
+                     "--no-diagnose", "--report", out)
+    s = summary(out)
+    assert {label: e["action"] for label, e in s["backend_errors"].items()} == \
+        {"tflite-optimized": "warn", "tflite-reference": "warn"}
+    assert rc == 0 and s["verdict"]["passed"] and not s["verdict"]["failures"]
+    assert [p["verdict"] for p in s["comparisons"][0]["pairs"]] == ["pass"] * 3
+    assert any(w.startswith("the verdict rests on the 3 backends that ran: tflm-host, target:cortex-m4:reference, "
+                            "target:cortex-m4:cmsis-nn; not compared: tflite-optimized, tflite-reference")
+               for w in s["verdict"]["warnings"])
+
+
 @pytest.mark.backends
 def test_the_simrun_command_prints_progress_table_and_exit_codes(models_dir, tmp_path):
     repo = Path(__file__).resolve().parents[1]
