@@ -52,8 +52,7 @@ def load(cls, path: str | Path | None):
 
 def parse(cls, text: str, source: str = "policy", base="default"):
     """The Policy `text` describes. `base`: "default" (the packaged policy, unless the text says
-    `extends = "none"`), None (start from nothing: how the packaged default itself is read), or a
-    Policy to layer on."""
+    `extends = "none"`) or None (start from nothing: how the packaged default itself is read)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -63,12 +62,7 @@ def parse(cls, text: str, source: str = "policy", base="default"):
     if extends not in EXTENDS:
         raise BadInput(f"policy {source}: extends must be \"default\" (layer on the built-in policy) "
                        f"or \"none\" (start from nothing), got {extends!r}")
-    if extends == "none" or base is None:
-        start = cls(source=source)
-    elif base == "default":
-        start = load(cls, None)
-    else:
-        start = base
+    start = cls(source=source) if extends == "none" or base is None else load(cls, None)
 
     defaults = dict(doc.get("defaults", {}))
     _check_table(defaults, "defaults", source)
