@@ -16,9 +16,10 @@ def write_reports(result: DiffResult, out_dir) -> dict[str, Path]:
 
     Returns {"json": summary.json, "junit": junit.xml, "html": report.html,
     "plots": the plots/ directory (one SVG per input and reference class that another
-    backend differs from; absent when every pair agrees bit for bit)}.
+    backend differs from; absent when every pair agrees bit for bit),
+    "model_explorer": [the Model Explorer node-data files in model-explorer/]}.
     """
-    from . import html, json_report, junit
+    from . import html, json_report, junit, model_explorer
     run, verdict = result.run, result.verdict
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -28,4 +29,5 @@ def write_reports(result: DiffResult, out_dir) -> dict[str, Path]:
         "junit": junit.write(run, verdict, out_dir / "junit.xml"),
         "html": html_path,
         "plots": out_dir / "plots",
+        "model_explorer": model_explorer.write(run, verdict, out_dir / model_explorer.FOLDER),
     }
