@@ -5,6 +5,7 @@ how to install it (exit 2); with it, it serves on loopback only."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -121,3 +122,13 @@ def test_view_of_a_folder_without_a_report_is_a_usage_error(tmp_path, capsys):
     assert "no summary.json" in capsys.readouterr().err
     with pytest.raises(Exception):
         view.view_plan(tmp_path, None, [])
+
+
+def test_report_html_draws_every_operator_of_a_small_model(report):
+    """13 operators: every one its own box (no collapsing), no external asset, no script."""
+    html = (report / "report.html").read_text()
+    svg = re.search(r"<svg xmlns='http://www.w3.org/2000/svg' class='opgraph'.*?</svg>", html, re.S).group(0)
+    labels = re.findall(r"<text x='[^']*' y='[^']*' text-anchor='middle'>([^<]*)</text>", svg)
+    assert [label.split()[0] for label in labels] == [str(i) for i in range(13)]
+    assert "tflm-host vs tflite-optimized over 2 input(s), own error" in html
+    assert not re.search(r"(src|href)=['\"]https?:", html) and "<script" not in html

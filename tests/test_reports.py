@@ -168,14 +168,15 @@ def test_reports_with_only_backend_errors(tmp_path):
 def test_html_highlights_first_divergent_layer(written):
     _, _, paths = written
     html = paths["html"].read_text()
-    rows = re.findall(r"<tr class='[^']*first-divergent[^']*'>.*?</tr>", html)
-    # random:1: the two diverging pairs differ identically (tflite-reference = tflm-host) and pass,
-    # so one gets a table and the other a line; cat.png: both fail, both get a table.
-    assert len(rows) == 3
+    rows = re.findall(r"<tr (?:id='[^']*' )?class='[^']*first-divergent[^']*'>.*?</tr>", html)
+    # per input: random:1: the two diverging pairs differ identically (tflite-reference = tflm-host)
+    # and pass, so one gets a table and the other a line; cat.png: both fail, both get a table;
+    # over the inputs: one table for the two classes that differ.
+    assert len(rows) == 4
     assert ("The same difference through backends that agree bit for bit: <span id='pair-0-random_1-"
             "tflm_host-tflite_optimized'>tflm-host vs tflite-optimized") in html
     assert all("0:2/12" in r for r in rows)
-    assert html.count("<img class='plot'") == 2            # one per input: tflite-optimized vs the rest
+    assert html.count("<div class='plot'>") == 2           # one per input: tflite-optimized vs the rest
     assert "emulator timed out after 120 s" in html and "ai-edge-litert 2.3.0" in html
 
 
@@ -184,8 +185,14 @@ def test_html_leads_with_the_diagnosis_and_the_matrix(written):
     html = paths["html"].read_text()
     diagnosis = html.index("<ul class='diagnosis'>")
     matrix = html.index("<table class='matrix'>")
-    versions = html.index("<h2>Versions</h2>")
-    assert diagnosis < matrix < html.index("<h2>Input random:1</h2>") < html.index("<h2>Input cat.png</h2>") < versions
+    versions = html.index("<h2 id='versions'>Versions</h2>")
+    layers = html.index("<h2 id='layers'>")
+    assert diagnosis < matrix < layers < html.index("<b>Input random:1</b>") < html.index("<b>Input cat.png</b>") < versions
+    toc = html[html.index("<nav class='toc'>"):html.index("</nav>")]
+    assert [a for a in re.findall(r"href='#([a-z]+)'", toc)] == ["summary", "backends", "layers", "inputs", "versions"]
+    # backend names on both axes of the matrix
+    heads = re.findall(r"<th class='col' title='([^']*)'>", html[matrix:])
+    assert heads == ["tflite-reference", "tflm-host", "tflite-optimized"]
     assert "tflite-reference and tflm-host agree bit for bit on every layer (2 inputs).</li>" in html
     assert "<details><summary>versions of every backend" in html[versions:]   # folded away
     assert "ai-edge-litert 2.3.0" not in html[:versions]
@@ -200,10 +207,14 @@ def test_html_leads_with_the_diagnosis_and_the_matrix(written):
 
 _CHECK_SCRIPT = """<script>
 window.addEventListener('load', () => {
-  const imgs = [...document.querySelectorAll('img.plot')];
+  document.querySelectorAll('details').forEach(d => d.open = true);
+  const svgs = [...document.querySelectorAll('div.plot svg')];
   const out = document.createElement('pre');
   out.id = 'plot-check';
-  out.textContent = JSON.stringify(imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight]));
+  out.textContent = JSON.stringify(svgs.map(s => {
+    const r = s.getBoundingClientRect();
+    return [r.width > 0, Math.round(r.width), Math.round(r.height), s.querySelectorAll('circle title').length];
+  }));
   document.body.appendChild(out);
 });
 </script></body>"""
@@ -236,7 +247,8 @@ def test_html_plots_load_in_headless_chromium(written, tmp_path):
     assert match, f"probe did not run; chromium exit {proc.returncode}: {err.decode(errors='replace')[-800:]}"
     images = json.loads(match.group(1))
     assert len(images) == 2
-    assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
+    # drawn, and every point names its operator on hover
+    assert all(shown and width > 0 and height > 0 and titles > 0 for shown, width, height, titles in images), images
 
 
 # --- with a diagnosis --------------------------------------------------------------------------
@@ -318,13 +330,12 @@ def test_html_layer_table_has_own_error_and_cause(diagnosed):
     section = html[html.index(f"id='pair-0-random_1-tflm_host-{DEVICE.replace(':', '_').replace('-', '_')}'"):]
     row = re.search(r"<tr class='[^']*first-divergent[^']*'>(.*?)</tr>", section).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
-    assert cells[6:8] == ["2", "2"]                      # propagated, own
-    assert cells[8] == "kernel"
+    assert cells[3:7] == ["fail: max |Δ| 2 &gt; 1; own error max |Δ| 2 &gt; 1", "kernel", "2", "2"]   # verdict, cause, own, propagated
     assert cells[-1] == "synthetic evidence for 0:2/12 (kernel: reference (synthetic))"
     inherited = re.findall(r"<td[^>]*>(.*?)</td>", section.split("<tr", 6)[5])
-    assert inherited[1] == "0:3/13" and inherited[6:9] == ["2", "0", "inherited"]
+    assert inherited[1] == "0:3/13" and inherited[4:7] == ["inherited", "0", "2"]
     assert "<b>Diagnosis:</b> tflm-host vs target:cortex-m4:cmsis-nn: 1 of 6 layers introduce error" in html
-    assert html.count("<img class='plot'") == 1          # the device against the reference class
+    assert html.count("<div class='plot'>") == 1         # the device against the reference class
     (svg,) = paths["plots"].iterdir()
     root = ET.fromstring(svg.read_text())
     lines = root.findall("{http://www.w3.org/2000/svg}polyline")

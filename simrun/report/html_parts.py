@@ -7,6 +7,7 @@ from ..analysis.compare import LayerStats
 from ..analysis.diffrun import DiffRun
 from ..analysis.diagnose import INTRODUCING
 from .digest import Cell, cell_between
+from .html_layers import bars
 from .json_report import layer_verdict
 
 CSS = """
@@ -42,6 +43,17 @@ img.plot { max-width: 100%; border: 1px solid #eee; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 td.mono { white-space: nowrap; }
 details > summary { cursor: pointer; margin: .4em 0; }
+nav.toc { position: sticky; top: 0; z-index: 2; background: #fff; border-bottom: 1px solid #ddd;
+          padding: .35em 0; margin: -.5em 0 .5em; font-size: 13px; }
+nav.toc a { margin-right: 1.1em; color: #1565c0; text-decoration: none; }
+h1, h2, h3 { scroll-margin-top: 2.4em; } tr { scroll-margin-top: 2.4em; }
+table.matrix th.col { font-weight: normal; font-size: 12px; vertical-align: bottom; min-width: 6em; max-width: 9em; }
+.graph-box { overflow: auto; max-height: 78vh; border: 1px solid #eee; }
+svg.opgraph a:hover rect { stroke-width: 3; }
+.swatch { display: inline-block; width: 12px; height: 12px; border: 1px solid #999; vertical-align: -2px; margin: 0 3px 0 6px; }
+.swatch.outline { background: #fff; border-width: 3px; width: 8px; height: 8px; }
+div.plot svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+details.input { border-top: 1px solid #eee; padding: .2em 0; }
 """
 
 def badge(cls: str, text: str) -> str:
@@ -59,9 +71,9 @@ def matrix(run: DiffRun, verdict, table: dict[tuple[str, str], Cell], classes: l
     if not ran and not run.backend_errors:
         return ""
     out = ["<table class='matrix'><tr><th></th>" +
-           "".join(f"<th title='{escape(b)}'>{i + 1}</th>" for i, b in enumerate(ran)) + "</tr>"]
-    for i, x in enumerate(ran):
-        row = [f"<tr><th class='row'>{i + 1} <code>{escape(x)}</code></th>"]
+           "".join(f"<th class='col' title='{escape(b)}'><code>{_breakable(b)}</code></th>" for b in ran) + "</tr>"]
+    for x in ran:
+        row = [f"<tr><th class='row'><code>{escape(x)}</code></th>"]
         for y in ran:
             cell = cell_between(table, x, y)
             if x == y or cell is None:
@@ -90,14 +102,18 @@ def matrix(run: DiffRun, verdict, table: dict[tuple[str, str], Cell], classes: l
     return "".join(out) + "</table>" + legend
 
 
+def _breakable(label: str) -> str:
+    """A backend label that may wrap after ':' (column headers stay narrow)."""
+    return ":<wbr>".join(escape(p) for p in label.split(":"))
+
+
 def layer_table(run: DiffRun, n: int, pair, pv) -> str:
-    head = ("<table class='layers'><tr><th>depth</th><th>layer</th><th>op</th><th>tensor</th>"
-            "<th>shape</th><th>mismatch</th><th title='what the layer output differs by in the "
-            "normal runs'>max |Δ| propagated</th><th title='what it differs by when run on the "
-            "reference&#39;s inputs (isolated)'>max |Δ| own</th><th>cause</th>"
-            "<th title='largest dequantized error as a share of the tensor&#39;s range'>impact</th>"
-            "<th>Δ histogram (≤−3 −2 −1 0 +1 +2 ≥+3)</th><th>MAE</th><th>cosine</th><th>verdict</th>"
-            "<th>evidence for the cause</th></tr>")
+    head = ("<table class='layers'><tr><th>depth</th><th>layer</th><th>op</th><th>verdict</th>"
+            "<th>cause</th><th title='what it differs by when run on the reference&#39;s inputs "
+            "(isolated)'>max |Δ| own</th><th title='what the layer output differs by in the normal "
+            "runs'>max |Δ| propagated</th><th title='largest dequantized error as a share of the "
+            "tensor&#39;s range'>impact</th><th>mismatch</th><th>Δ histogram</th><th>MAE</th>"
+            "<th>cosine</th><th>tensor</th><th>shape</th><th>evidence for the cause</th></tr>")
     rows = [head]
     for s in pair.layers + pair.outputs:
         d = run.layer_diagnosis(n, pair, s)
@@ -111,29 +127,29 @@ def layer_table(run: DiffRun, n: int, pair, pv) -> str:
         verdict_text = layer_verdict(s, pv)
         if s.id in pv.failing:
             verdict_text += ": " + "; ".join(pv.failing[s.id])
-        hist = " ".join(str(v) for v in s.histogram.values()) if s.histogram else "—"
+        if not s.diverges:
+            classes.append("same")
         rows.append(
             f"<tr class='{' '.join(classes)}'><td class='num'>{'' if s.depth is None else s.depth}</td>"
-            f"<td class='mono'>{escape(s.id)}</td><td>{escape(s.op_name)}</td>"
-            f"<td class='mono' title='{escape(s.tensor_name)}'>{escape(short_name(s.tensor_name, 36))}</td>"
-            f"<td class='mono'>{escape(_shape_text(s, pair))}</td>"
-            f"<td class='num'>{_pct(s) if s.compared else '—'}</td>"
-            f"<td class='num'>{_delta(s)}</td>{_own_cells(d)}"
+            f"<td class='mono'>{escape(s.id)}</td><td>{escape(s.op_name)}</td><td>{escape(verdict_text)}</td>"
+            f"{_own_cells(d)}<td class='num'>{_delta(s)}</td>"
             f"<td class='num'>{_share(s.relative_error) if s.compared else '—'}</td>"
-            f"<td class='mono'>{hist}</td><td class='num'>{_num(s.mae)}</td>"
-            f"<td class='num'>{_num(s.cosine, 6)}</td><td>{escape(verdict_text)}</td>{_evidence_cell(d)}</tr>")
+            f"<td class='num'>{_pct(s) if s.compared else '—'}</td><td>{bars(s.histogram)}</td>"
+            f"<td class='num'>{_num(s.mae)}</td><td class='num'>{_num(s.cosine, 6)}</td>"
+            f"<td class='mono' title='{escape(s.tensor_name)}'>{escape(short_name(s.tensor_name, 36))}</td>"
+            f"<td class='mono'>{escape(_shape_text(s, pair))}</td>{_evidence_cell(d)}</tr>")
     return "".join(rows) + "</table>"
 
 
 def _own_cells(d) -> str:
     if d is None:
-        return "<td class='num' title='no diagnosis ran'>—</td><td>—</td>"
+        return "<td>—</td><td class='num' title='no diagnosis ran'>—</td>"
     own = d.own
     own_text = _delta(own) if own is not None else "not isolated"
     own_title = escape(d.not_isolated or "") if own is None else ""
     cls = " class='cause-introduces'" if d.cause in INTRODUCING else ""
-    return (f"<td class='num' title='{own_title}'>{own_text}</td>"
-            f"<td{cls} title='{escape(d.evidence)}'>{escape(d.cause)}</td>")
+    return (f"<td{cls} title='{escape(d.evidence)}'>{escape(d.cause)}</td>"
+            f"<td class='num' title='{own_title}'>{own_text}</td>")
 
 
 def _evidence_cell(d) -> str:

@@ -33,14 +33,17 @@ def group_figure_svg(title: str, lines: list[tuple[str, PairResult, dict | None]
         color = _COLORS[k % len(_COLORS)]
         layers = [s for s in pair.layers if s.compared and s.depth is not None]
         series_delta.append((f"{label}: propagated", color, False,
-                             [(s.depth, float(s.max_abs_delta)) for s in layers]))
+                             [(s.depth, float(s.max_abs_delta), _tip(s, "max |Δ|", s.max_abs_delta))
+                              for s in layers]))
         if own:
-            points = [(s.depth, float(own[s.id].max_abs_delta)) for s in layers
-                      if own.get(s.id) is not None and own[s.id].compared]
+            points = [(s.depth, float(own[s.id].max_abs_delta), _tip(s, "own max |Δ|", own[s.id].max_abs_delta))
+                      for s in layers if own.get(s.id) is not None and own[s.id].compared]
             if points:
                 series_delta.append((f"{label}: own (isolated)", color, True, points))
-        series_ratio.append((label, color, False, [(s.depth, 100 * s.mismatch_ratio) for s in layers]))
-    depth_max = max((x for *_, pts in series_delta for x, _ in pts), default=1)
+        series_ratio.append((label, color, False, [(s.depth, 100 * s.mismatch_ratio,
+                                                    _tip(s, "mismatched", f"{100 * s.mismatch_ratio:.2f} %"))
+                                                   for s in layers]))
+    depth_max = max((x for *_, pts in series_delta for x, _, _ in pts), default=1)
     legend_bottom = max(y for series in (series_delta, series_ratio) for x0 in _LEFT[:1]
                         for _, y in _legend_places(x0, series)) if series_delta else _TOP + _PANEL_H
     height = max(_H, legend_bottom + 10)
@@ -55,7 +58,7 @@ def group_figure_svg(title: str, lines: list[tuple[str, PairResult, dict | None]
 
 
 def _panel(x0: float, title: str, series, depth_max: float, integer: bool) -> list[str]:
-    top = 1.04 * max((y for *_, pts in series for _, y in pts), default=0.0)   # room above the peak
+    top = 1.04 * max((y for *_, pts in series for _, y, _ in pts), default=0.0)   # room above the peak
     log = integer and top > 20              # one wild layer must not flatten the ±1 ones
     yticks = _log_ticks(top) if log else _ticks(top, integer)
     y_max = yticks[-1] if yticks[-1] > 0 else 1.0
@@ -84,12 +87,14 @@ def _panel(x0: float, title: str, series, depth_max: float, integer: bool) -> li
         if not pts:
             continue
         dash = " stroke-dasharray='5,3'" if dashed else ""
-        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y, _ in pts)
         out.append(f"<polyline points='{coords}' fill='none' stroke='{color}' stroke-width='1.6'{dash}/>")
         # Own error drawn with hollow markers: where it equals the propagated error (the layer
         # introduces all of it) the dashes alone would vanish under the solid line.
         marker = f"r='3' fill='white' stroke='{color}'" if dashed else f"r='2' fill='{color}'"
-        out.append("".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' {marker}/>" for x, y in pts))
+        # A tooltip per point (inline in report.html): which operator this is.
+        out.append("".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' {marker}><title>{escape(tip)}</title></circle>"
+                           for x, y, tip in pts))
     for (x, y), (label, color, dashed, _) in zip(_legend_places(x0, series), series):
         dash = " stroke-dasharray='5,3'" if dashed else ""       # legend under the panel, never on the data
         marker = f"r='3' fill='white' stroke='{color}'" if dashed else f"r='2' fill='{color}'"
@@ -97,6 +102,11 @@ def _panel(x0: float, title: str, series, depth_max: float, integer: bool) -> li
                    f"stroke-width='1.6'{dash}/><circle cx='{x + 11}' cy='{y - 4}' {marker}/>"
                    f"<text x='{x + 26}' y='{y}'>{escape(label)}</text>")
     return out
+
+
+def _tip(s, what: str, value) -> str:
+    shown = f"{value:g}" if isinstance(value, (int, float)) else value
+    return f"#{s.depth} {s.id} {s.op_name} {s.tensor_name.split(';')[0]}: {what} {shown}"
 
 
 def _legend_places(x0: float, series) -> list[tuple[float, float]]:

@@ -1,0 +1,82 @@
+"""Report generation and page rendering on a detector-shaped synthetic run.
+
+    python bench/report_bench.py [--ops 200] [--inputs 10] [--values 4096] [--keep DIR]
+
+A YOLO-style graph of about OPS operators and three backends, one of which adds ±1 in one
+stage and passes it on (tests/synthetic_graph.py). Prints the time of write_reports (summary.json, junit.xml, report.html,
+plots, Model Explorer overlays) and, with Chromium on PATH, how long report.html takes to load
+and lay out in headless Chromium (the issue asks for under a second). The share of a real diff
+that report generation takes is printed by bench/diff_bench.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from simrun.analysis.policy import Policy
+from simrun.report import write_reports
+
+# The synthetic detector is shared with the report tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from synthetic_graph import synthetic_run  # noqa: E402
+
+_PROBE = """<script>
+window.addEventListener('load', () => { setTimeout(() => {
+  const t = performance.getEntriesByType('navigation')[0];
+  const out = document.createElement('pre'); out.id = 'timing';
+  out.textContent = JSON.stringify({load: t.loadEventStart, boxes: document.querySelectorAll('svg.opgraph rect').length,
+                                    rows: document.querySelectorAll('table.agg tr').length});
+  document.body.appendChild(out); }, 0); });
+</script></body>"""
+
+
+def browser_load_ms(html: Path, tmp: Path) -> dict | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        return None
+    probe = tmp / "probe.html"
+    probe.write_text(html.read_text(encoding="utf-8").replace("</body>", _PROBE), encoding="utf-8")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           f"--user-data-dir={tmp / 'profile'}", "--window-size=1400,900", "--dump-dom", probe.as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, timeout=120).stdout.decode(errors="replace")
+    match = re.search(r'<pre id="timing">(.*?)</pre>', dom)
+    return json.loads(match.group(1)) if match else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ops", type=int, default=200)
+    ap.add_argument("--inputs", type=int, default=10)
+    ap.add_argument("--values", type=int, default=4096)
+    ap.add_argument("--keep", type=Path, help="write the reports here (default: a temporary directory)")
+    args = ap.parse_args()
+    run = synthetic_run(args.ops, args.inputs, args.values)
+    verdict = Policy.default().evaluate(run)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.keep or Path(tmp) / "report"
+        t = time.perf_counter()
+        paths = write_reports(run, verdict, out)
+        reports_s = time.perf_counter() - t
+        size = paths["html"].stat().st_size
+        print(f"{len(run.model.ops)} operators x {args.inputs} inputs x 3 backends ({args.values} int8 values a layer)")
+        print(f"write_reports        {reports_s:6.2f} s   report.html {size / 1024:.0f} KiB, "
+              f"{len(paths['model_explorer'])} Model Explorer overlays")
+        # The median of three loads: one load on a busy machine says little.
+        loads = [browser_load_ms(paths["html"], Path(tmp)) for _ in range(3)]
+        timing = None if None in loads else sorted(loads, key=lambda t: t["load"])[1]
+        if timing is None:
+            print("browser load         (chromium not on PATH, or the probe did not run)")
+        else:
+            print(f"browser load         {timing['load'] / 1000:6.2f} s   (headless Chromium, navigation start to "
+                  f"load: parse, style, layout; median of 3; {timing['boxes']} graph boxes, {timing['rows']} layer-table rows)")
+
+
+if __name__ == "__main__":
+    main()
