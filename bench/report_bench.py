@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from simrun.analysis.policy import Policy
+from simrun.analysis.result import DiffResult, exit_code
 from simrun.report import write_reports
 
 # The synthetic detector is shared with the report tests.
@@ -62,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.keep or Path(tmp) / "report"
         t = time.perf_counter()
-        paths = write_reports(run, verdict, out)
+        paths = write_reports(DiffResult(run, verdict, exit_code(run, verdict)), out)
         reports_s = time.perf_counter() - t
         size = paths["html"].stat().st_size
         print(f"{len(run.model.ops)} operators x {args.inputs} inputs x 3 backends ({args.values} int8 values a layer)")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simrun.analysis.compare import DiffRun, compare
+from simrun.analysis.compare import compare
+from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.diagnose import Diagnosis, LayerDiagnosis, PairDiagnosis
 from simrun.capture import Capture, OpRecord, Quantization, Tensor
 from simrun.model import OperatorInfo, SubgraphInfo, TensorInfo

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from simrun.analysis.policy import Policy
+from simrun.analysis.result import DiffResult, exit_code
 from simrun.report import aggregate, graph, html_layers, model_explorer, palette, write_reports
 
 from synthetic_graph import synthetic_run
@@ -21,7 +22,7 @@ DEVICE = "target:cortex-m55:cmsis-nn"
 def detector(tmp_path_factory):
     run = synthetic_run(200, 3, 256)
     verdict = Policy.default().evaluate(run)
-    return run, verdict, write_reports(run, verdict, tmp_path_factory.mktemp("detector"))
+    return run, verdict, write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path_factory.mktemp("detector"))
 
 
 def _graph(html: str) -> ET.Element:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from ..analysis.compare import DiffRun, LayerStats
-from ..analysis.policy import layer_diagnosis, pair_diagnosis
+from ..analysis.compare import LayerStats
+from ..analysis.diffrun import DiffRun
 
 # Worst first: the cause a layer is shown with when inputs disagree on it.
 CAUSE_ORDER = ("kernel", "rounding", "float-contraction", "amplified", "unexplained", "inherited", "none")
@@ -98,13 +98,13 @@ def pair_summary(run: DiffRun, verdict, a: str, b: str) -> PairSummary | None:
         inputs += 1
         pv = verdicts[(input_name, a, b)]
         statuses.append(pv.status)
-        diagnosed = diagnosed or pair_diagnosis(run, n, pair) is not None
+        diagnosed = diagnosed or run.pair_diagnosis(n, pair) is not None
         if pair.first_divergent is not None and pair.first_divergent.depth is not None:
             if first is None or pair.first_divergent.depth < first[0]:
                 first = (pair.first_divergent.depth, pair.first_divergent.id)
         for s in pair.layers + pair.outputs:
             row = rows.get(s.id) or rows.setdefault(s.id, _new_row(s, pair))
-            _add(row, s, pv, layer_diagnosis(run, n, pair, s))
+            _add(row, s, pv, run.layer_diagnosis(n, pair, s))
     if not inputs:
         return None
     status = min(statuses, key=_VERDICT_ORDER.index)

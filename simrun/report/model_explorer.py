@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..analysis.compare import DiffRun
+from ..analysis.diffrun import DiffRun
 from . import palette
 from .aggregate import CAUSE_ORDER, PairSummary, pair_summary
 from .digest import agreement_classes
