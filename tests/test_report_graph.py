@@ -101,3 +101,19 @@ def test_overlays_cover_every_operator_of_the_graph(detector):
     own = doc[f"tflite-reference_vs_{DEVICE.replace(':', '_')}.own.json"]["main"]["results"]
     assert set(own) == {str(op.index) for op in run.model.main.operators}
     assert sum(v["value"] == 1 for v in own.values()) == 6
+
+
+def test_instruction_counts_become_an_overlay_per_counted_backend():
+    from simrun.analysis.cost import BackendCost, CostSummary, LayerCost
+    run = synthetic_run(80, 1, 64)
+    ops = run.model.main.operators
+    counted = BackendCost(DEVICE, [LayerCost(0, op.index, op.op_name, 1000 + op.index) for op in ops[:-1]], [123456])
+    uncounted = BackendCost("target:cortex-m55:reference", [], [None])
+    run.cost = CostSummary([counted, uncounted], [])
+    doc = model_explorer.overlays(run, Policy.default().evaluate(run))
+    assert [k for k in doc if k.startswith("instructions.")] == [f"instructions.{DEVICE.replace(':', '_')}.json"]
+    results = doc[f"instructions.{DEVICE.replace(':', '_')}.json"]["main"]["results"]
+    assert set(results) == {str(op.index) for op in ops}
+    assert results["3"]["value"] == 1003
+    assert results[str(ops[-1].index)] == {"value": "not counted", "bgColor": palette.NO_DATA}
+    assert results[str(ops[-2].index)]["bgColor"] == palette.count_colour(1, 1)   # the largest count: darkest
