@@ -89,7 +89,7 @@ def main() -> int:
         print(f"  {label:34s} {seconds.get(label, float('nan')):7.2f} s  {outcome.get(label, '?')}")
     print(f"  {'backends, diagnosis, compare (wall)':34s} {t_backends - t_inputs:7.2f} s")
     print(f"  {'policy':34s} {t_policy - t_backends:7.2f} s")
-    print(f"  {'reports (terminal, json, junit, html)':34s} {t_reports:7.2f} s  {n_plots} plot(s)")
+    print(f"  {'reports (terminal, json, junit, html, overlays)':34s} {t_reports:7.2f} s  {n_plots} plot(s)")
     print(f"  {'total':34s} {total:7.2f} s")
     print(f"report generation: {100 * t_reports / total:.1f} % of the diff "
           f"({len(labels)} backends, {len(run.comparisons)} input(s), "

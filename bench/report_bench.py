@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +28,9 @@ from simrun.report import write_reports
 # The synthetic detector is shared with the report tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from synthetic_graph import synthetic_run  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine  # noqa: E402
 
 _PROBE = """<script>
 window.addEventListener('load', () => { setTimeout(() => {
@@ -66,7 +70,8 @@ def main() -> None:
         paths = write_reports(DiffResult(run, verdict, exit_code(run, verdict)), out)
         reports_s = time.perf_counter() - t
         size = paths["html"].stat().st_size
-        print(f"{len(run.model.ops)} operators x {args.inputs} inputs x 3 backends ({args.values} int8 values a layer)")
+        print(f"{len(run.model.ops)} operators x {args.inputs} inputs x 3 backends ({args.values} int8 values a layer); "
+              f"{machine()}, load average {os.getloadavg()[0]:.1f}")
         print(f"write_reports        {reports_s:6.2f} s   report.html {size / 1024:.0f} KiB, "
               f"{len(paths['model_explorer'])} Model Explorer overlays")
         # The median of three loads: one load on a busy machine says little.
@@ -75,8 +80,10 @@ def main() -> None:
         if timing is None:
             print("browser load         (chromium not on PATH, or the probe did not run)")
         else:
-            print(f"browser load         {timing['load'] / 1000:6.2f} s   (headless Chromium, navigation start to "
-                  f"load: parse, style, layout; median of 3; {timing['boxes']} graph boxes, {timing['rows']} layer-table rows)")
+            fastest = min(t["load"] for t in loads) / 1000
+            print(f"browser load         {timing['load'] / 1000:6.2f} s   median of 3 (fastest {fastest:.2f} s): headless "
+                  f"Chromium, navigation start to load event (parse, style, layout); {timing['boxes']} graph boxes, "
+                  f"{timing['rows']} layer-table rows")
 
 
 if __name__ == "__main__":

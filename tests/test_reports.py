@@ -208,6 +208,7 @@ def test_html_leads_with_the_diagnosis_and_the_matrix(written):
 _CHECK_SCRIPT = """<script>
 window.addEventListener('load', () => {
   document.querySelectorAll('details').forEach(d => d.open = true);
+  setTimeout(() => {                      // a folded input's detail is inserted on its toggle event
   const svgs = [...document.querySelectorAll('div.plot svg')];
   const out = document.createElement('pre');
   out.id = 'plot-check';
@@ -216,6 +217,7 @@ window.addEventListener('load', () => {
     return [r.width > 0, Math.round(r.width), Math.round(r.height), s.querySelectorAll('circle title').length];
   }));
   document.body.appendChild(out);
+  }, 300);
 });
 </script></body>"""
 
@@ -226,7 +228,7 @@ def test_html_plots_load_in_headless_chromium(written, tmp_path):
     if not browser:
         pytest.skip("chromium not on PATH (Debian: apt-get install chromium)")
     _, _, paths = written
-    # A copy with a probe script: the report itself stays script-free.
+    # A copy with a probe script that opens every input's detail.
     probe = tmp_path / "probe.html"
     probe.write_text(paths["html"].read_text().replace("</body>", _CHECK_SCRIPT))
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

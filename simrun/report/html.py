@@ -1,5 +1,5 @@
-"""report.html: one self-contained page per DiffRun (inline SVG and CSS, no script, no
-external asset).
+"""report.html: one self-contained page per DiffRun (inline SVG, CSS and one small script
+that unfolds an input's detail on demand; no external asset).
 
 Reads top-down in the order a user asks, with a table of contents pinned at the top: the
 verdict and the diagnosis in sentences; failures and warnings; the backend matrix (backend
@@ -151,11 +151,27 @@ def _inputs_section(run: DiffRun, verdict, classes, plots) -> str:
         worst = min((verdicts[(input_name, p.a, p.b)].status for p in cmp.pairs), default="unjudged",
                     key=("fail", "pass", "unjudged").index)
         note = "bit-exact" if not groups else f"{sum(len(v) for v in groups.values())} differing pair(s)"
-        # The first input opens with its plot: the shape of the error against depth at a glance.
-        out.append(f"<details class='input'{' open' if n == 0 and groups else ''}><summary>"
-                   f"<b>Input {escape(input_name)}</b> {parts.badge(worst, _STATUS_TEXT[worst])} "
-                   f"<span class='meta'>{note}</span></summary>{''.join(body)}</details>")
+        summary = (f"<summary><b>Input {escape(input_name)}</b> {parts.badge(worst, _STATUS_TEXT[worst])} "
+                   f"<span class='meta'>{note}</span></summary>")
+        if n == 0:
+            # The first input opens with its plot: the shape of the error against depth at a glance.
+            out.append(f"<details class='input'{' open' if groups else ''}>{summary}{''.join(body)}</details>")
+        else:
+            # The others are parsed only when opened: ten inputs of a 200-operator model are
+            # ten thousand table rows the browser need not build to show the page.
+            lazy = "".join(body).replace("</script", "<\\/script")
+            out.append(f"<details class='input'>{summary}<script type='text/html' class='lazy'>{lazy}</script>"
+                       "<noscript>(this input's detail needs JavaScript; every number is in summary.json)"
+                       "</noscript></details>")
+    if len(run.input_names) > 1:
+        out.append(_LAZY_SCRIPT)
     return "".join(out)
+
+
+# Inline, no external asset: inserts a folded input's detail the first time it is opened.
+_LAZY_SCRIPT = ("<script>document.querySelectorAll('details.input').forEach(d => d.addEventListener('toggle', () => {"
+                "const s = d.querySelector('script.lazy'); if (d.open && s) { s.insertAdjacentHTML('afterend', "
+                "s.textContent); s.remove(); } }));</script>")
 
 
 def _sentences(run: DiffRun, verdict) -> list[str]:
