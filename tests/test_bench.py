@@ -18,6 +18,8 @@ QUICK = {
     "compare_bench.py": (["--layers", "4", "--values", "512"], ["compare ", "reports ", "total "], False),
     "diff_bench.py": (["--quick", "--model", str(MODELS / "hello_world_int8.tflite")],
                       ["host backends only: --quick", "tflm-host", "report generation:"], False),
+    "report_bench.py": (["--ops", "80", "--inputs", "2", "--values", "64", "--no-browser"],
+                        ["write_reports", "Model Explorer overlays", "browser load"], False),
     "diagnose_bench.py": (["--model", str(MODELS / "hello_world_int8.tflite")], ["tflm-host"], False),
     # Without QEMU's plugin header (no network, no SIMRUN_QEMU_SOURCE_DIR) it prints why and skips.
     "cost_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "plugin"], True),
