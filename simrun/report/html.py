@@ -36,7 +36,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
     summaries = [ps for a, b in shown_pairs(run, verdict, classes)
                  if (ps := pair_summary(run, verdict, a, b)) is not None]
     graph = _graph_section(run, verdict, summaries)
-    sections = [("summary", "Diagnosis"), ("backends", "Backends")]
+    baseline = baseline_section(verdict)
+    sections = [("summary", "Diagnosis")] + ([("baseline", "Baseline")] if baseline else []) + [("backends", "Backends")]
     sections += [("graph", "Graph")] if graph else []
     sections += [("layers", "Layers")] if summaries else []
     sections += [("cost", "Cost")] if run.cost is not None else []
@@ -54,7 +55,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
         out.append(_folded_list("Failures", verdict.failures))
     if verdict.warnings:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{escape(w)}</li>" for w in verdict.warnings) + "</ul>")
-    out.append(baseline_section(verdict))
+    if baseline:
+        out.append(f"<div id='baseline'></div>{baseline}")
     out.append("<h2 id='backends'>Backends</h2>" + parts.matrix(run, verdict, table, classes))
     out.append(graph)
     if summaries:
