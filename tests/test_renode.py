@@ -132,7 +132,7 @@ def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixt
 
     with Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20) as s:
         s.load_model(model_bytes, raw=True)
-        emu = s._emu
+        emu = s.emulator.process
         renode_pid = s.emulator_pid                         # from --pid-file: the real process
         tree = _descendants(os.getpid()) & ({emu.proc.pid} | _descendants(emu.proc.pid))
         names = {p: _argv0(p) for p in tree}
@@ -159,8 +159,8 @@ def test_renode_that_ignores_end_of_input_is_still_stopped(renode_replica, fixtu
     monkeypatch.setenv("RENODE_REPLICA_IGNORE_EOF", "1")   # a hung Renode: only the --pid-file PID helps
     s = Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=20)
     s.load_model(model_bytes, raw=True)
-    s._emu.quit_grace = 0.5
-    group = s._emu.proc.pid
+    s.emulator.process.quit_grace = 0.5
+    group = s.emulator.process.proc.pid
     tree = _descendants(group) | {group}
     t0 = time.monotonic()
     s.close()
@@ -253,7 +253,7 @@ ports = iter([blocker.getsockname()[1], 4444])
 renode.free_loopback_port = lambda: next(ports)
 with Session({str(fixture_elf)!r}, cpu="cortex-m4", emulator="renode", timeout=20) as s:
     s.load_model({model_bytes!r}, raw=True)
-    print("attempts", len(list(s._workdir.glob("renode-*.pid"))))
+    print("attempts", len(list(s.emulator.process.workdir.glob("renode-*.pid"))))
 """
     env = dict(os.environ, SIMRUN_RENODE_NETWORK="host", PYTHONPATH=str(RENODE_DIR.parent))
     out = subprocess.run(unshare_prefix() + [sys.executable, "-c", code], capture_output=True, text=True,

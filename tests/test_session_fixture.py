@@ -176,12 +176,12 @@ def test_arena_too_small_says_how_many_bytes(elfs, emulator):
 
 
 def test_refusals_before_launch(elfs, models_dir, monkeypatch):
-    import simrun.device.session as session_mod
+    from simrun.device.emulators import Emulator
 
     def no_launch(*a, **k):
         raise AssertionError("emulator launched for a model that should be refused")
 
-    monkeypatch.setattr(session_mod, "launch", no_launch)
+    monkeypatch.setattr(Emulator, "start", no_launch)
     with Session(elfs["cortex-m4"], cpu="cortex-m4") as s:
         with pytest.raises(ModelTooLarge, match="65536"):
             s.load_model(models_dir / "person_detect.tflite")   # a real model, larger than the fixture's buffer

@@ -75,22 +75,6 @@ class EmulatorProcess:
         except (OSError, ValueError):
             return None
 
-    @property
-    def faults_in_log(self) -> bool:
-        """True where faults show only in the emulator's log (a subclass reads it: Renode); the
-        session then stops after every operator, so a logged fault names the operator that made it."""
-        return type(self).fault_from_log is not EmulatorProcess.fault_from_log
-
-    def fault_from_log(self) -> tuple[str, str, dict[str, int]] | None:
-        """(what, detail, registers) of a fault the emulator logged instead of raising it in the
-        core (see RenodeProcess), else None."""
-        return None
-
-    def abort_note(self) -> str:
-        """What to add when the emulator aborted the core (GDB `X` stop)."""
-        out = self.output(1500)
-        return f"; {self.name} output: {out}" if out else ""
-
     def alive(self) -> bool:
         return self.proc.poll() is None
 

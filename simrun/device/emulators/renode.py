@@ -39,6 +39,7 @@ from ...errors import BadInput, EmulatorError, ToolMissing, require_tool
 from ..gdbprotocol import RENODE
 from ..gdbremote import GdbRemote
 from ..targets import get_target
+from .base import AbortReport, Capability, Emulator, LoggedFault
 from .process import EmulatorProcess
 
 RENODE_DIR = resources.path("renode")
@@ -176,7 +177,7 @@ class RenodeProcess(EmulatorProcess):
     def tail(self, lines: int = 12) -> str:
         return " | ".join(line.strip() for line in self.log_text().strip().splitlines()[-lines:])
 
-    def fault_from_log(self) -> tuple[str, str, dict[str, int]] | None:
+    def fault_from_log(self) -> LoggedFault | None:
         text = self.log_text()
         new, self._scanned = text[self._scanned:], len(text)
         m = UNMAPPED.search(new)
@@ -187,7 +188,7 @@ class RenodeProcess(EmulatorProcess):
             regs["pc"] = int(m.group("pc"), 16)
         where = f" by the instruction at 0x{regs['pc']:08x}" if "pc" in regs else ""
         detail = f"Renode logged \"{m.group('what')}\" ({NO_BUSFAULT}); Renode's log: {self.tail()}"
-        return f"unmapped memory access{where}", detail, regs
+        return LoggedFault(f"unmapped memory access{where}", detail, regs)
 
     def abort_note(self) -> str:
         m = ABORT.search(self.log_text())
@@ -255,3 +256,22 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
             continue
         raise EmulatorError(f"Renode reported an error in its start script: {error}")
     raise EmulatorError(f"Renode could not bind a GDB port in 3 tries: {error}")
+
+
+class RenodeEmulator(Emulator):
+    """Renode: no mapped RAM (GDB memory), its own instruction count (`cpu ExecutedInstructions`
+    via qRcmd, read at stops), and unmapped accesses only in its log (read at every stop)."""
+
+    name = "renode"
+    capabilities = frozenset({Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
+
+    def _launch(self, elf: Path, cpu: str, workdir: Path, deadline: float, map_ram: bool) -> RenodeProcess:
+        return launch_renode(elf, cpu, workdir, deadline)
+
+    def logged_fault(self) -> LoggedFault | None:
+        return self.process.fault_from_log() if self.process is not None else None
+
+    def abort_report(self) -> AbortReport:
+        if self.process is None:
+            return AbortReport()
+        return AbortReport(self.process.abort_note(), self.process.abort_pc())
