@@ -14,6 +14,8 @@ import pytest
 from simrun.device.emulators.renode import RENODE_DIR, platform_files, renode_argv, renode_script
 from simrun.device.targets import BOARDS, TARGETS
 
+from conftest import REAL_RENODE
+
 
 def regions(repl_text: str) -> dict[str, tuple[int, int]]:
     found = re.findall(r"^(\w+): Memory\.MappedMemory @ sysbus (0x[0-9a-fA-F]+)\s*\n\s*size: (0x[0-9a-fA-F]+)",
@@ -44,6 +46,7 @@ def test_launch_line_quotes_paths_and_lifts_the_throttle(tmp_path):
     script = renode_script(repl, resc, elf, 4444)
     argv = renode_argv("renode", script, tmp_path / "renode.pid")
     assert argv[:4] == ["renode", "--disable-xwt", "--console", "--plain"]
+    assert "--keep-temporary-files" in argv             # Renode's cleanup of other renode-* folders: off
     assert argv[argv.index("--pid-file") + 1] == str(tmp_path / "renode.pid") and argv[-1] == script
     assert "$gdb_port=4444" in script and f"include @{resc}" in script
     assert "$elf=@" + str(elf).replace(" ", "\\ ") + ";" in script
@@ -98,6 +101,14 @@ def _argv0(pid: int) -> str:
         return ""
 
 
+def _is_renode(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return argv[0] == b"Renode" or any(Path(a.decode()).name in ("Renode.exe", "Renode.dll") for a in argv[:4])
+
+
 def _left_alive(pids: set[int]) -> list[int]:
     deadline = time.monotonic() + 5                       # SIGKILLed processes still need reaping
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
@@ -137,9 +148,11 @@ def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixt
         tree = _descendants(os.getpid()) & ({emu.proc.pid} | _descendants(emu.proc.pid))
         names = {p: _argv0(p) for p in tree}
         wrappers = [p for p, n in names.items() if n.endswith("bash") or n.endswith("/renode")]
-        assert _argv0(renode_pid) == "Renode" and renode_pid != emu.proc.pid
+        # The replica calls itself Renode; the real one runs as `mono .../Renode.exe` (or dotnet Renode.dll).
+        assert _is_renode(renode_pid) and renode_pid != emu.proc.pid
         assert wrappers and all(renode_pid in _descendants(w) for w in wrappers)   # the wrapper did not exec
-        assert any(n.endswith("qemu-system-arm") for n in names.values())
+        if not REAL_RENODE:
+            assert any(n.endswith("qemu-system-arm") for n in names.values())   # the replica's engine
         # Renode listens on every interface, but in a namespace whose only interface is loopback:
         assert os.readlink(f"/proc/{renode_pid}/ns/net") != os.readlink("/proc/self/ns/net")
         inside = Path(f"/proc/{renode_pid}/net/dev").read_text()
@@ -149,11 +162,11 @@ def test_gdb_port_is_private_and_process_tree_is_cleaned_up(renode_replica, fixt
         with pytest.raises(OSError):                        # nothing answers on the host side
             socket.create_connection(("127.0.0.1", 3333), timeout=1).close()
         assert s.executed_instructions() > 1000             # `cpu ExecutedInstructions` via qRcmd
-        assert len(tree) >= 4                               # relay, wrapper, Renode, QEMU
+        assert len(tree) >= (3 if REAL_RENODE else 4)       # relay, wrapper, Renode (the replica: + QEMU)
     assert not _left_alive(tree), "processes left after the session closed"
 
 
-def test_renode_that_ignores_end_of_input_is_still_stopped(renode_replica, fixture_elf, model_bytes, monkeypatch):
+def test_renode_that_ignores_end_of_input_is_still_stopped(replica_only, fixture_elf, model_bytes, monkeypatch):
     from simrun.device.session import Session
 
     monkeypatch.setenv("RENODE_REPLICA_IGNORE_EOF", "1")   # a hung Renode: only the --pid-file PID helps
@@ -188,7 +201,7 @@ def test_script_error_fails_at_once_with_renodes_message(renode_replica, fixture
     assert "Unknown CPU type" in str(info.value)
 
 
-def test_old_renode_is_refused_for_cortex_m55(renode_replica, arm_gcc, monkeypatch):
+def test_old_renode_is_refused_for_cortex_m55(replica_only, arm_gcc, monkeypatch):
     from simrun.errors import ToolMissing
     from simrun.device import fixture
     from simrun.device.session import Session

@@ -27,6 +27,7 @@ renode-infrastructure 0c7d0762; file names below are in that tree):
   fault handler's entry and undoes it (data) or reports the abort (fetch). On
   ARMv6-M, where the core records no fault address, QEMU's fault stands.
 - `cpu ExecutedInstructions` is QEMU's exact instruction count (record mode).
+- temp files: Renode's cleanup of other `renode-*` folders in its temp dir (TemporaryFiles).
 
 Environment: RENODE_REPLICA_VERSION (default 1.16.1) is the version it reports;
 RENODE_REPLICA_IGNORE_EOF=1 makes it ignore the end of its input (a hung Renode).
@@ -40,7 +41,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -116,14 +116,15 @@ class Machine:
 
     def _start_qemu(self) -> None:
         machine = next(b.qemu_machine for b in BOARDS.values() if b.renode_platform == self.platform)
-        sock = self.workdir / "qemu-gdb.sock"
+        # An abstract socket (no file): the temp dir Renode is given may be too deep for a socket path.
+        sock = f"simrun-renode-replica-{os.getpid()}-{id(self):x}"
         argv = ["qemu-system-arm", "-M", machine, "-kernel", self.elf, "-S", "-nographic", "-monitor", "none",
                 "-serial", "none", "-nodefaults",
                 "-icount", f"shift=auto,rr=record,rrfile={self.workdir / 'replay.bin'}",
-                "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off", "-gdb", "chardev:gdb0"]
+                "-chardev", f"socket,id=gdb0,path={sock},abstract=on,server=on,wait=off", "-gdb", "chardev:gdb0"]
         self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(self.workdir / "qemu.log", "wb"),
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.up = Upstream(str(sock))
+        self.up = Upstream("\0" + sock)
         self.up.ask("qSupported")
         self.fault_handlers = set()
         table = self.up.read(self.vtor, 7 * 4) or bytes(28)
@@ -271,12 +272,56 @@ def tokens(command: str) -> list[str]:
 
 
 MONITOR: Monitor | None = None
+CRASH_SUFFIX = "-crash"
+
+
+class TemporaryFiles:
+    """Renode's TemporaryFilesManager (Utilities/TemporaryFilesManager.cs at v1.16.1): its own
+    folder `renode-<pid>` in the temp dir ($TMPDIR, else /tmp: .NET's Path.GetTempPath), a
+    leftover one of that name deleted first; then, unless --keep-temporary-files, every other
+    `renode-*` folder there whose suffix is not a live PID and that does not end in "-crash"
+    is deleted, at start and again at exit (with its own folder)."""
+
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.base = Path(os.environ.get("TMPDIR") or "/tmp")
+        self.own = self.base / f"renode-{os.getpid()}"
+        if self.own.exists():
+            shutil.rmtree(self.own, ignore_errors=True)
+        self.own.mkdir(parents=True)
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.keep:
+            return
+        for entry in self.base.glob("renode-*"):
+            if entry == self.own or not entry.is_dir() or entry.name.endswith(CRASH_SUFFIX):
+                continue
+            suffix = entry.name[len("renode-"):]
+            if suffix.isdigit() and _alive(int(suffix)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def at_exit(self) -> None:
+        self.cleanup()
+        if not self.keep:
+            shutil.rmtree(self.own, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def main(argv: list[str]) -> int:
     global MONITOR
     args = iter(argv)
-    executes, pid_file, positional = [], None, None
+    executes, pid_file, positional, keep = [], None, None, False
     for a in args:
         if a in ("-v", "--version"):
             say(f"Renode v{VERSION}\n  build: {VERSION}+replica\n  build type: Release\n  runtime: .NET 8.0.0")
@@ -285,6 +330,8 @@ def main(argv: list[str]) -> int:
             executes.append(next(args))
         elif a == "--pid-file":
             pid_file = next(args)
+        elif a == "--keep-temporary-files":
+            keep = True
         elif a in ("--disable-xwt", "--disable-gui", "--console", "-p", "--plain", "--hide-log",
                    "--hide-analyzers"):
             pass
@@ -295,7 +342,8 @@ def main(argv: list[str]) -> int:
             positional = a
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
-    workdir = Path(tempfile.mkdtemp(prefix="renode-replica-"))
+    temp = TemporaryFiles(keep)
+    workdir = temp.own
     MONITOR = Monitor(workdir)
     signal.signal(signal.SIGTERM, lambda *_: MONITOR.quit.set())
     try:
@@ -317,7 +365,7 @@ def main(argv: list[str]) -> int:
     finally:
         if MONITOR.machine:
             MONITOR.machine.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        temp.at_exit()
     return 0
 
 

@@ -17,6 +17,13 @@ What Renode does that shapes this (renode-infrastructure 0c7d0762, renode 06854d
 - `renode` is a shell script that runs `dotnet Renode.dll` without exec:
   killing its PID leaves Renode running; --pid-file gives the real one and
   closing stdin quits Renode cleanly (EmulatorProcess.stop does all three);
+- at start (and again at exit) it deletes every folder named `renode-*` directly under its
+  temp dir ($TMPDIR, else /tmp) whose suffix is not a live PID, not ending in "-crash", and
+  its own `renode-<pid>` if one exists (TemporaryFilesManager.cs): a user's unrelated
+  /tmp/renode-* folders too. So Renode runs with TMPDIR set to a folder of its own in the
+  session's private directory (removed with it), and with --keep-temporary-files, which
+  turns that cleanup off; XDG_CONFIG_HOME points there too, so its config file, Monitor
+  history and download cache (~/.config/renode, Emulator.cs) are not the user's;
 - an `@path` token ends at whitespace unless it is written `\\ ` (Tokenizer.cs:53);
 - Cortex-M55 (MVE, "initial") exists from 1.16.1, TrustZone from 1.16.0;
 - reads of unmapped memory return 0 and writes are dropped with a logged
@@ -31,6 +38,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,12 +93,14 @@ def renode_version(binary: str) -> tuple[int, int, int] | None:
     """`renode --version` ("Renode v1.16.1 ..."), once per binary."""
     key = (binary, os.stat(binary).st_mtime)
     if key not in _versions:
-        try:
-            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60,
-                                 stdin=subprocess.DEVNULL)
-            _versions[key] = parse_version(out.stdout + out.stderr)
-        except (OSError, subprocess.TimeoutExpired):
-            _versions[key] = None
+        # Even `--version` starts Renode's runtime: in folders of its own, like a session's Renode.
+        with tempfile.TemporaryDirectory(prefix="simrun-") as private:
+            try:
+                out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60,
+                                     stdin=subprocess.DEVNULL, env=private_environment(Path(private)))
+                _versions[key] = parse_version(out.stdout + out.stderr)
+            except (OSError, subprocess.TimeoutExpired):
+                _versions[key] = None
     return _versions[key]
 
 
@@ -123,7 +133,20 @@ def renode_script(repl: Path, resc: Path, elf: Path, port: int) -> str:
 
 
 def renode_argv(binary: str, script: str, pid_file: Path) -> list[str]:
-    return [binary, "--disable-xwt", "--console", "--plain", "--pid-file", str(pid_file), "-e", script]
+    return [binary, "--disable-xwt", "--console", "--plain", "--keep-temporary-files", "--pid-file", str(pid_file),
+            "-e", script]
+
+
+def private_environment(workdir: Path) -> dict[str, str]:
+    """Renode's environment: this process's, with its temp and user folders inside `workdir`.
+
+    Renode deletes `renode-*` folders in its temp dir and writes ~/.config/renode; given
+    folders of its own (made here, removed with the session's private directory), nothing
+    of the user's is touched, whatever Renode does at start, at exit or after a crash."""
+    tmp, config = Path(workdir) / "tmp", Path(workdir) / "config"
+    for folder in (tmp, config):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp), "XDG_CONFIG_HOME": str(config)}
 
 
 # --- the network ----------------------------------------------------------------
@@ -229,6 +252,7 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
     private = network_mode() == "private"
     prefix = unshare_prefix() if private else []
     sock = workdir / "gdb.sock"
+    env = private_environment(workdir)
     for attempt in range(3):
         # In a fresh namespace no one else holds a port; on the host one may, so retry another.
         port = 3333 if private else free_loopback_port()
@@ -243,7 +267,7 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
                                                                     dialect=RENODE, name="Renode"))
         # stdin stays an open pipe: Renode's console quits at its end (stop() closes it first).
         emu = RenodeProcess("renode", argv, workdir, connector, stdin_pipe=True, pid_file=pid_file,
-                            quit_grace=5.0)
+                            quit_grace=5.0, env=env)
         try:
             ready, error = emu.wait_ready(deadline)
         except BaseException:
