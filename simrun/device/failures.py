@@ -5,11 +5,13 @@ firmware's ABI variables (`session.firmware`), the emulator (`session.emulator`:
 what it logged or said when it aborted), `session.cpu` and `session.layout`."""
 from __future__ import annotations
 
+from .disassembly import instruction_at, objdump_available, objdump_hint
 from ..errors import ArenaTooSmall, EmulatorError, FirmwareError, SimrunError, TargetFault, UnsupportedOperator
 from .abi import (ERR_ALLOCATE, ERR_ARENA_TOO_SMALL, ERR_BAD_MODEL, ERR_INVOKE, ERR_UNSUPPORTED_OP, NO_OPERATOR,
                   STATE_FAULT)
 
 FAULT_NAMES = {3: "HardFault", 4: "MemManage fault", 5: "BusFault", 6: "UsageFault"}
+UNDEFINSTR_BIT = 16
 CFSR_BITS = {0: "IACCVIOL", 1: "DACCVIOL", 3: "MUNSTKERR", 4: "MSTKERR", 7: "MMARVALID",
              8: "IBUSERR", 9: "PRECISERR", 10: "IMPRECISERR", 11: "UNSTKERR", 12: "STKERR",
              15: "BFARVALID", 16: "UNDEFINSTR", 17: "INVSTATE", 18: "INVPC", 19: "NOCP",
@@ -53,7 +55,29 @@ def fault_error(session) -> TargetFault:
     msg = (f"{kind} on {session.cpu}{where}: PC={pc:#010x} LR={lr:#010x} CFSR={cfsr:#010x}"
            f"{' (' + ' '.join(bits) + ')' if bits else ''} HFSR={hfsr:#010x} "
            f"MMFAR={mmfar:#010x} BFAR={bfar:#010x}")
+    if cfsr >> UNDEFINSTR_BIT & 1:
+        msg += undefined_instruction_note(session, pc)
     return TargetFault(msg, regs, operator)
+
+
+def undefined_instruction_note(session, pc: int) -> str:
+    """What was at PC when the core raised UNDEFINSTR, from the ELF, and whose gap it is."""
+    insn = instruction_at(session.elf, pc, session.cpu)
+    if insn is None:
+        return "" if objdump_available() else f"; cannot show the instruction at PC: {objdump_hint()}"
+    where = f"`{insn.text}` at {pc:#010x} in {insn.function or 'no known function'}"
+    if insn.is_trap:
+        return (f"; the instruction is {where}: a permanently undefined instruction (UDF) that the firmware "
+                f"executes on purpose (a trap, e.g. __builtin_trap()), not an emulator gap")
+    if not insn.decoded:
+        return (f"; the bytes at PC ({insn.encoding}, in {insn.function or 'no known function'}) are no "
+                f"{session.cpu} instruction: the code is corrupt or the PC went astray")
+    emu = session.emulator
+    gap = emu.known_gap(insn)
+    return (f"; the instruction is {where}: a valid {session.cpu} instruction (the compiler emitted it for "
+            f"this CPU), but {emu.title()} does not implement it{': ' + gap if gap else ''}; "
+            f"{emu.missing_instruction(insn, session.cpu)}")
+
 
 
 def stop_error(session, reply, what: str) -> SimrunError:

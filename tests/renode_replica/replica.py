@@ -27,6 +27,8 @@ renode-infrastructure 0c7d0762; file names below are in that tree):
   fault handler's entry and undoes it (data) or reports the abort (fetch). On
   ARMv6-M, where the core records no fault address, QEMU's fault stands.
 - `cpu ExecutedInstructions` is QEMU's exact instruction count (record mode).
+- instructions 1.16.1 does not translate (the Armv8.1-M scalar shifts, NOT_TRANSLATED) fault
+  UNDEFINSTR: the replica puts a UDF over each in QEMU's copy of the code.
 - temp files: Renode's cleanup of other `renode-*` folders in its temp dir (TemporaryFiles).
 
 Environment: RENODE_REPLICA_VERSION (default 1.16.1) is the version it reports;
@@ -66,6 +68,31 @@ def cpu_types() -> list[str]:
     return types
 
 
+def cpu_version() -> tuple[int, ...]:
+    return tuple(int(x) for x in VERSION.split(".")[:3])
+
+
+# Renode 1.16.1's Arm core (tlib d50c868f, arch/arm/translate.c: "TODO: The following ARMv8.1-M MVE
+# extension instructions should be handled here: ASRL, LSLL, LSRL, SQSHLL, SRSHRL, UQSHLL, URSHRL,
+# SQSHL, SRSHR, UQSHL, URSHR, SQRSHR, SQRSHRL, UQRSHL, UQRSHLL", then `goto illegal_op`): UNDEFINSTR.
+NOT_TRANSLATED = {"asrl", "lsll", "lsrl", "sqshll", "srshrl", "uqshll", "urshrl", "sqshl", "srshr", "uqshl",
+                  "urshr", "sqrshr", "sqrshrl", "uqrshl", "uqrshll"}
+UDF_W = bytes.fromhex("f0f700a0")        # udf.w #0: QEMU raises the same UsageFault (UNDEFINSTR) there
+
+
+def unimplemented_instructions(elf: str) -> list[int]:
+    """Addresses of the instructions in `elf` that Renode 1.16.1 does not translate."""
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if objdump is None:
+        return []
+    out = subprocess.run([objdump, "-d", "-w", "-m", "armv8.1-m.main", elf], capture_output=True, text=True).stdout
+    found = []
+    for m in re.finditer(r"^\s*([0-9a-f]+):\s+[0-9a-f]{4} [0-9a-f]{4}\s*\t(\w+)", out, re.M):
+        if m.group(2) in NOT_TRANSLATED:
+            found.append(int(m.group(1), 16))
+    return found
+
+
 class ScriptError(Exception):
     pass
 
@@ -82,6 +109,7 @@ class Machine:
         self.name = name
         self.workdir = workdir
         self.platform: str | None = None
+        self.cpu_type: str | None = None
         self.elf: str | None = None
         self.vtor = 0
         self.qemu: subprocess.Popen | None = None
@@ -96,6 +124,7 @@ class Machine:
         if m and m.group(1) not in cpu_types():
             raise ScriptError("Error E39: Exception was thrown during construction of 'cpu':\n"
                               "Unknown CPU type")
+        self.cpu_type = m.group(1) if m else None
         self.platform = Path(path).stem
 
     def start_gdb_server(self, port: int) -> None:
@@ -135,6 +164,9 @@ class Machine:
         for addr in self.fault_handlers:
             self.up.ask(f"Z0,{addr:x},2")
         self.bx_lr = find_bx_lr(self.elf)
+        if cpu_version() <= (1, 16, 1) and self.cpu_type == "cortex-m55":
+            for addr in unimplemented_instructions(self.elf):
+                self.up.write(addr, UDF_W)      # QEMU has them; Renode 1.16.1 faults UNDEFINSTR there
 
     def monitor_command(self, text: str) -> str:
         """A command from qRcmd: its output, or Renode's error text (answered with OK all the same)."""

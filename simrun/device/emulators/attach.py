@@ -68,3 +68,6 @@ class AttachedEmulator(Emulator):
 
     def disconnect(self, gdb: GdbRemote) -> None:
         gdb.detach()                  # the user's emulator stays theirs
+
+    def title(self) -> str:
+        return f"the emulator at {self.address}"

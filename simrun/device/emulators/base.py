@@ -10,6 +10,7 @@ about an emulator's name. The session only ever calls these methods:
     mem = emu.memory(gdb, start, size) # the board RAM mapped into this process, else GDB packets
     emu.logged_fault()                 # after every stop: a fault it logged instead of raising
     emu.abort_report()                 # after a GDB `X` stop: what it said, where
+    emu.title(); emu.known_gap(insn); emu.missing_instruction(insn, cpu)   # when it lacks one
     emu.disconnect(gdb); emu.stop()    # at the end: close or detach; kill what we started
 
 Everything after the GDB connection (breakpoints, memory, the capture log) is
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cost import Counter, StopCounter
+from ..disassembly import Instruction
 from ..elf import FirmwareImage
 from ..gdbremote import GdbRemote
 from ..memory import GdbMemory
@@ -129,3 +131,15 @@ class Emulator:
         """After the core aborted (GDB `X`): the emulator's last output."""
         out = self.process.output(1500) if self.process is not None else ""
         return AbortReport(f"; {self.name} output: {out}" if out else "")
+
+    def title(self) -> str:
+        """The emulator as messages name it, with its version where known ("Renode 1.16.1")."""
+        return self.name
+
+    def known_gap(self, instruction: Instruction) -> str:
+        """What is known about this emulator lacking `instruction` ("" if nothing)."""
+        return ""
+
+    def missing_instruction(self, instruction: Instruction, cpu: str) -> str:
+        """What to do when `instruction`, valid on `cpu`, faulted UNDEFINSTR in this emulator."""
+        return f"run {cpu} on an emulator that implements it"

@@ -8,10 +8,15 @@ no log to read.
 """
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 from ...errors import require_tool
 from ..cost import Counter, InstructionCounter
+from ..disassembly import Instruction
 from ..elf import FirmwareImage
 from ..gdbprotocol import QEMU
 from ..gdbremote import GdbRemote
@@ -35,6 +40,18 @@ def qemu_argv(binary: str, machine: str, elf: Path, gdb_socket: Path, ram=None) 
             "-monitor", "none", "-serial", "none", "-nodefaults",
             "-chardev", f"socket,id=gdb0,path={gdb_socket},server=on,wait=off",
             "-gdb", "chardev:gdb0"]
+
+
+@lru_cache(maxsize=None)
+def qemu_version(binary: str) -> str | None:
+    """"7.2.19" from `qemu-system-arm --version` ("QEMU emulator version 7.2.19 (Debian ...)")."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"version (\d+\.\d+(?:\.\d+)?)", out)
+    return m.group(1) if m else None
 
 
 class QemuEmulator(Emulator):
@@ -78,3 +95,11 @@ class QemuEmulator(Emulator):
         if self.ram is not None:
             self.ram.remove()
             self.ram = None
+
+    def title(self) -> str:
+        binary = shutil.which("qemu-system-arm")
+        version = qemu_version(binary) if binary else None
+        return f"QEMU {version}" if version else "QEMU"
+
+    def missing_instruction(self, instruction: Instruction, cpu: str) -> str:
+        return f"use a QEMU that implements it, or run {cpu} on Renode (--emulator renode) if that one does"

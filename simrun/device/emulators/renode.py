@@ -47,6 +47,7 @@ from ...errors import BadInput, EmulatorError, ToolMissing, require_tool
 from ..gdbprotocol import RENODE
 from ..gdbremote import GdbRemote
 from ..targets import get_target
+from ..disassembly import Instruction
 from .base import AbortReport, Capability, Emulator, LoggedFault
 from .process import EmulatorProcess
 
@@ -69,6 +70,15 @@ UNMAPPED = re.compile(r"(?:\[[^\]]*: 0x(?P<pc>[0-9A-Fa-f]+)\] )?(?P<what>(?:Read
 ABORT = re.compile(r"CPU abort \[PC=0x(?P<pc>[0-9A-Fa-f]+)\][^\n]*")
 NO_BUSFAULT = ("Renode does not raise BusFaults: it returns 0 for reads of unmapped memory and drops writes, "
                "so the firmware runs on where a board would fault")
+# Instructions a Renode version's Arm core does not translate (UNDEFINSTR): 1.16.1's tlib
+# (arm/translate.c, "TODO: The following ARMv8.1-M MVE extension instructions should be handled
+# here") leaves the Armv8.1-M scalar shifts out, which GCC emits for 64-bit shifts with MVE on.
+SCALAR_SHIFTS = frozenset({"asrl", "lsll", "lsrl", "sqshll", "srshrl", "uqshll", "urshrl", "sqshl", "srshr",
+                           "uqshl", "urshr", "sqrshr", "sqrshrl", "uqrshl", "uqrshll"})
+UNIMPLEMENTED: dict[tuple[int, int, int], tuple[frozenset[str], str]] = {
+    (1, 16, 1): (SCALAR_SHIFTS, "the Armv8.1-M scalar shifts (asrl, lsll, lsrl, sqrshrl, uqrshll, ...), "
+                                "which GCC emits for 64-bit shifts on MVE cores such as cortex-m55"),
+}
 _versions: dict[tuple[str, float], tuple[int, int, int] | None] = {}
 
 
@@ -289,8 +299,26 @@ class RenodeEmulator(Emulator):
     name = "renode"
     capabilities = frozenset({Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.version: tuple[int, int, int] | None = None
+
     def _launch(self, elf: Path, cpu: str, workdir: Path, deadline: float, map_ram: bool) -> RenodeProcess:
-        return launch_renode(elf, cpu, workdir, deadline)
+        process = launch_renode(elf, cpu, workdir, deadline)
+        self.version = renode_version(require_tool("renode", INSTALL_HINT))    # cached by launch_renode
+        return process
+
+    def title(self) -> str:
+        return "Renode " + ".".join(map(str, self.version)) if self.version else "Renode"
+
+    def known_gap(self, instruction: Instruction) -> str:
+        known = UNIMPLEMENTED.get(self.version) if self.version else None
+        if known and instruction.mnemonic.split(".")[0].lower() in known[0]:
+            return f"it lacks {known[1]}"
+        return ""
+
+    def missing_instruction(self, instruction: Instruction, cpu: str) -> str:
+        return f"run {cpu} on QEMU (--emulator qemu), or use a Renode that implements it"
 
     def logged_fault(self) -> LoggedFault | None:
         return self.process.fault_from_log() if self.process is not None else None
