@@ -273,3 +273,27 @@ with Session({str(fixture_elf)!r}, cpu="cortex-m4", emulator="renode", timeout=2
                          timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "attempts 2" in out.stdout                        # the first Renode could not bind, the second did
+
+
+def test_platform_files_fetch_nothing():
+    """Renode downloads what a platform file names by URL (SVD files) at load; ours name none."""
+    for f in sorted(RENODE_DIR.iterdir()):
+        assert not re.search(r"https?://|\.svd\b", f.read_text(), re.I), f
+
+
+@pytest.mark.parametrize("version,expect", [
+    ("1.16.1", ["OK       renode ", "Renode 1.16.1", "runs cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33",
+                "WARN     renode cortex-m55", "runs cortex-m55 partly: lacks the Armv8.1-M scalar shifts"]),
+    ("1.15.3", ["Renode 1.15.3", "cannot run cortex-m33: needs Renode 1.16.0 or later",
+                "cannot run cortex-m55: needs Renode 1.16.1 or later"]),
+])
+def test_doctor_names_renodes_version_and_what_it_runs_per_cpu(replica_only, version, expect, tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, RENODE_REPLICA_VERSION=version, PYTHONPATH=str(RENODE_DIR.parent),
+               SIMRUN_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "simrun", "doctor"], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=tmp_path)
+    lines = "\n".join(ln for ln in out.stdout.splitlines() if "renode" in ln.lower())
+    for text in expect:
+        assert text in lines, lines

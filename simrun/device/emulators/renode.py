@@ -79,6 +79,10 @@ UNIMPLEMENTED: dict[tuple[int, int, int], tuple[frozenset[str], str]] = {
     (1, 16, 1): (SCALAR_SHIFTS, "the Armv8.1-M scalar shifts (asrl, lsll, lsrl, sqrshrl, uqrshll, ...), "
                                 "which GCC emits for 64-bit shifts on MVE cores such as cortex-m55"),
 }
+# Which CPUs such a gap hits, and what it means there (measured on 1.16.1: README, "Renode").
+LACKS_BY_CPU = {"cortex-m55": "firmware faults (UNDEFINSTR) where it runs one: TFLM's in operator prepare "
+                              "(asrl in tflite::CalculateOpDataDepthwiseConv), simrun's fixture in its "
+                              "dense layers"}
 _versions: dict[tuple[str, float], tuple[int, int, int] | None] = {}
 
 
@@ -124,6 +128,23 @@ def check_version(version: tuple[int, int, int] | None, cpu: str) -> None:
     if version < need[0]:
         raise ToolMissing(f"Renode {'.'.join(map(str, version))} cannot run {cpu}: {need[1]}; install Renode "
                           f"{'.'.join(map(str, need[0]))} or later")
+
+
+def renode_support(version: tuple[int, int, int] | None) -> dict[str, tuple[str, str]]:
+    """Per CPU of the targets table: ("runs" | "partly" | "no", why) for this Renode version."""
+    from ..targets import TARGETS
+    out = {}
+    for cpu in TARGETS:
+        need = MIN_VERSION.get(cpu)
+        if version is None:
+            out[cpu] = ("no", "unknown Renode version (`renode --version` said none)")
+        elif need and version < need[0]:
+            out[cpu] = ("no", f"needs Renode {'.'.join(map(str, need[0]))} or later: {need[1]}")
+        elif cpu in LACKS_BY_CPU and version in UNIMPLEMENTED:
+            out[cpu] = ("partly", f"lacks {UNIMPLEMENTED[version][1]}: {LACKS_BY_CPU[cpu]}")
+        else:
+            out[cpu] = ("runs", "")
+    return out
 
 
 # --- the start script -----------------------------------------------------------
