@@ -109,6 +109,7 @@ class Session:
         self._op_bps: set[str] = set()
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
+        self.boot_seconds: dict[str, float] = {}
 
     # --- lifetime ----------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -167,9 +168,11 @@ class Session:
         self._inputs = []
         self._workdir = Path(tempfile.mkdtemp(prefix="simrun-"))
         emu = self.emulator
+        t0 = time.monotonic()
         # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
-        started = time.monotonic() + max(self.timeout, emu.min_start_seconds)
+        started = t0 + max(self.timeout, emu.min_start_seconds)
         emu.start(self.elf, self.cpu, self._workdir, started, map_ram=self.memory_mode == "auto")
+        t_started = time.monotonic()
         self._gdb = emu.connect(started)
         self.firmware = FirmwareState(self._gdb, self.image, self.elf)
         deadline = time.monotonic() + self.timeout
@@ -183,11 +186,17 @@ class Session:
             if name == KERNEL_END_MARK:
                 self._gdb.set_breakpoint(address)
         self._run_to_main(deadline)
+        t_main = time.monotonic()
         self.memory.write(lay.model_address, data)
+        t_written = time.monotonic()
         self._gdb.write_memory(self.image.address("simrun_layout"), lay.pack())
         self._gdb.write_u32(self.image.address("simrun_command"), 0)
         self._gdb.write_u32(self.image.address("simrun_capture"), 0)
         hook = self._run_to_hook(deadline, "model allocation")
+        # Where load_model's time went (bench/renode_bench.py): emulator start, GDB connection to
+        # main(), the model upload, the firmware's allocation.
+        self.boot_seconds = {"start": t_started - t0, "connect": t_main - t_started,
+                             "upload": t_written - t_main, "allocate": time.monotonic() - t_written}
         status = self._read_status()
         if hook == "simrun_hook_ready":
             self._inputs = [self.firmware.tensor("simrun_inputs", i) for i in range(status.input_count)]
