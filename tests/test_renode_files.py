@@ -50,13 +50,17 @@ def assert_untouched(tmp: Path) -> None:
     assert not leftovers, f"left in the user's temp dir: {leftovers}"
 
 
-def test_the_renode_under_test_deletes_planted_folders_when_started_plainly(renode_replica, user_tmp):
+def test_the_renode_under_test_deletes_planted_folders_when_started_plainly(renode_replica, user_tmp, fixture_elf):
     """The control: Renode's own cleanup, which simrun must keep away from the user's files."""
+    from simrun.device.emulators.renode import platform_files, renode_path
     live = user_tmp / f"renode-{os.getpid()}"          # a live PID: kept
     crash = user_tmp / "renode-77-crash"               # "-crash": kept
     for folder in (live, crash):
         folder.mkdir()
-    out = subprocess.run([str(renode_replica), "--disable-xwt", "--console", "--plain", "-e", "quit"],
+    repl, _ = platform_files("cortex-m4")
+    script = (f"mach create; machine LoadPlatformDescription {renode_path(repl)}; "
+              f"sysbus LoadELF {renode_path(fixture_elf)}; quit")
+    out = subprocess.run([str(renode_replica), "--disable-xwt", "--console", "--plain", "-e", script],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, TMPDIR=str(user_tmp)))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
