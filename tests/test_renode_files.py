@@ -61,7 +61,7 @@ def test_the_renode_under_test_deletes_planted_folders_when_started_plainly(reno
     script = (f"mach create; machine LoadPlatformDescription {renode_path(repl)}; "
               f"sysbus LoadELF {renode_path(fixture_elf)}; quit")
     out = subprocess.run([str(renode_replica), "--disable-xwt", "--console", "--plain", "-e", script],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, TMPDIR=str(user_tmp)))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert not any((user_tmp / name).exists() for name in PLANTED), sorted(os.listdir(user_tmp))

@@ -319,6 +319,8 @@ class RenodeEmulator(Emulator):
 
     name = "renode"
     capabilities = frozenset({Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
+    # Mono's start-up of Renode 1.16.1: ~3 s on an idle 2-core machine, 45-50 s seen at load 15.
+    min_start_seconds = 180.0
 
     def __init__(self) -> None:
         super().__init__()
