@@ -57,9 +57,10 @@ def _emulator_pids() -> set[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             names = {os.path.basename(arg) for arg in argv[:3]}
-            # QEMU; Renode's launcher script, Renode itself (`dotnet .../Renode.dll`, the replica
-            # calls itself Renode) and the network-namespace relay in front of it.
-            if not names & {b"qemu-system-arm", b"renode", b"Renode", b"Renode.dll", b"netns_relay.py"}:
+            # QEMU; Renode's launcher script, Renode itself (`dotnet .../Renode.dll`, `mono .../Renode.exe`;
+            # the replica calls itself Renode) and the network-namespace relay in front of it.
+            if not names & {b"qemu-system-arm", b"renode", b"Renode", b"Renode.dll", b"Renode.exe",
+                             b"netns_relay.py"}:
                 continue
             if _TOKEN.encode() in (entry / "environ").read_bytes().split(b"\0"):
                 pids.add(int(entry.name))
@@ -176,23 +177,44 @@ def random_input(model, seed: int):
     return random_samples(model.inputs, seed, 1)[0]
 
 
+# SIMRUN_TEST_RENODE=real: the Renode-path tests run against the real `renode` on PATH instead of
+# the replica (where Renode is installed), so both are held to the same tests.
+REAL_RENODE = os.environ.get("SIMRUN_TEST_RENODE") == "real"
+
+
 @pytest.fixture
 def renode_replica(qemu, monkeypatch):
-    """The Renode replica (tests/renode_replica: Renode's replies over real QEMU) first on PATH.
+    """The Renode replica (tests/renode_replica: Renode's replies over real QEMU) first on PATH,
+    or with SIMRUN_TEST_RENODE=real the real `renode` on PATH.
 
     Skipped, with the reason, where Renode could not be started safely (no
     private network namespace): the launcher refuses there, by design."""
     from simrun.errors import ToolMissing
     from simrun.device.emulators.renode import unshare_prefix
 
-    monkeypatch.setenv("PATH", f"{REPLICA_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("RENODE_REPLICA_PYTHON", sys.executable)
+    if REAL_RENODE:
+        found = shutil.which("renode")
+        if found is None:
+            pytest.skip("SIMRUN_TEST_RENODE=real, but no renode on PATH")
+        replica = Path(found)
+    else:
+        monkeypatch.setenv("PATH", f"{REPLICA_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
+        monkeypatch.setenv("RENODE_REPLICA_PYTHON", sys.executable)
+        replica = REPLICA_DIR / "renode"
     monkeypatch.delenv("SIMRUN_RENODE_NETWORK", raising=False)
     try:
         unshare_prefix()
     except ToolMissing as err:
         pytest.skip(f"no private network namespace here, so simrun will not start Renode: {err}")
-    return REPLICA_DIR / "renode"
+    return replica
+
+
+@pytest.fixture
+def replica_only(renode_replica):
+    """For tests that turn one of the replica's knobs (RENODE_REPLICA_*): skipped on the real Renode."""
+    if REAL_RENODE:
+        pytest.skip("uses a knob of the Renode replica (a hung or older Renode) the real one does not have")
+    return renode_replica
 
 
 @pytest.fixture(params=["qemu", "renode"])

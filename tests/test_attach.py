@@ -151,7 +151,8 @@ print("layers", ok, "bench alive", bench.poll() is None)
 bench.stdin.close()
 bench.wait(10)
 """
-    env = dict(os.environ, PYTHONPATH=str(RENODE_DIR.parent))
+    # The bench's Renode cleans `renode-*` folders in its temp dir, as Renode does: give it one of its own.
+    env = dict(os.environ, PYTHONPATH=str(RENODE_DIR.parent), TMPDIR=str(tmp_path))
     out = subprocess.run(unshare_prefix() + [sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]

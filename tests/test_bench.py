@@ -25,6 +25,8 @@ QUICK = {
     "cost_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "plugin"], True),
     "emulator_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "mapped", "skipped TFLM figures: --quick"],
                           True),
+    # Without a renode on PATH it prints the QEMU run and why Renode was skipped.
+    "renode_bench.py": (["--quick"], ["machine: ", "run: cortex-m4, the fixture", "QEMU"], True),
 }
 
 

@@ -74,15 +74,15 @@ def test_mapping_is_the_board_ram_and_is_removed(elfs):
     x = sample(2)
     with Session(elfs["cortex-m55"], cpu="cortex-m55", timeout=20) as s:
         s.load_model(model.to_bytes(), raw=True)
-        ram = s._ram.path
+        ram = s.emulator.ram.path
         assert not ram.exists()                  # unlinked once QEMU and the host hold it: no leftovers
         s.invoke([x])
         lay = s.layout
         through_map = s.memory.read(lay.model_address, lay.end - lay.model_address)
-        through_gdb = s._gdb.read_memory(lay.model_address, lay.end - lay.model_address)
+        through_gdb = s.gdb.read_memory(lay.model_address, lay.end - lay.model_address)
         assert through_map == through_gdb and through_map[:4] == b"SFX1"
         s.memory.write(s.input_details[0].address, bytes(range(64)))     # host write, target sees it
-        assert s._gdb.read_memory(s.input_details[0].address, 64) == bytes(range(64))
+        assert s.gdb.read_memory(s.input_details[0].address, 64) == bytes(range(64))
     assert not glob.glob(f"/dev/shm/{ram.name}*")
 
 

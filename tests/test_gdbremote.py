@@ -222,12 +222,14 @@ def test_refuses_non_loopback_address():
 
 def test_against_real_qemu(qemu, arm_gcc, tmp_path):
     from simrun.device.elf import FirmwareImage
-    from simrun.device.emulators import launch
+    from simrun.device.emulators import QemuEmulator
     from simrun.device.fixture import build_fixture
 
     elf = build_fixture("cortex-m4")
     image = FirmwareImage(elf)
-    emu = launch("qemu", elf, "cortex-m4", tmp_path)
+    emu = QemuEmulator()
+    emu.start(elf, "cortex-m4", tmp_path, time.monotonic() + 10, map_ram=False)
+    process = emu.process
     try:
         gdb = emu.connect(time.monotonic() + 10)
         gdb.handshake()
@@ -244,7 +246,7 @@ def test_against_real_qemu(qemu, arm_gcc, tmp_path):
         assert gdb.pc == hook                  # no model written: the firmware reports done (bad model)
     finally:
         emu.stop()
-    assert not emu.alive()
+    assert not process.alive() and emu.pid is None
 
 
 # --- Renode's dialect (renode-infrastructure GdbStub.cs and its command handlers) -----------

@@ -104,11 +104,35 @@ def check_qemu() -> list[Check]:
 
 
 def check_renode() -> list[Check]:
+    """Renode's version, whether simrun may start it (a private network namespace), and per CPU
+    what that version runs (MIN_VERSION, UNIMPLEMENTED in device/emulators/renode.py)."""
+    from ..device.emulators import renode
+
     path = shutil.which("renode")
-    if path:
-        return [Check("renode", "ok", f"{_version_line(path)} ({path})")]
-    return [Check("renode", "warn", "not on PATH (optional: --emulator renode)",
-                  "install Renode from https://renode.io and put `renode` on PATH")]
+    if not path:
+        return [Check("renode", "warn", "not on PATH (optional: --emulator renode)", renode.INSTALL_HINT)]
+    version = renode.renode_version(path)     # run with its own temp dir, as every Renode simrun starts
+    if version is None:
+        return [Check("renode", "warn", f"`{path} --version` printed no version: it does not run here",
+                      renode.INSTALL_HINT)]
+    shown = ".".join(map(str, version))
+    checks = [Check("renode", "ok", f"Renode {shown} ({path})")]
+    if renode.network_mode() == "private":
+        try:
+            renode.unshare_prefix()
+        except SimrunError as err:
+            checks.append(Check("renode network", "warn", str(err).split(". ")[0],
+                                "run as root, allow unprivileged user namespaces, or set "
+                                f"{renode.NETWORK_ENV}=host"))
+    for cpu, (status, why) in renode.renode_support(version).items():
+        if status == "runs":
+            continue
+        checks.append(Check(f"renode {cpu}", "warn", f"Renode {shown} {'cannot run' if status == 'no' else 'runs'} "
+                                                      f"{cpu}{'' if status == 'no' else ' partly'}: {why}",
+                            "use QEMU for this CPU (--emulator qemu)"))
+    runs = [cpu for cpu, (status, _) in renode.renode_support(version).items() if status == "runs"]
+    checks[0].detail += f"; runs {', '.join(runs) or 'none of the CPUs'}"
+    return checks
 
 
 def check_cmake() -> list[Check]:

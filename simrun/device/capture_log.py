@@ -8,9 +8,17 @@ when the next record does not fit; the host decodes the records here.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..capture import OpRecord
 from ..errors import EmulatorError, ModelTooLarge
-from .abi import RECORD, TENSOR, Layout, TargetTensor, cstr, pad4
+from .abi import LOG_STATE, RECORD, TENSOR, Layout, TargetTensor, cstr, pad4
 from .targets import TARGETS
+from .tensors import decode_tensor
+
+if TYPE_CHECKING:
+    from .firmware_state import FirmwareState
+    from .memory import GdbMemory
 
 ALIGN = 16
 MIN_ARENA = 1024                 # below this no model allocates; refuse before launching
@@ -70,3 +78,28 @@ def parse_records(log: bytes | memoryview, used: int) -> list[tuple[int, int, st
         out.append((sg, op, cstr(name), tensors))
         at += size
     return out
+
+
+def drain_log(firmware: "FirmwareState", memory: "GdbMemory", layout: Layout, model,
+              at_drain: bool) -> tuple[list[OpRecord], int]:
+    """(every record in the capture log, bytes read); at a drain (simrun_hook_drain) the log is then
+    emptied and a pending record too large for it is read from the END event instead."""
+    gdb, state_at = firmware.gdb, firmware.image.address("simrun_log_state")
+    used, _records, pending, _drains = LOG_STATE.unpack(gdb.read_memory(state_at, LOG_STATE.size))
+    if used > layout.log_capacity:
+        raise EmulatorError(f"capture log reports {used} bytes used, capacity {layout.log_capacity}")
+    ops, read = [], 0
+    if used:
+        log = memory.read(layout.log_address, used)
+        for sg, op, name, tensors in parse_records(log, used):
+            ops.append(OpRecord(sg, op, name, [decode_tensor(model, sg, d, bytes(v)) for d, v in tensors]))
+        read += used
+    if at_drain:
+        gdb.write_u32(state_at, 0)                       # used = 0: the firmware goes on
+        if pending > layout.log_capacity:                # never fits: take it from the END event
+            ev = firmware.event()
+            ops.append(OpRecord(ev.subgraph, ev.index, ev.op_name,
+                                [decode_tensor(model, ev.subgraph, d, memory.read(d.address, d.bytes))
+                                 for d in ev.outputs]))
+            read += sum(d.bytes for d in ev.outputs)
+    return ops, read

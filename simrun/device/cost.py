@@ -87,6 +87,7 @@ class Counter:
     """Turns one inference's marker records into per-operator counts (`collect`)."""
 
     name = ""
+    at_stops = False                     # True: the session stops at every marker and calls stopped()
 
     def _records(self) -> list[tuple[int, int]]:
         raise NotImplementedError
@@ -111,6 +112,7 @@ class StopCounter(Counter):
     `stopped`. Exact too, but a stop per marker costs far more than the plugin's log."""
 
     name = "emulator count at breakpoints"
+    at_stops = True
 
     def __init__(self, image: FirmwareImage):
         self.kinds = markers(image)

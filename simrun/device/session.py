@@ -6,9 +6,10 @@
         cap = s.invoke([x], capture_layers=True)
         iso = s.invoke([x], isolate_from=reference_capture)   # every operator on the reference's inputs
 
-The emulator is started by load_model (so a bad or oversized model is refused
-before any process exists) and killed on close/exit, on every error, on
-timeout and on KeyboardInterrupt. Talks to the firmware only through the
+The emulator (an emulators.Emulator: QEMU, Renode, or one the user started;
+the session asks its capabilities, never its name) is started by load_model
+(so a bad or oversized model is refused before any process exists) and
+killed on close/exit, on every error, on timeout and on KeyboardInterrupt. Talks to the firmware only through the
 symbols and hooks of firmware/include/simrun_abi.h (ABI v2): GDB for control
 (breakpoints, resume), target memory through `memory` -- the board RAM mapped
 into this process where the emulator allows (QEMU), GDB packets elsewhere.
@@ -24,21 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from . import abi
-from .abi import (ABI_MAGIC, ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOKE, ERR_OK, LOG_STATE,
-                  STATE_RUNNING, STATUS, TENSOR, TFLITE_DTYPES, OpEvent, Status, TargetTensor)
+from .abi import ABI_VERSION, CAPTURE_INPUTS, CAPTURE_LOG, CMD_INVOKE, ERR_OK, TFLITE_DTYPES, Status, TargetTensor
 from .build import firmware_versions, read_metadata
-from .capture_log import parse_records, plan_layout
-from .cost import InstructionCounter, StopCounter
+from .capture_log import drain_log, plan_layout
 from ..capture import Capture, OpRecord, Tensor
 from .elf import FirmwareImage
-from .emulators import EmulatorProcess, launch
-from .emulators.attach import connect_attached, parse_gdb_address
-from .failures import fault_error, operator_now, raise_for, stop_error
+from .emulators import Capability, Emulator, make_emulator
+from .failures import fault_error, logged_fault_error, raise_for, stop_error
+from .firmware_state import FirmwareState
 from .tensors import check_inputs, decode_tensor, model_bytes
-from ..errors import AbiMismatch, BadInput, EmulatorError, EmulatorTimeout, SimrunError, TargetFault
+from ..errors import AbiMismatch, BadInput, EmulatorError, EmulatorTimeout, SimrunError
 from .gdbremote import GdbRemote
 from .isolation import Isolation
-from .memory import GdbMemory, MappedMemory, RamFile
+from .memory import GdbMemory
 from ..model import Model
 from .targets import get_target
 
@@ -58,19 +57,20 @@ class Session:
     small one makes the firmware drain often.
     """
 
-    def __init__(self, elf: str | Path, cpu: str, emulator: str = "qemu", timeout: float = 120.0,
+    def __init__(self, elf: str | Path, cpu: str, emulator: str | Emulator = "qemu", timeout: float = 120.0,
                  arena_limit: int | None = None, label: str | None = None, memory: str = "auto",
                  log_limit: int | None = None, gdb: str | None = None, count_instructions: bool = False):
-        # gdb="HOST:PORT": attach to an emulator the user started (loopback only), instead of launching one.
+        # emulator: a name ("qemu", "renode") or an Emulator; gdb="HOST:PORT": attach to an emulator
+        # the user started (loopback only), instead of launching one.
         self.gdb_address = gdb
-        if gdb is not None:
-            parse_gdb_address(gdb)
-        self._attached = False
+        if isinstance(emulator, Emulator):
+            self.emulator, self.emulator_name = emulator, emulator.name
+        else:
+            self.emulator, self.emulator_name = make_emulator(emulator, gdb), emulator
         self.elf = Path(elf)
         self.image = FirmwareImage(self.elf).check_abi()
         self.target = get_target(cpu)
         self.cpu = cpu
-        self.emulator_name = emulator
         self.timeout = float(timeout)
         if memory not in MEMORY_MODES:
             raise BadInput(f"memory {memory!r}: choose one of {', '.join(MEMORY_MODES)}")
@@ -84,7 +84,7 @@ class Session:
         self.arena_limit = arena_limit
         self.log_limit = log_limit
         # Built (or found cached) before any emulator exists, so a missing header fails first.
-        self._counter = self._instruction_counter() if count_instructions else None
+        self._counter = self.emulator.instruction_counter(self.image) if count_instructions else None
         self.metadata = read_metadata(self.elf)
         kernels = self.metadata.get("kernels")
         self.label = label or self.metadata.get("label") or f"target:{cpu}:{kernels or 'unknown'}"
@@ -92,9 +92,8 @@ class Session:
         self.model_sha256 = ""
         self.layout: abi.Layout | None = None
         self.memory: GdbMemory | None = None
-        self._emu: EmulatorProcess | None = None
+        self.firmware: FirmwareState | None = None     # the ABI variables, while a firmware runs
         self._gdb: GdbRemote | None = None
-        self._ram: RamFile | None = None
         self._workdir: Path | None = None
         self._ready = False
         self._inputs: list[TargetTensor] = []
@@ -104,19 +103,13 @@ class Session:
             raise AbiMismatch(f"{self.elf}: simrun_hook_* functions share an address (merged by the "
                               f"linker?); each hook needs its own body")
         # A counter read at stops: its kernel-end markers are stops too ("simrun_mark_kernel_end").
-        self._stops = self._counter if isinstance(self._counter, StopCounter) else None
+        self._stops = self._counter if self._counter is not None and self._counter.at_stops else None
         for address in (self._stops.kinds if self._stops else ()):
             self._hook_at.setdefault(address, KERNEL_END_MARK)
         self._op_bps: set[str] = set()
         self._stopped_at: int | None = None
         self.last_status: Status | None = None
-
-    def _instruction_counter(self) -> InstructionCounter | StopCounter:
-        if self.emulator_name == "qemu" and not self.gdb_address:
-            from .qemu_plugin import ensure_plugin
-            return InstructionCounter(self.image, ensure_plugin())
-        # Renode, or an emulator we attach to: its own count (qRcmd), read at a stop per marker.
-        return StopCounter(self.image)
+        self.boot_seconds: dict[str, float] = {}
 
     # --- lifetime ----------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -133,25 +126,19 @@ class Session:
         if self.memory is not None:
             self.memory.close()
             self.memory = None
+        self.firmware = None
         if self._gdb is not None:
-            if self.gdb_address:
-                self._gdb.detach()        # the user's emulator stays theirs
-            else:
-                self._gdb.close()
+            self.emulator.disconnect(self._gdb)      # attach mode: detach, the user's emulator stays theirs
             self._gdb = None
-        if self._emu is not None:
-            self._emu.stop()
-            self._emu = None
-        if self._ram is not None:
-            self._ram.remove()
-            self._ram = None
+        self.emulator.stop()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
     @property
     def emulator_pid(self) -> int | None:
-        return self._emu.pid if self._emu else None
+        """The emulator's process id while one we started runs (None in attach mode)."""
+        return self.emulator.pid
 
     @property
     def gdb(self) -> GdbRemote | None:
@@ -178,54 +165,44 @@ class Session:
         self._guarded(self._boot, data)
 
     def _boot(self, data: bytes) -> None:
-        deadline = time.monotonic() + self.timeout
         self._inputs = []
         self._workdir = Path(tempfile.mkdtemp(prefix="simrun-"))
-        board = self.target.board
-        if self.gdb_address:
-            if self._attached:
-                raise SimrunError(f"attach mode (--gdb {self.gdb_address}) runs one model per emulator start: "
-                                  f"restart the emulator halted at reset to load another")
-            self._attached = True
-            self._gdb = connect_attached(self.gdb_address, deadline)
-        else:
-            if self.emulator_name == "qemu" and self.memory_mode == "auto":
-                self._ram = RamFile.create(f"{self._workdir.name}-ram", board.main_ram_origin, board.main_ram_size)
-            # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
-            started = time.monotonic() + max(self.timeout, 60.0)
-            plugin = self._counter.qemu_args(self._workdir) if isinstance(self._counter, InstructionCounter) else None
-            self._emu = launch(self.emulator_name, self.elf, self.cpu, self._workdir, deadline=started, ram=self._ram,
-                               qemu_args=plugin)
-            self._gdb = self._emu.connect(started)
-            deadline = time.monotonic() + self.timeout
+        emu = self.emulator
+        t0 = time.monotonic()
+        # Starting the emulator (Renode: seconds of .NET start-up) has its own budget.
+        started = t0 + max(self.timeout, emu.min_start_seconds)
+        emu.start(self.elf, self.cpu, self._workdir, started, map_ram=self.memory_mode == "auto")
+        t_started = time.monotonic()
+        self._gdb = emu.connect(started)
+        self.firmware = FirmwareState(self._gdb, self.image, self.elf)
+        deadline = time.monotonic() + self.timeout
         self._gdb.handshake()
         self._gdb.halt_reason()
-        ram = self._emu.ram if self._emu else None
         lay = self.layout
-        if ram is not None and ram.origin <= lay.model_address and lay.end <= ram.origin + ram.size:
-            self.memory = MappedMemory(self._gdb, ram, lay.model_address, lay.end - lay.model_address)
-            # QEMU (it answered GDB, so its machine exists) and this process both hold the file now:
-            # unlinked, it cannot outlive them, not even a SIGKILLed run.
-            ram.remove()
-        else:
-            self.memory = GdbMemory(self._gdb)
+        self.memory = emu.memory(self._gdb, lay.model_address, lay.end - lay.model_address)
         for name in ("simrun_hook_ready", "simrun_hook_done", "simrun_hook_fault", "simrun_hook_drain"):
             self._gdb.set_breakpoint(self._hooks[name])
         for address, name in self._hook_at.items():
             if name == KERNEL_END_MARK:
                 self._gdb.set_breakpoint(address)
         self._run_to_main(deadline)
+        t_main = time.monotonic()
         self.memory.write(lay.model_address, data)
+        t_written = time.monotonic()
         self._gdb.write_memory(self.image.address("simrun_layout"), lay.pack())
         self._gdb.write_u32(self.image.address("simrun_command"), 0)
         self._gdb.write_u32(self.image.address("simrun_capture"), 0)
         hook = self._run_to_hook(deadline, "model allocation")
+        # Where load_model's time went (bench/renode_bench.py): emulator start, GDB connection to
+        # main(), the model upload, the firmware's allocation.
+        self.boot_seconds = {"start": t_started - t0, "connect": t_main - t_started,
+                             "upload": t_written - t_main, "allocate": time.monotonic() - t_written}
         status = self._read_status()
         if hook == "simrun_hook_ready":
-            self._inputs = [self._read_tensor("simrun_inputs", i) for i in range(status.input_count)]
+            self._inputs = [self.firmware.tensor("simrun_inputs", i) for i in range(status.input_count)]
             self._ready = True
             return
-        self._raise_for(hook, status)
+        raise_for(self, hook, status)
 
     def _run_to_main(self, deadline: float) -> None:
         """Let the C runtime start (copy .data, clear .bss) before the host writes.
@@ -250,7 +227,7 @@ class Session:
         if reply.exited or pc != main.address:
             hook = self._hook_at.get(pc)
             if hook == "simrun_hook_fault":
-                raise self._fault_error()
+                raise fault_error(self)
             raise EmulatorError(f"firmware stopped at {pc:#x} before main() ({reply.raw})")
         self._stopped_at = pc
 
@@ -292,7 +269,7 @@ class Session:
             iso = Isolation(isolate_from, {d.tensor_index: x for d, x in zip(self._inputs, arrays)})
         counting = self._stops is not None
         self._stop_at_operators(begin=iso is not None or counting,
-                                end=bool(self._emu and self._emu.faults_in_log) or counting)
+                                end=self.emulator.has(Capability.FAULT_LOG) or counting)
         flags = (CAPTURE_LOG if capture_layers else 0) | (CAPTURE_INPUTS if iso is not None else 0)
         gdb.write_u32(self.image.address("simrun_capture"), flags)
         gdb.write_u32(self.image.address("simrun_command"), CMD_INVOKE)
@@ -307,7 +284,7 @@ class Session:
                 self._stops.stopped(self._stopped_at, gdb.executed_instructions())
             if hook == "simrun_hook_op_begin":
                 if iso is not None:
-                    iso.apply(self._read_event(abi.MAX_OP_INPUTS), mem)
+                    iso.apply(self.firmware.event(abi.MAX_OP_INPUTS), mem)
             elif hook in ("simrun_hook_op_end", KERNEL_END_MARK):
                 pass                                         # stopped to see a logged fault, or to count
             elif hook == "simrun_hook_drain":
@@ -318,10 +295,10 @@ class Session:
         elapsed = time.monotonic() - started
         status = self._read_status()
         if hook != "simrun_hook_done" or status.error != ERR_OK:
-            self._raise_for(hook, status)
+            raise_for(self, hook, status)
         if capture_layers:
             ops += self._drain_log(readback, at_drain=False)
-        outputs = [self._tensor(0, self._read_tensor("simrun_outputs", i)) for i in range(status.output_count)]
+        outputs = [self._tensor(0, self.firmware.tensor("simrun_outputs", i)) for i in range(status.output_count)]
         self._run_to_hook(deadline, "return to ready")   # next invoke starts from hook_ready
         self._ready = True
         meta = {"cpu": self.cpu, "emulator": self.emulator_name, "elf": str(self.elf),
@@ -343,31 +320,12 @@ class Session:
                 (self._gdb.set_breakpoint if want else self._gdb.remove_breakpoint)(self._hooks[name])
                 self._op_bps ^= {name}
 
-    def _read_event(self, inputs: int = 0) -> OpEvent:
-        return OpEvent.unpack(self._gdb.read_memory(self.image.address("simrun_op_event"), OpEvent.size_for(inputs)))
-
     def _drain_log(self, readback: list, at_drain: bool) -> list[OpRecord]:
         """Every record in the capture log (then emptied); at a drain also an oversized pending record."""
         t0 = time.monotonic()
-        state_at = self.image.address("simrun_log_state")
-        used, _records, pending, _drains = LOG_STATE.unpack(self._gdb.read_memory(state_at, LOG_STATE.size))
-        lay = self.layout
-        if used > lay.log_capacity:
-            raise EmulatorError(f"capture log reports {used} bytes used, capacity {lay.log_capacity}")
-        ops = []
-        if used:
-            log = self.memory.read(lay.log_address, used)
-            for sg, op, name, tensors in parse_records(log, used):
-                ops.append(OpRecord(sg, op, name, [decode_tensor(self.model, sg, d, bytes(v)) for d, v in tensors]))
-            readback[1] += used
-        if at_drain:
-            self._gdb.write_u32(state_at, 0)                 # used = 0: the firmware goes on
-            if pending > lay.log_capacity:                   # never fits: take it from the END event
-                ev = self._read_event()
-                ops.append(OpRecord(ev.subgraph, ev.index, ev.op_name,
-                                    [self._tensor(ev.subgraph, d) for d in ev.outputs]))
-                readback[1] += sum(d.bytes for d in ev.outputs)
+        ops, read = drain_log(self.firmware, self.memory, self.layout, self.model, at_drain)
         readback[0] += time.monotonic() - t0
+        readback[1] += read
         return ops
 
     def _tensor(self, subgraph: int, desc: TargetTensor) -> Tensor:
@@ -406,12 +364,9 @@ class Session:
         if reply.exited:
             raise stop_error(self, reply, what)
         pc = self._stopped_at = gdb.pc
-        logged = self._emu.fault_from_log() if self._emu else None
-        if logged:                        # Renode logs an unmapped access where a board would fault
-            kind, detail, regs = logged
-            operator = operator_now(self)
-            raise TargetFault(f"{kind} on {self.cpu}{f' in operator {operator}' if operator else ''}: {detail}",
-                              regs, operator)
+        logged = self.emulator.logged_fault()
+        if logged is not None:            # Renode logs an unmapped access where a board would fault
+            raise logged_fault_error(self, logged)
         hook = self._hook_at.get(pc)
         if hook is None:
             raise EmulatorError(f"target stopped at {pc:#x} (signal {reply.signal}), not at a simrun hook")
@@ -426,50 +381,20 @@ class Session:
         return self._running_operator(interrupt=True)
 
     def _running_operator(self, interrupt: bool) -> str | None:
-        try:
-            if interrupt:
+        if interrupt:
+            try:
                 self._gdb.interrupt(timeout=2.0)
-            status = self._read_status()
-            if status.state != STATE_RUNNING:
+            except SimrunError:
                 return None
-            ev = self._read_event()
-            # After an END event the named operator finished; the next one had not begun.
-            return f"{ev.key} {ev.op_name}" + (" (finished; stuck after it)" if ev.phase == abi.PHASE_END else "")
-        except SimrunError:
-            return None
+        # After an END event the named operator finished; the next one had not begun.
+        return self.firmware.operator(note_finished=True)
 
     def _read_status(self) -> Status:
-        status = Status.unpack(self._gdb.read_memory(self.image.address("simrun_status"), STATUS.size))
-        if status.magic != ABI_MAGIC:
-            raise AbiMismatch(f"{self.elf}: firmware did not report the simrun ABI magic "
-                              f"(got {status.magic:#x}); not a simrun firmware or it did not boot")
-        if status.abi_version != ABI_VERSION:
-            raise AbiMismatch(f"{self.elf}: firmware ABI version {status.abi_version}, "
-                              f"this simrun speaks version {ABI_VERSION}")
-        self.last_status = status
-        return status
-
-    def _read_tensor(self, symbol: str, i: int) -> TargetTensor:
-        return TargetTensor.unpack(self._gdb.read_memory(self.image.address(symbol) + i * TENSOR.size, TENSOR.size))
+        self.last_status = self.firmware.status()
+        return self.last_status
 
     def firmware_log(self) -> str:
         """The firmware's log ring (MicroPrintf output), oldest first."""
-        head = self._gdb.read_u32(self.image.address("simrun_log_head"))
-        size = self.image.size("simrun_log")
-        ring = self._gdb.read_memory(self.image.address("simrun_log"), size)
-        if head > size:
-            ring = ring[head % size:] + ring[:head % size]
-        return ring.rstrip(b"\0").decode(errors="replace")
-
-    def _log_tail(self) -> str:
-        try:
-            lines = self.firmware_log().strip().splitlines()[-5:]
-        except SimrunError:
-            return ""
-        return ("; firmware log: " + " | ".join(lines)) if lines else ""
-
-    def _raise_for(self, hook: str, status: Status):
-        raise_for(self, hook, status)
-
-    def _fault_error(self) -> TargetFault:
-        return fault_error(self)
+        if self.firmware is None:
+            raise SimrunError("no firmware running: call load_model() first")
+        return self.firmware.log()

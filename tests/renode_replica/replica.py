@@ -27,6 +27,9 @@ renode-infrastructure 0c7d0762; file names below are in that tree):
   fault handler's entry and undoes it (data) or reports the abort (fetch). On
   ARMv6-M, where the core records no fault address, QEMU's fault stands.
 - `cpu ExecutedInstructions` is QEMU's exact instruction count (record mode).
+- instructions 1.16.1 does not translate (the Armv8.1-M scalar shifts, NOT_TRANSLATED) fault
+  UNDEFINSTR: the replica puts a UDF over each in QEMU's copy of the code.
+- temp files: Renode's cleanup of other `renode-*` folders in its temp dir (TemporaryFiles).
 
 Environment: RENODE_REPLICA_VERSION (default 1.16.1) is the version it reports;
 RENODE_REPLICA_IGNORE_EOF=1 makes it ignore the end of its input (a hung Renode).
@@ -40,7 +43,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -66,6 +68,31 @@ def cpu_types() -> list[str]:
     return types
 
 
+def cpu_version() -> tuple[int, ...]:
+    return tuple(int(x) for x in VERSION.split(".")[:3])
+
+
+# Renode 1.16.1's Arm core (tlib d50c868f, arch/arm/translate.c: "TODO: The following ARMv8.1-M MVE
+# extension instructions should be handled here: ASRL, LSLL, LSRL, SQSHLL, SRSHRL, UQSHLL, URSHRL,
+# SQSHL, SRSHR, UQSHL, URSHR, SQRSHR, SQRSHRL, UQRSHL, UQRSHLL", then `goto illegal_op`): UNDEFINSTR.
+NOT_TRANSLATED = {"asrl", "lsll", "lsrl", "sqshll", "srshrl", "uqshll", "urshrl", "sqshl", "srshr", "uqshl",
+                  "urshr", "sqrshr", "sqrshrl", "uqrshl", "uqrshll"}
+UDF_W = bytes.fromhex("f0f700a0")        # udf.w #0: QEMU raises the same UsageFault (UNDEFINSTR) there
+
+
+def unimplemented_instructions(elf: str) -> list[int]:
+    """Addresses of the instructions in `elf` that Renode 1.16.1 does not translate."""
+    objdump = shutil.which("arm-none-eabi-objdump")
+    if objdump is None:
+        return []
+    out = subprocess.run([objdump, "-d", "-w", "-m", "armv8.1-m.main", elf], capture_output=True, text=True).stdout
+    found = []
+    for m in re.finditer(r"^\s*([0-9a-f]+):\s+[0-9a-f]{4} [0-9a-f]{4}\s*\t(\w+)", out, re.M):
+        if m.group(2) in NOT_TRANSLATED:
+            found.append(int(m.group(1), 16))
+    return found
+
+
 class ScriptError(Exception):
     pass
 
@@ -82,6 +109,7 @@ class Machine:
         self.name = name
         self.workdir = workdir
         self.platform: str | None = None
+        self.cpu_type: str | None = None
         self.elf: str | None = None
         self.vtor = 0
         self.qemu: subprocess.Popen | None = None
@@ -96,6 +124,7 @@ class Machine:
         if m and m.group(1) not in cpu_types():
             raise ScriptError("Error E39: Exception was thrown during construction of 'cpu':\n"
                               "Unknown CPU type")
+        self.cpu_type = m.group(1) if m else None
         self.platform = Path(path).stem
 
     def start_gdb_server(self, port: int) -> None:
@@ -116,14 +145,15 @@ class Machine:
 
     def _start_qemu(self) -> None:
         machine = next(b.qemu_machine for b in BOARDS.values() if b.renode_platform == self.platform)
-        sock = self.workdir / "qemu-gdb.sock"
+        # An abstract socket (no file): the temp dir Renode is given may be too deep for a socket path.
+        sock = f"simrun-renode-replica-{os.getpid()}-{id(self):x}"
         argv = ["qemu-system-arm", "-M", machine, "-kernel", self.elf, "-S", "-nographic", "-monitor", "none",
                 "-serial", "none", "-nodefaults",
                 "-icount", f"shift=auto,rr=record,rrfile={self.workdir / 'replay.bin'}",
-                "-chardev", f"socket,id=gdb0,path={sock},server=on,wait=off", "-gdb", "chardev:gdb0"]
+                "-chardev", f"socket,id=gdb0,path={sock},abstract=on,server=on,wait=off", "-gdb", "chardev:gdb0"]
         self.qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(self.workdir / "qemu.log", "wb"),
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        self.up = Upstream(str(sock))
+        self.up = Upstream("\0" + sock)
         self.up.ask("qSupported")
         self.fault_handlers = set()
         table = self.up.read(self.vtor, 7 * 4) or bytes(28)
@@ -134,6 +164,9 @@ class Machine:
         for addr in self.fault_handlers:
             self.up.ask(f"Z0,{addr:x},2")
         self.bx_lr = find_bx_lr(self.elf)
+        if cpu_version() <= (1, 16, 1) and self.cpu_type == "cortex-m55":
+            for addr in unimplemented_instructions(self.elf):
+                self.up.write(addr, UDF_W)      # QEMU has them; Renode 1.16.1 faults UNDEFINSTR there
 
     def monitor_command(self, text: str) -> str:
         """A command from qRcmd: its output, or Renode's error text (answered with OK all the same)."""
@@ -271,12 +304,56 @@ def tokens(command: str) -> list[str]:
 
 
 MONITOR: Monitor | None = None
+CRASH_SUFFIX = "-crash"
+
+
+class TemporaryFiles:
+    """Renode's TemporaryFilesManager (Utilities/TemporaryFilesManager.cs at v1.16.1): its own
+    folder `renode-<pid>` in the temp dir ($TMPDIR, else /tmp: .NET's Path.GetTempPath), a
+    leftover one of that name deleted first; then, unless --keep-temporary-files, every other
+    `renode-*` folder there whose suffix is not a live PID and that does not end in "-crash"
+    is deleted, at start and again at exit (with its own folder)."""
+
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.base = Path(os.environ.get("TMPDIR") or "/tmp")
+        self.own = self.base / f"renode-{os.getpid()}"
+        if self.own.exists():
+            shutil.rmtree(self.own, ignore_errors=True)
+        self.own.mkdir(parents=True)
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.keep:
+            return
+        for entry in self.base.glob("renode-*"):
+            if entry == self.own or not entry.is_dir() or entry.name.endswith(CRASH_SUFFIX):
+                continue
+            suffix = entry.name[len("renode-"):]
+            if suffix.isdigit() and _alive(int(suffix)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+    def at_exit(self) -> None:
+        self.cleanup()
+        if not self.keep:
+            shutil.rmtree(self.own, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def main(argv: list[str]) -> int:
     global MONITOR
     args = iter(argv)
-    executes, pid_file, positional = [], None, None
+    executes, pid_file, positional, keep = [], None, None, False
     for a in args:
         if a in ("-v", "--version"):
             say(f"Renode v{VERSION}\n  build: {VERSION}+replica\n  build type: Release\n  runtime: .NET 8.0.0")
@@ -285,6 +362,8 @@ def main(argv: list[str]) -> int:
             executes.append(next(args))
         elif a == "--pid-file":
             pid_file = next(args)
+        elif a == "--keep-temporary-files":
+            keep = True
         elif a in ("--disable-xwt", "--disable-gui", "--console", "-p", "--plain", "--hide-log",
                    "--hide-analyzers"):
             pass
@@ -295,7 +374,8 @@ def main(argv: list[str]) -> int:
             positional = a
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
-    workdir = Path(tempfile.mkdtemp(prefix="renode-replica-"))
+    temp = TemporaryFiles(keep)
+    workdir = temp.own
     MONITOR = Monitor(workdir)
     signal.signal(signal.SIGTERM, lambda *_: MONITOR.quit.set())
     try:
@@ -317,7 +397,7 @@ def main(argv: list[str]) -> int:
     finally:
         if MONITOR.machine:
             MONITOR.machine.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        temp.at_exit()
     return 0
 
 

@@ -1,35 +1,36 @@
-"""Emulator launchers: start an emulator halted with a GDB stub, and stop it.
+"""The emulators a session can drive, behind one interface (base.Emulator).
 
-A launcher only knows how to start its emulator; everything after the GDB
-connection is the shared controller in simrun.device.session. Every process started
-here runs in its own process group, gets SIGKILL when the Python thread that
-started it dies (PR_SET_PDEATHSIG), is killed at interpreter exit (atexit) and
-by EmulatorProcess.stop(), which is idempotent.
+    emu = make_emulator("qemu")              # or "renode"; gdb="127.0.0.1:3333" attaches instead
+
+QEMU (qemu.py), Renode (renode.py) and an emulator the user started (attach.py)
+each implement Emulator; what each can and cannot do is `emu.capabilities`.
+Every process started here runs in its own process group, gets SIGKILL when the
+Python thread that started it dies (PR_SET_PDEATHSIG), is killed at interpreter
+exit (atexit) and by Emulator.stop(), which is idempotent (process.py).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from ...errors import EmulatorError
 from ..targets import EMULATORS
+from .attach import AttachedEmulator
+from .base import AbortReport, Capability, Emulator, LoggedFault
 from .process import EmulatorProcess
+from .qemu import QemuEmulator
+from .renode import RenodeEmulator
 
-__all__ = ["EmulatorProcess", "launch"]
+__all__ = ["AbortReport", "AttachedEmulator", "Capability", "Emulator", "EmulatorProcess", "LoggedFault",
+           "QemuEmulator", "RenodeEmulator", "make_emulator"]
+
+IMPLEMENTATIONS: dict[str, type[Emulator]] = {"qemu": QemuEmulator, "renode": RenodeEmulator}
+assert set(IMPLEMENTATIONS) == set(EMULATORS), "every emulator the targets table names has an implementation"
 
 
-def launch(emulator: str, elf: Path, cpu: str, workdir: Path, deadline: float | None = None,
-           ram=None, qemu_args: list[str] | None = None) -> EmulatorProcess:
-    """Start `emulator` ("qemu" or "renode") halted at reset with `elf` loaded.
-
-    Renode is started and waited for (its readiness line) within `deadline`.
-    ram (a memory.RamFile): back the board's main RAM with that file, so the
-    host can map it; emulators that cannot ignore it (process.ram stays None).
-    qemu_args: extra QEMU options (the instruction-counting plugin).
-    """
-    if emulator == "qemu":
-        from .qemu import launch_qemu
-        return launch_qemu(elf, cpu, workdir, ram, qemu_args or [])
-    if emulator == "renode":
-        from .renode import launch_renode
-        return launch_renode(elf, cpu, workdir, deadline)
-    raise EmulatorError(f"unknown emulator {emulator!r}; known: {', '.join(EMULATORS)}")
+def make_emulator(name: str = "qemu", gdb: str | None = None) -> Emulator:
+    """The emulator `name` ("qemu" or "renode"), not started; with gdb="HOST:PORT" (loopback only)
+    the one the user started and serves there, whatever `name` says."""
+    if gdb is not None:
+        return AttachedEmulator(gdb)
+    try:
+        return IMPLEMENTATIONS[name]()
+    except KeyError:
+        raise EmulatorError(f"unknown emulator {name!r}; known: {', '.join(EMULATORS)}") from None

@@ -13,8 +13,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from ...errors import BadInput
+from pathlib import Path
+
+from ...errors import BadInput, SimrunError
 from ..gdbremote import GdbRemote
+from .base import Capability, Emulator
 
 
 def parse_gdb_address(text: str) -> tuple[str, int]:
@@ -35,6 +38,36 @@ def parse_gdb_address(text: str) -> tuple[str, int]:
     return sorted(addresses)[0], int(port_text)
 
 
-def connect_attached(address: str, deadline: float) -> GdbRemote:
-    host, port = parse_gdb_address(address)
-    return GdbRemote.connect_tcp(host, port, deadline=deadline, name=f"the emulator at {address}")
+class AttachedEmulator(Emulator):
+    """The user's emulator at a loopback GDB address: reached, never started or stopped by us.
+
+    It lacks what needs the emulator's process or files: no mapped RAM, no
+    plugin, no log to read. Its instruction count is the stub's own where its
+    dialect has one (Renode's), read at stops. One model per emulator start:
+    the firmware it runs was reset once, by its owner."""
+
+    name = "attached"
+    capabilities = frozenset({Capability.COUNTER_AT_STOPS})
+    min_start_seconds = 0.0           # nothing to start: connecting has the session's timeout
+
+    def __init__(self, address: str):
+        super().__init__()
+        parse_gdb_address(address)    # a bad address fails when the session is made, not later
+        self.address = address
+        self._used = False
+
+    def start(self, elf: Path, cpu: str, workdir: Path, deadline: float, map_ram: bool = True) -> None:
+        if self._used:
+            raise SimrunError(f"attach mode (--gdb {self.address}) runs one model per emulator start: "
+                              f"restart the emulator halted at reset to load another")
+        self._used = True
+
+    def connect(self, deadline: float) -> GdbRemote:
+        host, port = parse_gdb_address(self.address)
+        return GdbRemote.connect_tcp(host, port, deadline=deadline, name=f"the emulator at {self.address}")
+
+    def disconnect(self, gdb: GdbRemote) -> None:
+        gdb.detach()                  # the user's emulator stays theirs
+
+    def title(self) -> str:
+        return f"the emulator at {self.address}"

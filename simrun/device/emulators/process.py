@@ -43,21 +43,20 @@ class EmulatorProcess:
 
     def __init__(self, name: str, argv: list[str], workdir: Path,
                  connector: Callable[[float], GdbRemote], stdin_pipe: bool = False,
-                 pid_file: Path | None = None, quit_grace: float = 0.0):
+                 pid_file: Path | None = None, quit_grace: float = 0.0, env: dict[str, str] | None = None):
         self.name = name
         self.pid_file = pid_file
         self.quit_grace = quit_grace
         self.argv = argv
         self.workdir = workdir
         self._connector = connector
-        self.ram = None          # a memory.RamFile when the board's RAM is a file the host can map
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                 stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                start_new_session=True, preexec_fn=_die_with_parent, env=env)
         except OSError as err:
             self._log.close()
             raise EmulatorError(f"cannot start {argv[0]}: {err.strerror}") from None
@@ -74,22 +73,6 @@ class EmulatorProcess:
             return int(self.pid_file.read_text().strip()) if self.pid_file else None
         except (OSError, ValueError):
             return None
-
-    @property
-    def faults_in_log(self) -> bool:
-        """True where faults show only in the emulator's log (a subclass reads it: Renode); the
-        session then stops after every operator, so a logged fault names the operator that made it."""
-        return type(self).fault_from_log is not EmulatorProcess.fault_from_log
-
-    def fault_from_log(self) -> tuple[str, str, dict[str, int]] | None:
-        """(what, detail, registers) of a fault the emulator logged instead of raising it in the
-        core (see RenodeProcess), else None."""
-        return None
-
-    def abort_note(self) -> str:
-        """What to add when the emulator aborted the core (GDB `X` stop)."""
-        out = self.output(1500)
-        return f"; {self.name} output: {out}" if out else ""
 
     def alive(self) -> bool:
         return self.proc.poll() is None
