@@ -208,8 +208,21 @@ def check_files_and_cache(cache_dir: str | None) -> list[Check]:
         size = _size(cache) if cache.is_dir() else 0
         entries = len(list((cache / "firmware").glob("*"))) if (cache / "firmware").is_dir() else 0
         checks.append(Check("cache", "ok", f"{cache}: {size / 2**20:.1f} MiB, {entries} firmware entries "
-                                           f"(remove the directory to reclaim it)"))
+                                           f"(`simrun cache` lists them, `simrun cache prune` removes old ones)"))
+        checks.append(check_first_build(cache))
     return checks
+
+
+def check_first_build(cache: Path) -> Check:
+    """How long a cold build of one reference firmware takes here (a note, never a failure)."""
+    from ..device import build_progress, ccache
+    seconds, where = build_progress.first_build_estimate(cache)
+    launcher = ccache.launcher()
+    how = (f"ccache {launcher} in use (store {cache / 'ccache'})" if launcher
+           else "no ccache (install it, e.g. `apt-get install ccache`, to reuse objects across trees)")
+    return Check("first build", "ok", f"a cold reference build here takes about "
+                                      f"{build_progress.format_seconds(seconds)} "
+                                      f"({build_progress.FIRST_BUILD_FILES} files at {where}); {how}")
 
 
 def register(sub) -> None:

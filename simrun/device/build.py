@@ -22,12 +22,12 @@ cache each get their own tree.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -35,7 +35,9 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from . import sources
+from . import build_progress, ccache, sources
+from .firmware_entry import (Firmware, firmware_versions, load_entry, publish,  # noqa: F401 (importers use build.*)
+                             read_metadata, section_sizes)
 from .. import errors, resources
 from ..errors import BadInput, SimrunError, SourcesMissing
 from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, ROUNDING_MODES, Target,
@@ -56,12 +58,6 @@ Progress = Callable[[str], None]
 
 class BuildFailed(SimrunError):
     """CMake or the compiler failed; the message ends with the tail of the build log."""
-
-
-@dataclass(frozen=True)
-class Firmware:
-    elf: Path
-    metadata: dict
 
 
 def default_cache_dir() -> Path:
@@ -184,9 +180,34 @@ def tree_key(inputs: dict) -> str:
     return digest({k: v for k, v in inputs.items() if k not in ("kernels", "firmware")})[:12]
 
 
-def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
-                    fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                    progress: Progress | None = None) -> Firmware:
+@dataclass(frozen=True)
+class FirmwareRequest:
+    """One firmware variant, resolved: what its cache key hashes and where its entry lives."""
+    target: Target
+    kernels: str
+    rounding: str
+    fp_contract: str
+    src_root: Path | None
+    cache: Path
+    inputs: dict
+
+    @property
+    def suffix(self) -> str:
+        return variant_suffix(self.rounding, self.fp_contract)
+
+    @property
+    def label(self) -> str:
+        return target_label(self.target.cpu, self.kernels, self.rounding, self.fp_contract)
+
+    @property
+    def entry(self) -> Path:
+        return self.cache / "firmware" / f"{self.target.cpu}-{self.kernels}{self.suffix}-{cache_key(self.inputs)}"
+
+
+def plan_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
+                  fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None,
+                  cache_dir: str | Path | None = None) -> FirmwareRequest:
+    """Check the variant and the compiler, and compute its key; builds nothing."""
     try:
         target = get_target(cpu)
         check_variant(kernels)
@@ -194,28 +215,49 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         raise BadInput(str(err)) from None
     check_rounding(rounding)
     check_fp_contract(fp_contract)
-    say = progress or (lambda _msg: None)
     src_root = sources.resolve(sources_dir)
-    cmake = require_tool("cmake")
     gcc = require_tool("arm-none-eabi-gcc")
-    require_tool("arm-none-eabi-g++")
-    size_tool = require_tool("arm-none-eabi-size")
     check_cmsis_nn_path(gcc, target)
     cache = errors.require_writable_dir(Path(cache_dir) if cache_dir else default_cache_dir(),
                                         errors.CacheUnwritable, "firmware cache", CACHE_FIX)
-
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
                         files_digest(resources.root(), FIRMWARE_INPUTS), rounding, fp_contract)
-    suffix = variant_suffix(rounding, fp_contract)
-    entry = cache / "firmware" / f"{cpu}-{kernels}{suffix}-{cache_key(inputs)}"
-    cached = load_entry(entry)
+    return FirmwareRequest(target, kernels, rounding, fp_contract, src_root, cache, inputs)
+
+
+def cached_firmware(request: FirmwareRequest) -> Firmware | None:
+    """The finished entry for this request, or None; a hit marks the entry used (cache_store's
+    "last used": the directory's mtime, the files inside stay untouched)."""
+    found = load_entry(request.entry)
+    if found:
+        with contextlib.suppress(OSError):
+            os.utime(request.entry)
+    return found
+
+
+def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
+                    fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                    progress: Progress | None = None) -> Firmware:
+    request = plan_firmware(cpu, kernels, rounding=rounding, fp_contract=fp_contract,
+                            sources_dir=sources_dir, cache_dir=cache_dir)
+    return build_firmware(request, progress)
+
+
+def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -> Firmware:
+    """The cached entry, or build it (under the tree's lock) and publish it."""
+    say = progress or (lambda _msg: None)
+    target, cache, entry = request.target, request.cache, request.entry
+    cached = cached_firmware(request)
     if cached:
         say(f"cached: {cached.elf}")
         return cached
+    cmake = require_tool("cmake")
+    require_tool("arm-none-eabi-g++")
+    size_tool = require_tool("arm-none-eabi-size")
     if entry.exists():
         say(f"cache entry {entry} is damaged (ELF missing or truncated): building it again")
 
-    tree_name = tree_for(cache, f"{cpu}-{tree_key(inputs)}{suffix}")
+    tree_name = tree_for(cache, f"{target.cpu}-{tree_key(request.inputs)}{request.suffix}")
     (cache / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
         try:
@@ -223,16 +265,19 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         except BlockingIOError:
             say(f"waiting: another process is building in {tree_name}...")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = load_entry(entry)  # another process may have built it meanwhile
+        cached = cached_firmware(request)  # another process may have built it meanwhile
         if cached:
             say(f"cached: {cached.elf}")
             return cached
         build_dir = cache / "build" / tree_name
         started = time.monotonic()
-        configure(cmake, build_dir, target, src_root, cache, say, rounding, fp_contract)
-        exe = compile_variant(cmake, build_dir, kernels, say)
-        metadata = make_metadata(target, kernels, inputs, src_root, size_tool, exe,
-                                 time.monotonic() - started, rounding, fp_contract)
+        launcher = ccache.launcher()
+        env = ccache.environment(cache, request.src_root) if launcher else None
+        configure(cmake, build_dir, target, request.src_root, cache, say, request.rounding,
+                  request.fp_contract, launcher)
+        exe = compile_variant(cmake, build_dir, request.kernels, say, env, cache, target.cpu)
+        metadata = make_metadata(target, request.kernels, request.inputs, request.src_root, size_tool, exe,
+                                 time.monotonic() - started, request.rounding, request.fp_contract)
         return publish(entry, exe, metadata)
 
 
@@ -261,42 +306,6 @@ def tree_for(cache: Path, prefix: str) -> str:
     return f"{prefix}-{resources.root_id()}"
 
 
-def read_metadata(elf: str | Path) -> dict:
-    """The metadata.json a simrun build writes beside its ELF; {} for an ELF built
-    elsewhere (e.g. the fixture) or a file that cannot be read."""
-    path = Path(elf).parent / "metadata.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def firmware_versions(metadata: dict) -> dict[str, str]:
-    """The build facts that decide what runs (compiler, flags, source pins), as Capture.versions keys."""
-    versions = {f"firmware.{key}": str(metadata[key])
-                for key in ("kernels", "rounding", "fp_contract", "compiler", "opt_flags", "cmsis_nn_path", "cache_key")
-                if metadata.get(key) is not None}
-    for tree, pin in (metadata.get("sources") or {}).items():
-        versions[f"source.{tree}"] = str(pin)
-    return versions
-
-
-def load_entry(entry: Path) -> Firmware | None:
-    """The cached firmware, or None when the entry is absent or damaged (ELF deleted,
-    truncated or not an ELF, metadata unreadable): then the caller builds it again."""
-    elf, meta = entry / "firmware.elf", entry / "metadata.json"
-    try:
-        metadata = json.loads(meta.read_text())
-        with open(elf, "rb") as f:
-            magic = f.read(4)
-        size = elf.stat().st_size
-    except (OSError, ValueError):
-        return None
-    if magic != b"\x7fELF" or metadata.get("elf_bytes", size) != size:
-        return None
-    return Firmware(elf, metadata)
-
-
 def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[int, list[str]]:
     """Run a build step, passing each output line to `say`; returns (code, last lines)."""
     tail: list[str] = []
@@ -315,20 +324,26 @@ def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[
 
 
 def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-                      rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> list[str]:
+                      rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT,
+                      launcher: str | None = None) -> list[str]:
+    """CMake's configure line. `launcher` (ccache.launcher()) wraps the compilers; it
+    changes no object, so it is no part of the cache key (key_inputs)."""
     toolchain = resources.path("cmake", "arm-none-eabi.cmake")
     return [cmake, "-S", str(resources.root()), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
             *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
             f"-DSIMRUN_ROUNDING={rounding}",
-            *sources.cmake_args(src_root)]
+            *sources.cmake_args(src_root), *ccache.cmake_args(launcher)]
 
 
 def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-              say: Progress, rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT) -> None:
+              say: Progress, rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT,
+              launcher: str | None = None) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding, fp_contract)
-    env = dict(os.environ)
+    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding, fp_contract, launcher)
+    env = ccache.environment(cache, src_root) if launcher else dict(os.environ)
+    if launcher:
+        say(f"ccache: {launcher} (store {env['CCACHE_DIR']}; {ccache.SWITCH}=0 turns it off)")
     # git has no timeout of its own: abort a clone that stalls for a minute.
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "60")
@@ -343,24 +358,26 @@ def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None
         raise BuildFailed(f"cmake configure failed for {target.cpu}:\n" + "\n".join(tail[-30:]))
 
 
-def compile_variant(cmake: str, build_dir: Path, kernels: str, say: Progress) -> Path:
+def compile_variant(cmake: str, build_dir: Path, kernels: str, say: Progress, env: dict | None = None,
+                    cache: Path | None = None, cpu: str = "") -> Path:
+    """Build the variant's target; each compile step is followed by a status line
+    ("[12/162 files, about 13 min left]", build_progress) and a long enough build
+    leaves its seconds per file in the cache for `simrun doctor`."""
     name = f"simrun_{kernels}"
-    code, tail = run_logged([cmake, "--build", str(build_dir), "--target", name, "-j", str(JOBS)], say)
+    tracker = build_progress.BuildProgress(build_progress.objects_to_compile(build_dir, name))
+
+    def step(line: str) -> None:
+        say(line)
+        if tracker.feed(line):
+            say(f"progress: {tracker.status()}")
+
+    code, tail = run_logged([cmake, "--build", str(build_dir), "--target", name, "-j", str(JOBS)], step, env)
+    if code == 0 and cache is not None:
+        build_progress.record_figure(cache, tracker, cpu)
     if code != 0:
         errors = [l for l in tail if "error" in l.lower()] or tail
         raise BuildFailed(f"firmware build failed ({build_dir}):\n" + "\n".join(errors[-30:]))
     return build_dir / f"{name}.elf"
-
-
-def section_sizes(size_tool: str, elf: Path) -> dict[str, int]:
-    out = subprocess.run([size_tool, "-A", "-d", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
-    sizes = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = int(parts[1])
-    return sizes
 
 
 def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | None, size_tool: str,
@@ -387,15 +404,3 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "build_seconds": round(seconds, 1),
         "cache_key": cache_key(inputs),
     }
-
-
-def publish(entry: Path, elf: Path, metadata: dict) -> Firmware:
-    tmp = entry.with_name(entry.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shutil.copy2(elf, tmp / "firmware.elf")
-    metadata = {**metadata, "elf_bytes": (tmp / "firmware.elf").stat().st_size}  # load_entry's check
-    (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(entry, ignore_errors=True)
-    os.replace(tmp, entry)  # readers see a whole entry or none
-    return Firmware(entry / "firmware.elf", metadata)
