@@ -237,7 +237,7 @@ def test_prune_refuses_negative_days(tmp_path, capsys):
 # --- build over variant lists ---------------------------------------------------
 
 def test_variant_lists_expand_cpu_major_and_bad_names_are_one_clear_error(capsys):
-    from simrun.commands.build import Variant, variants
+    from simrun.commands.variants import Variant, variants
     from simrun.cli import make_parser
     args = make_parser().parse_args(["build", "--cpu", "cortex-m55,cortex-m4", "--kernels", "reference,cmsis-nn",
                                      "--rounding", "double,single"])
@@ -291,7 +291,7 @@ def test_build_list_on_the_warm_cache_builds_nothing(capsys):
     if not os.environ.get("SIMRUN_SOURCES_DIR"):
         pytest.skip("set SIMRUN_SOURCES_DIR (and a warm SIMRUN_CACHE_DIR) to run this")
     wanted = ["--cpu", "cortex-m4", "--kernels", "reference,cmsis-nn"]
-    from simrun.commands.build import variants
+    from simrun.commands.variants import variants
     from simrun.cli import make_parser
     for v in variants(make_parser().parse_args(["build", *wanted])):
         request = build.plan_firmware(v.cpu, v.kernels)
@@ -304,3 +304,29 @@ def test_build_list_on_the_warm_cache_builds_nothing(capsys):
     assert "2 variants: 2 cached, 0 to build" in err and err.count("cached: ") == 2
     assert "configuring" not in err and len(out.split()) == 2 and all(p.endswith("firmware.elf") for p in out.split())
     assert sorted(p.name for p in (cache / "build").iterdir()) == trees_before
+
+
+def test_the_shown_build_line_is_short_and_keeps_the_status():
+    from simrun.commands.build import _shorten
+    line = ("[ 40%] Building CXX object CMakeFiles/tflm_common.dir/src/kernels/conv.cc.obj "
+            "[64/162 files, about 8 min left]")
+    assert _shorten(line) == "[ 40%] conv.cc [64/162 files, about 8 min left]"
+    assert _shorten("[ 40%] Building CXX object CMakeFiles/x.dir/a/conv.cc.obj") == "[ 40%] conv.cc"
+
+
+@pytest.mark.integration
+def test_compile_steps_carry_files_done_of_the_objects_missing(tmp_path):
+    """compile_variant with a cmake that replays recorded output: the status follows each step."""
+    tree = tmp_path / "tree"
+    _fake_tree(tree, built=0)
+    fake = tmp_path / "cmake"
+    (tmp_path / "recorded.txt").write_text(RECORDED)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'recorded.txt'}\n")
+    fake.chmod(0o755)
+    said: list[str] = []
+    build.compile_variant(str(fake), tree, "reference", said.append, None, tmp_path, "cortex-m4")
+    steps = [line for line in said if "Building" in line]
+    assert len(steps) == 4 and all(s.endswith(" left]") for s in steps)
+    assert [s.rsplit("[", 1)[1].split(" files")[0] for s in steps] == ["1/8", "2/8", "3/8", "4/8"]
+    assert "In file included from" in " ".join(said)              # other lines pass unchanged
+    assert build_progress.load_figure(tmp_path) is None            # 4 files: too few for a figure

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from .build import add_variant_args, variants
+from .variants import add_variant_args, key_for, variants
 
 DEFAULT_DAYS = 30.0
 
@@ -99,16 +99,6 @@ def run_prune(args) -> int:
         print(f"kept {path}: {why}")
     print(f"freed {human_size(result.freed)}; {len(result.removed)} removed, {len(result.skipped)} in use")
     return 0
-
-
-def key_for(requests) -> str:
-    """simrun-<version>-<cpus>-<digest of the variants' firmware cache keys>: stable for the
-    same simrun, compiler, sources and variants (order and repetition do not matter)."""
-    from .. import __version__
-    from ..device.build import cache_key, digest
-    cpus = "+".join(sorted({r.target.cpu for r in requests}))
-    keys = sorted({f"{r.label}={cache_key(r.inputs)}" for r in requests})
-    return f"simrun-{__version__}-{cpus}-{digest(keys)[:16]}"
 
 
 def run_key(args) -> int:

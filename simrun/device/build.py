@@ -360,16 +360,14 @@ def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None
 
 def compile_variant(cmake: str, build_dir: Path, kernels: str, say: Progress, env: dict | None = None,
                     cache: Path | None = None, cpu: str = "") -> Path:
-    """Build the variant's target; each compile step is followed by a status line
+    """Build the variant's target; each compile step's line ends with a status
     ("[12/162 files, about 13 min left]", build_progress) and a long enough build
     leaves its seconds per file in the cache for `simrun doctor`."""
     name = f"simrun_{kernels}"
     tracker = build_progress.BuildProgress(build_progress.objects_to_compile(build_dir, name))
 
     def step(line: str) -> None:
-        say(line)
-        if tracker.feed(line):
-            say(f"progress: {tracker.status()}")
+        say(f"{line} {tracker.status()}" if tracker.feed(line) else line)
 
     code, tail = run_logged([cmake, "--build", str(build_dir), "--target", name, "-j", str(JOBS)], step, env)
     if code == 0 and cache is not None:
