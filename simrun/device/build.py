@@ -38,8 +38,8 @@ from pathlib import Path
 from . import sources
 from .. import errors, resources
 from ..errors import BadInput, SimrunError, SourcesMissing
-from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, ROUNDING_MODES, Target,
-                      UnknownTarget, check_variant, get_target, target_label)
+from ..backend_id import FirmwareVariant, check_fp_contract, check_rounding  # noqa: F401 (re-exported)
+from .targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, Target, UnknownTarget, check_variant, get_target
 
 # Our files that shape the binary (under resources.root(), the CMake source
 # dir: the checkout or the installed package); any edit gives a new cache key.
@@ -128,26 +128,6 @@ def files_digest(root: Path, entries: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def check_rounding(rounding: str) -> None:
-    if rounding not in ROUNDING_MODES:
-        raise BadInput(f"unknown rounding {rounding!r}; known: {', '.join(ROUNDING_MODES)}")
-
-
-def check_fp_contract(fp_contract: str) -> None:
-    if fp_contract not in FP_CONTRACT_MODES:
-        raise BadInput(f"unknown fp-contract {fp_contract!r}; known: {', '.join(FP_CONTRACT_MODES)}")
-
-
-def variant_suffix(rounding: str, fp_contract: str = DEFAULT_FP_CONTRACT) -> str:
-    """Cache entry and tree name suffix: "", "-single-rounding", "-no-fp-contract" or both."""
-    return rounding_suffix(rounding) + ("" if fp_contract == DEFAULT_FP_CONTRACT else "-no-fp-contract")
-
-
-def rounding_suffix(rounding: str) -> str:
-    """"" for the default, else "-single-rounding": cache entry and tree names."""
-    return "" if rounding == DEFAULT_ROUNDING else f"-{rounding}-rounding"
-
-
 def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: str,
                firmware_digest: str, rounding: str = DEFAULT_ROUNDING,
                fp_contract: str = DEFAULT_FP_CONTRACT) -> dict:
@@ -192,8 +172,7 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         check_variant(kernels)
     except (UnknownTarget, ValueError) as err:
         raise BadInput(str(err)) from None
-    check_rounding(rounding)
-    check_fp_contract(fp_contract)
+    variant = FirmwareVariant(cpu, kernels, rounding, fp_contract)    # checks rounding, fp_contract
     say = progress or (lambda _msg: None)
     src_root = sources.resolve(sources_dir)
     cmake = require_tool("cmake")
@@ -206,7 +185,7 @@ def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
 
     inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
                         files_digest(resources.root(), FIRMWARE_INPUTS), rounding, fp_contract)
-    suffix = variant_suffix(rounding, fp_contract)
+    suffix = variant.cache_suffix
     entry = cache / "firmware" / f"{cpu}-{kernels}{suffix}-{cache_key(inputs)}"
     cached = load_entry(entry)
     if cached:
@@ -371,7 +350,7 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "kernels": kernels,
         "rounding": rounding,
         "fp_contract": fp_contract,
-        "label": target_label(target.cpu, kernels, rounding, fp_contract),
+        "label": FirmwareVariant(target.cpu, kernels, rounding, fp_contract).label,
         "board": target.board.name,
         "qemu_machine": target.qemu_machine,
         # Checked against the compiler's feature macros before building.
