@@ -24,7 +24,8 @@ from simrun.backends import HOST_BACKENDS  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402
 from simrun.pipeline import diff_run  # noqa: E402
-from simrun.device.targets import target_label  # noqa: E402
+from simrun.backend_id import FirmwareVariant  # noqa: E402
+from simrun.run_options import RunOptions  # noqa: E402
 
 
 def main() -> int:
@@ -45,7 +46,7 @@ def main() -> int:
             for kernels in args.kernels.split(","):
                 for rounding in ("double", "single"):
                     ensure_firmware(cpu, kernels, rounding=rounding, sources_dir=sources)
-                labels.append(target_label(cpu, kernels))
+                labels.append(FirmwareVariant(cpu, kernels).label)
     else:
         print("no TFLM sources (set SIMRUN_SOURCES_DIR): host backends only")
 
@@ -61,8 +62,8 @@ def main() -> int:
     timings = {}
     for diagnose in (False, True):
         start = time.perf_counter()
-        result = diff_run(model, names, samples, labels, diagnose=diagnose, progress=progress,
-                       sources_dir=sources)
+        result = diff_run(model, names, samples, labels, RunOptions(sources_dir=sources), diagnose=diagnose,
+                          progress=progress)
         timings[diagnose] = time.perf_counter() - start
     d = result.diagnosis
     print(f"simrun diff {args.model.name}, {args.count} input(s), backends: {', '.join(labels)}")

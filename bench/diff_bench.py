@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from simrun.backends import HOST_BACKENDS  # noqa: E402
-from simrun.device.targets import target_label  # noqa: E402
+from simrun.backend_id import FirmwareVariant  # noqa: E402
+from simrun.run_options import RunOptions  # noqa: E402
 from simrun.pipeline import diff_run  # noqa: E402
 from simrun.inputs import load_named_inputs  # noqa: E402
 from simrun.model import Model  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> int:
                 t0 = time.perf_counter()
                 fw = ensure_firmware(cpu, kernels, sources_dir=sources)
                 print(f"firmware {cpu}/{kernels}: {fw.elf} ({time.perf_counter() - t0:.1f} s to build or find)")
-                labels.append(target_label(cpu, kernels))
+                labels.append(FirmwareVariant(cpu, kernels).label)
     else:
         print("host backends only: " + ("--quick" if args.quick else "no TFLM sources (set SIMRUN_SOURCES_DIR)"))
 
@@ -68,8 +69,8 @@ def main() -> int:
     model = Model.from_file(args.model)
     named = load_named_inputs(model, ["random:0"], count=args.count)
     t_inputs = time.perf_counter()
-    run = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
-                   progress=progress, sources_dir=sources, diagnose=not args.no_diagnose).run
+    run = diff_run(model, [n for n, _ in named], [s for _, s in named], labels, RunOptions(sources_dir=sources),
+                   progress=progress, diagnose=not args.no_diagnose).run
     t_backends = time.perf_counter()
     from simrun import report
     from simrun.analysis.result import judge

@@ -22,10 +22,10 @@ import numpy as np
 
 from .analysis.policy import Policy
 from .analysis.result import DiffResult
-from .backends import DEFAULT_TIMEOUT
 from .device.targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS
 from .errors import BadInput
 from .model import Model
+from .run_options import DEFAULT_TIMEOUT, RunOptions
 
 Input = Union[str, Path, np.ndarray]
 
@@ -83,10 +83,10 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
         raise BadInput(f"reference {reference}: not among the backends ({', '.join(labels)})")
     if instructions:
         require_instruction_counter(labels, emulator)
-    result = diff_run(model, names, samples, labels, reference=reference, diagnose=diagnose,
-                      policy=policy, timeout=timeout, progress=progress,
-                      sources_dir=Path(sources) if sources is not None else None, emulator=emulator,
-                      count_instructions=instructions or None, baseline=baseline)
+    options = RunOptions(timeout=timeout, emulator=emulator, sources_dir=sources,
+                         count_instructions=instructions)
+    result = diff_run(model, names, samples, labels, options, reference=reference, diagnose=diagnose,
+                      policy=policy, progress=progress, baseline=baseline)
     if report is not None:
         from .report import write_reports
         write_reports(result, Path(report))

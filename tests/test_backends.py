@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simrun.backends import HOST_BACKENDS, HOST_SPECS, parse_backend, run_backend, run_matrix
+from simrun.backend_id import HOST_KINDS, BackendId
+from simrun.backends import HOST_BACKENDS, parse_backend, run_backend, run_matrix, runner_module
 from simrun.capture import Capture
 from simrun.errors import BackendError, BadInput
 from simrun.inputs import load_inputs
 from simrun.model import Model
+from simrun.run_options import RunOptions
 
 
 def _inputs(model: Model, count: int = 2):
@@ -17,9 +19,9 @@ def _inputs(model: Model, count: int = 2):
 
 
 def test_labels_parse_and_typos_are_bad_input():
-    assert parse_backend("tflite-reference").options == {"kernels": "reference"}
-    assert parse_backend("target:cortex-m55:cmsis-nn").options == {"cpu": "cortex-m55",
-                                                                    "kernels": "cmsis-nn"}
+    assert parse_backend("tflite-reference") == BackendId(host="tflite-reference")
+    assert runner_module(parse_backend("tflite-reference")) == "host_tflite"
+    assert parse_backend("target:cortex-m55:cmsis-nn") == BackendId.target("cortex-m55", "cmsis-nn")
     for bad, why in (("tflite", "unknown backend"), ("target:cortex-m99:reference", "unknown CPU"),
                      ("target:cortex-m55:fast", "unknown kernels"), ("target:cortex-m55", "expected")):
         with pytest.raises(BadInput, match=why):
@@ -27,7 +29,7 @@ def test_labels_parse_and_typos_are_bad_input():
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize("label", HOST_SPECS)
+@pytest.mark.parametrize("label", HOST_KINDS)
 def test_host_backend_captures_every_operator_output(models_dir, label):
     path = models_dir / "micro_speech_quantized.tflite"
     model = Model.from_file(path)
@@ -90,7 +92,7 @@ def test_timeout_is_a_backend_error(models_dir):
     path = models_dir / "hello_world_int8.tflite"
     inputs = _inputs(Model.from_file(path), 1)
     with pytest.raises(BackendError, match=r"tflm-host: timed out after 0\.05 s"):
-        run_backend("tflm-host", path, inputs, timeout=0.05)
+        run_backend("tflm-host", path, inputs, RunOptions(timeout=0.05))
 
 
 @pytest.mark.backends
@@ -140,8 +142,8 @@ def test_target_timeout_stops_the_emulator(models_dir):
     path = models_dir / "person_detect.tflite"
     inputs = _inputs(Model.from_file(path), 30)
     with pytest.raises(BackendError, match=r"timed out after 3 s while (loading|invoking)"):
-        run_backend("target:cortex-m55:reference", path, inputs, timeout=3,
-                    firmware_elf=firmware.elf)
+        run_backend("target:cortex-m55:reference", path, inputs,
+                    RunOptions(timeout=3, firmware_elf=firmware.elf))
 
 
 def test_tflm_host_grows_its_arena_for_large_activations(tf_model):

@@ -187,10 +187,11 @@ def test_simrun_run_prints_the_counts_with_and_without_layers(plugin, elf, tmp_p
 
 @pytest.mark.qemu
 def test_target_backends_count_through_the_worker_and_summarize_per_variant(plugin, elf, tmp_path):
-    """run_backend(..., count_instructions=True) on two 'variants' of one CPU (the fixture
+    """run_backend(..., RunOptions(count_instructions=True)) on two 'variants' of one CPU (the fixture
     under two labels): the counts cross the worker, and the summary pairs the variants."""
     from simrun.analysis.cost import summarize
     from simrun.backends import run_backend
+    from simrun.run_options import RunOptions
 
     path = tmp_path / "demo.bin"
     path.write_bytes(fixture.demo_model(seed=3).to_bytes())
@@ -198,8 +199,8 @@ def test_target_backends_count_through_the_worker_and_summarize_per_variant(plug
     direct = counted_run(elf, fixture.demo_model(seed=3), x)[0]
     caps = {}
     for label in ("target:cortex-m4:reference", "target:cortex-m4:cmsis-nn"):
-        caps[label] = run_backend(label, path, [[x], [x]], firmware_elf=str(elf), raw_model=True,
-                                  timeout=120, count_instructions=True)
+        caps[label] = run_backend(label, path, [[x], [x]], RunOptions(
+            firmware_elf=elf, raw_model=True, timeout=120, count_instructions=True))
     for label, (first, second) in caps.items():
         assert [r.instructions for r in first.ops] == [r.instructions for r in direct.ops]
         assert second.meta["instructions_total"] == first.meta["instructions_total"]
@@ -210,6 +211,6 @@ def test_target_backends_count_through_the_worker_and_summarize_per_variant(plug
                                                          "target:cortex-m4:cmsis-nn", "kernels")
     assert variant.by_op_type["FULLY_CONNECTED"][0] == direct.ops[0].instructions + direct.ops[2].instructions
     assert variant.total_ratio == 1.0
-    uncounted = run_backend("target:cortex-m4:reference", path, [[x]], firmware_elf=str(elf), raw_model=True,
-                            timeout=120)[0]
+    uncounted = run_backend("target:cortex-m4:reference", path, [[x]],
+                            RunOptions(firmware_elf=elf, raw_model=True, timeout=120))[0]
     assert all(r.instructions is None for r in uncounted.ops) and "instructions_total" not in uncounted.meta

@@ -9,11 +9,12 @@ import subprocess
 
 import pytest
 
+from simrun.backend_id import FirmwareVariant
 from simrun.backends import parse_backend
 from simrun.commands.diff import backend_labels
 from simrun.errors import BadInput
 from simrun.device import build, sources
-from simrun.device.targets import get_target, target_label
+from simrun.device.targets import get_target
 
 
 def _inputs(fp_contract="fast", rounding="double", kernels="reference"):
@@ -22,12 +23,13 @@ def _inputs(fp_contract="fast", rounding="double", kernels="reference"):
 
 
 def test_labels():
-    assert target_label("cortex-m4", "reference", "double", "off") == "target:cortex-m4:reference:no-fp-contract"
-    assert target_label("cortex-m4", "cmsis-nn", "single", "off") == \
+    assert FirmwareVariant("cortex-m4", "reference", "double", "off").label == \
+        "target:cortex-m4:reference:no-fp-contract"
+    assert FirmwareVariant("cortex-m4", "cmsis-nn", "single", "off").label == \
         "target:cortex-m4:cmsis-nn:single-rounding:no-fp-contract"
-    assert target_label("cortex-m4", "reference") == "target:cortex-m4:reference"
-    assert parse_backend("target:cortex-m4:cmsis-nn:single-rounding:no-fp-contract").options == {
-        "cpu": "cortex-m4", "kernels": "cmsis-nn", "rounding": "single", "fp_contract": "off"}
+    assert FirmwareVariant("cortex-m4", "reference").label == "target:cortex-m4:reference"
+    assert parse_backend("target:cortex-m4:cmsis-nn:single-rounding:no-fp-contract").variant == FirmwareVariant(
+        cpu="cortex-m4", kernels="cmsis-nn", rounding="single", fp_contract="off")
     with pytest.raises(BadInput, match="misplaced suffix"):
         parse_backend("target:cortex-m4:reference:no-fp-contract:single-rounding")
     assert backend_labels("target", ["cortex-m4"], "reference", "double", "fast,off") == [
@@ -43,7 +45,8 @@ def test_keys_trees_and_cmake_flags(tmp_path):
     assert build.cache_key(off) != build.cache_key(fast)
     assert build.tree_key(off) != build.tree_key(fast)          # every object changes
     assert build.tree_key(_inputs("off", kernels="cmsis-nn")) == build.tree_key(off)
-    assert build.variant_suffix("single", "off") == "-single-rounding-no-fp-contract"
+    assert FirmwareVariant("cortex-m4", "reference", "single", "off").cache_suffix == \
+        "-single-rounding-no-fp-contract"
     cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path,
                                   "double", "off")
     assert "-DSIMRUN_OPT_FLAGS=-O2;-ffp-contract=off" in cmd

@@ -14,6 +14,7 @@ from simrun.analysis.compare import compare
 from simrun.analysis.diffrun import DiffRun
 from simrun.analysis.diagnose import diagnose_run
 from simrun.backends import run_backend
+from simrun.run_options import RunOptions
 from simrun.capture import Capture, OpRecord, Tensor
 from simrun.device import fixture
 
@@ -54,10 +55,10 @@ def setup(qemu, arm_gcc, tmp_path_factory):
     return elf, model, path, x
 
 
-def _run(setup, **options):
+def _run(setup, isolate_from=None):
     elf, _, path, x = setup
-    return run_backend(TARGET, path, [[x]], firmware_elf=str(elf), raw_model=True, timeout=120,
-                       **options)[0]
+    return run_backend(TARGET, path, [[x]], RunOptions(firmware_elf=elf, raw_model=True, timeout=120),
+                       isolate_from=isolate_from)[0]
 
 
 def test_isolated_against_its_own_reference_is_lossless(setup):

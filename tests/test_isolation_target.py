@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from simrun.backends import run_backend
+from simrun.run_options import RunOptions
 from simrun.model import Model
 
 TARGET = "target:cortex-m55:reference"
@@ -39,7 +40,7 @@ def test_target_isolated_against_host_tflm_has_no_own_error(name, tflm_firmware,
     model = Model.from_file(path)
     x = random_input(model, seed=0)
     (ref,) = run_backend("tflm-host", path, [x])
-    (iso,) = run_backend(TARGET, path, [x], isolate_from=[ref], timeout=600)
+    (iso,) = run_backend(TARGET, path, [x], RunOptions(timeout=600), isolate_from=[ref])
     assert iso.meta["isolated_from"] == "tflm-host"
     assert iso.meta.get("not_isolated", {}) == {}
     want = {(r.subgraph, r.index, t.index): t.values for r in ref.ops for t in r.outputs}
@@ -56,7 +57,7 @@ def test_rounding_is_named_where_single_rounding_firmware_removes_the_error(tflm
     path = test_models["conv_logistic_int8"]
     model = Model.from_file(path)
     run = diff_run(model, ["random:0"], [random_input(model, 0)],
-                   ["tflite-reference", "tflite-optimized", TARGET], timeout=600)
+                   ["tflite-reference", "tflite-optimized", TARGET], RunOptions(timeout=600))
     d = run.diagnosis
     assert d.failed == {} and f"{TARGET}:single-rounding" in d.variants
     pd = d.pair(0, "tflite-optimized", TARGET)
@@ -75,7 +76,7 @@ def test_float_contraction_is_named_where_firmware_without_fma_removes_the_error
     from simrun.pipeline import diff_run
     tflm_firmware("cortex-m55", "reference")
     model = Model.from_file(models_dir / "hello_world_float.tflite")
-    run = diff_run(model, ["random:0"], [random_input(model, 0)], ["tflm-host", TARGET], timeout=600)
+    run = diff_run(model, ["random:0"], [random_input(model, 0)], ["tflm-host", TARGET], RunOptions(timeout=600))
     d = run.diagnosis
     assert d.failed == {} and f"{TARGET}:no-fp-contract" in d.variants
     pd = d.pair(0, "tflm-host", TARGET)

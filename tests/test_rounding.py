@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from simrun.device import build, sources
+from simrun.backend_id import BackendId, FirmwareVariant
 from simrun.backends import parse_backend
-from simrun.device.targets import target_label
 from simrun.commands.diff import backend_labels
 from simrun.errors import BadInput
 from simrun.analysis.policy import Policy
@@ -25,14 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 # --- labels ---------------------------------------------------------------------
 
 def test_double_rounding_keeps_the_old_label_and_single_gets_a_suffix():
-    assert target_label("cortex-m55", "reference") == "target:cortex-m55:reference"
-    assert target_label("cortex-m55", "reference", "double") == "target:cortex-m55:reference"
-    assert target_label("cortex-m4", "cmsis-nn", "single") == "target:cortex-m4:cmsis-nn:single-rounding"
-    assert parse_backend("target:cortex-m55:reference").options == {"cpu": "cortex-m55",
-                                                                    "kernels": "reference"}
+    assert FirmwareVariant("cortex-m55", "reference").label == "target:cortex-m55:reference"
+    assert FirmwareVariant("cortex-m55", "reference", "double").label == "target:cortex-m55:reference"
+    assert FirmwareVariant("cortex-m4", "cmsis-nn", "single").label == "target:cortex-m4:cmsis-nn:single-rounding"
+    assert parse_backend("target:cortex-m55:reference") == BackendId(variant=FirmwareVariant("cortex-m55",
+                                                                                              "reference"))
     spec = parse_backend("target:cortex-m4:cmsis-nn:single-rounding")
-    assert spec.module == "device"
-    assert spec.options == {"cpu": "cortex-m4", "kernels": "cmsis-nn", "rounding": "single"}
+    assert spec.is_target
+    assert spec.variant == FirmwareVariant(cpu="cortex-m4", kernels="cmsis-nn", rounding="single")
 
 
 @pytest.mark.parametrize("bad", ["target:cortex-m55:reference:double-rounding",
@@ -91,7 +91,8 @@ def test_rounding_is_part_of_the_cache_key_and_of_the_tree_key():
 
 def test_default_rounding_leaves_keys_as_they_were():
     assert _inputs() == _inputs("double") and "rounding" not in _inputs()
-    assert build.rounding_suffix("double") == "" and build.rounding_suffix("single") == "-single-rounding"
+    assert FirmwareVariant("cortex-m55", "reference", "double").cache_suffix == ""
+    assert FirmwareVariant("cortex-m55", "reference", "single").cache_suffix == "-single-rounding"
 
 
 def test_cmake_gets_the_rounding_option(tmp_path):
@@ -180,12 +181,13 @@ def test_single_rounding_target_matches_tflite_optimized_where_double_does_not(t
     from conftest import random_input
     from simrun.backends import run_backend
     from simrun.model import Model
+    from simrun.run_options import RunOptions
     from testmodels import conv_logistic_int8
 
     tflm_firmware("cortex-m55", "reference")  # skips, saying why, without sources
     path = tf_model(conv_logistic_int8)
     x = random_input(Model.from_file(path), seed=0)
-    caps = {label: run_backend(label, path, [x], timeout=600)[0]
+    caps = {label: run_backend(label, path, [x], RunOptions(timeout=600))[0]
             for label in ("tflite-optimized", "target:cortex-m55:reference",
                           "target:cortex-m55:reference:single-rounding")}
     assert caps["target:cortex-m55:reference:single-rounding"].versions["firmware.rounding"] == "single"

@@ -13,7 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from simrun.backends import HOST_SPECS, _describe_exit, run_backend
+from simrun.backend_id import HOST_KINDS
+from simrun.backends import _describe_exit, run_backend
+from simrun.run_options import RunOptions
 from simrun.commands import diff
 from simrun.errors import BackendError, SimrunError
 from simrun.inputs import load_sequences
@@ -54,7 +56,7 @@ def test_the_streaming_model_keeps_its_state_in_a_resource_variable(stream_model
     assert handles and all(h.type_name == "RESOURCE" and not h.holds_data for h in handles)
 
 
-@pytest.mark.parametrize("label", HOST_SPECS)
+@pytest.mark.parametrize("label", HOST_KINDS)
 def test_host_backend_runs_a_sequence_with_state_and_every_layer(stream_model, label):
     """Each step captures every operator that ran; the resource handles are named, not
     read; the state read at step k is what step k-1 assigned (one interpreter, never
@@ -222,7 +224,7 @@ def test_tflm_host_reports_why_it_cannot_prepare_a_hybrid_model(tf_model):
     [conv] = model.operators()
     assert [str(model.tensor(0, i).dtype) for i in conv.inputs[:2]] == ["float32", "int8"]
     with pytest.raises(BackendError) as err:
-        run_backend("tflm-host", path, [[np.zeros((1, 12, 12, 8), np.float32)]], timeout=120)
+        run_backend("tflm-host", path, [[np.zeros((1, 12, 12, 8), np.float32)]], RunOptions(timeout=120))
     message = err.value.message
     assert "TFLM cannot prepare this model" in message
     assert "Hybrid models are not supported on TFLite Micro" in message
@@ -245,8 +247,8 @@ def test_streaming_sequence_on_the_target_matches_host_tflm(stream_model, tflm_f
     host = run_backend("tflm-host", stream_model.path, inputs, sequences=cuts)
     for kernels in ("reference", "cmsis-nn"):
         label = f"target:{cpu}:{kernels}"
-        caps = run_backend(label, stream_model.path, inputs, sequences=cuts,
-                           firmware_elf=tflm_firmware(cpu, kernels).elf)
+        caps = run_backend(label, stream_model.path, inputs, RunOptions(firmware_elf=tflm_firmware(cpu, kernels).elf),
+                           sequences=cuts)
         assert len(caps) == len(inputs)
         compared = divergent = 0
         for i, (h, t) in enumerate(zip(host, caps)):

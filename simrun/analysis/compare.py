@@ -34,27 +34,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend_id import backend_rank  # noqa: F401 (re-exported: reports sort by it)
 from ..capture import Capture, Tensor
 from ..errors import BadInput
 
 # Integer Δ histogram bins; the outer ones collect everything beyond ±2.
 HIST_BINS = ("<=-3", "-2", "-1", "0", "+1", "+2", ">=+3")
 
-# Which side of a pair is "a" (the reference-like one): lower rank first.
-_RANKS = (("tflite-reference", 0), ("tflm-host", 1), ("tflite-optimized*", 2),
-          ("target:*:reference", 3), ("target:*", 4))
-
-
-def backend_rank(label: str) -> tuple[int, str]:
-    from fnmatch import fnmatchcase
-    for pattern, rank in _RANKS:
-        if fnmatchcase(label, pattern):
-            return rank, label
-    return len(_RANKS), label
-
-
 def default_pairs(labels) -> list[tuple[str, str]]:
-    """Every pair, the more reference-like backend first."""
+    """Every pair, the more reference-like backend first (BackendId.rank: side "a" is that one)."""
     return list(itertools.combinations(sorted(labels, key=backend_rank), 2))
 
 

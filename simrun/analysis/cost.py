@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..backend_id import BackendId
+
 MEMORY_KEYS = ("arena_used", "model_bytes", "firmware_text", "firmware_data")
 
 
@@ -108,18 +110,20 @@ class CostSummary:
         return any(b.counted for b in self.backends)
 
 
-def _parse(label: str) -> tuple[str, str, frozenset[str]] | None:
-    parts = label.split(":")
-    if len(parts) < 3 or parts[0] != "target":
+def _variant_key(label: str) -> tuple[str, str, frozenset[str]] | None:
+    """(cpu, kernels, build-option suffixes) of a target label; None for any other backend."""
+    found = BackendId.lookup(label)
+    if found is None or found.variant is None:
         return None
-    return parts[1], parts[2], frozenset(parts[3:])
+    v = found.variant
+    return v.cpu, v.kernels, frozenset(v.suffixes)
 
 
 def summarize(captures: dict[str, list]) -> CostSummary | None:
     """Cost of every target backend (label -> one Capture per input); None without targets."""
     backends = []
     for label, caps in captures.items():
-        if _parse(label) is None or not caps:
+        if _variant_key(label) is None or not caps:
             continue
         first = caps[0]
         layers = [LayerCost(r.subgraph, r.index, r.op_name, getattr(r, "instructions", None)) for r in first.ops]
@@ -133,7 +137,7 @@ def summarize(captures: dict[str, list]) -> CostSummary | None:
 
 def _variants(backends: list[BackendCost]) -> list[VariantCost]:
     out = []
-    parsed = [(b, _parse(b.backend)) for b in backends if b.counted]
+    parsed = [(b, _variant_key(b.backend)) for b in backends if b.counted]
     for i, (a, (cpu_a, k_a, opts_a)) in enumerate(parsed):
         for b, (cpu_b, k_b, opts_b) in parsed[i + 1:]:
             if cpu_a != cpu_b:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from ..capture import Capture
 from .compare import Comparison, LayerStats, PairResult, compare_pair, layer_stats
-from .numerics import (NODELEGATE, kernel_family, other_rounding, target_parts,  # noqa: F401 (re-exported)
+from .numerics import (NODELEGATE, firmware_of, kernel_family, other_rounding,  # noqa: F401 (re-exported)
                        variant_labels, without_fp_contract)
 from .summary import INTRODUCING, summarize
 
@@ -262,7 +262,7 @@ def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str
                           f"multiply-add contraction in {side}'s firmware changes the float result")
         else:
             d.cause = "rounding"
-            mode = "single" if target_parts(v)[2] else "double"
+            mode = firmware_of(v).rounding
             d.evidence = (f"{own_text}; isolated in {v} it is 0: requantization rounding differs "
                           f"({mode}-rounding firmware removes it)")
         return
@@ -306,11 +306,11 @@ def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str
 def _cross_rounding(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], model):
     """For a pair without a target: a target whose double-rounding isolated run equals one side
     and whose single-rounding run equals the other -> (double, single, side, other side)."""
-    if target_parts(pair.a) or target_parts(pair.b):
+    if firmware_of(pair.a) or firmware_of(pair.b):
         return None
     for double in isolated:
-        parts = target_parts(double)
-        single = other_rounding(double) if parts and not parts[2] else None
+        variant = firmware_of(double)
+        single = variant.other_rounding().label if variant and not variant.single_rounding else None
         if single not in isolated:
             continue
         for x, y in ((pair.a, pair.b), (pair.b, pair.a)):

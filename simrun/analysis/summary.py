@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .numerics import target_parts
+from .numerics import firmware_of
 
 # Causes of a layer that computes something different itself (diagnose.INTRODUCING).
 INTRODUCING = ("rounding", "kernel", "float-contraction", "unexplained")
@@ -48,8 +48,8 @@ def summarize(p) -> str:
 
 def _cause_note(cause: str, intro: list) -> str:
     if cause == "rounding":
-        modes = {"single" if target_parts(v)[2] else "double" for d in intro for v, s in d.variants.items()
-                 if target_parts(v) and not s.diverges}
+        modes = {firmware_of(v).rounding for d in intro for v, s in d.variants.items()
+                 if firmware_of(v) and not s.diverges}
         return f" ({'/'.join(sorted(modes))}-rounding firmware removes it)" if modes else ""
     if cause == "float-contraction":
         return " (firmware built -ffp-contract=off removes it)"

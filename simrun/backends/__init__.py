@@ -3,11 +3,12 @@
 Every backend runs in a fresh worker process (`python -m simrun.backends.worker`)
 because the native interpreters can refuse a model, abort or corrupt their heap;
 such a failure becomes a `BackendError` for that backend and the rest of a diff
-matrix goes on. Inputs and Captures cross the process boundary as .npz files.
+matrix goes on. Inputs and Captures cross the process boundary as .npz files. A matrix runs
+up to `jobs` backends at once (simrun.backends.parallel), its result in the labels' order.
 
-Labels: `tflite-optimized`, `tflite-reference`, `tflm-host`, `tflite-optimized-nodelegate`,
-`target:<cpu>:<kernels>`, with `:single-rounding` for firmware built with `rounding="single"`
-and `:no-fp-contract` for firmware built with `fp_contract="off"` (both suffixes in that order).
+Labels are parsed once into a `simrun.backend_id.BackendId` (`parse_backend` checks a target's
+CPU against the targets table too); how they run is one `simrun.run_options.RunOptions`, which
+the worker's job file carries whole.
 """
 from __future__ import annotations
 
@@ -18,82 +19,35 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..backend_id import HOST_KINDS, NODELEGATE, BackendId
 from ..capture import Capture
 from ..device.build import ensure_firmware
+from ..device.targets import TARGETS
 from ..errors import EXIT_DEVICE, BackendError, BadInput, SimrunError
-from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS, ROUNDING_MODES,
-                              TARGETS)
+from ..run_options import DEFAULT_TIMEOUT, RunOptions  # noqa: F401 (DEFAULT_TIMEOUT re-exported)
 from .collect import STAGE_MARK, package_versions
+from .parallel import TERM_GRACE, live_worker, run_each
 
-# label -> (module, options). `tflite-optimized-nodelegate` is LiteRT's own optimized
-# kernels without the default XNNPACK delegate: not run by default, it tells an
-# XNNPACK difference from one of TFLite's kernels.
-HOST_SPECS = {
-    "tflite-optimized": ("host_tflite", {"kernels": "optimized"}),
-    "tflite-reference": ("host_tflite", {"kernels": "reference"}),
-    "tflm-host": ("host_tflm", {}),
-    "tflite-optimized-nodelegate": ("host_tflite", {"kernels": "optimized-nodelegate"}),
-}
-HOST_BACKENDS = ("tflite-optimized", "tflite-reference", "tflm-host")   # the default matrix
-DEFAULT_TIMEOUT = 300.0
-# A worker asked to stop gets this long to close its emulator before it is killed.
-_TERM_GRACE = 10.0
+# The module under simrun.backends that runs each host kind; every target runs in `device`.
+HOST_RUNNERS = {"tflite-optimized": "host_tflite", "tflite-reference": "host_tflite",
+                "tflm-host": "host_tflm", NODELEGATE: "host_tflite"}
+HOST_BACKENDS = HOST_KINDS[:3]          # the default matrix: tflite-optimized, tflite-reference, tflm-host
 
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """A parsed backend label: which module runs it and with what options."""
-
-    label: str
-    module: str                     # simrun.backends.<module>.run(model_path, inputs, **options)
-    options: dict
+def parse_backend(label: str) -> BackendId:
+    """A label users typed, as a value that can run: BadInput for a typo, an unknown CPU
+    (the targets table) or kernel variant."""
+    return BackendId.parse(label, cpus=TARGETS)
 
 
-def parse_backend(label: str) -> BackendSpec:
-    """`tflite-optimized` / `tflite-reference` / `tflm-host` / `tflite-optimized-nodelegate` /
-    `target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]`."""
-    if label in HOST_SPECS:
-        module, options = HOST_SPECS[label]
-        return BackendSpec(label, module, dict(options))
-    if label.startswith("target:"):
-        parts = label.split(":")
-        if len(parts) < 3:
-            raise BadInput(f"backend {label!r}: expected {_TARGET_GRAMMAR}")
-        _, cpu, kernels = parts[:3]
-        options = _target_suffixes(label, parts[3:])
-        if cpu not in TARGETS:
-            raise BadInput(f"backend {label!r}: unknown CPU {cpu!r}; known: {', '.join(TARGETS)}")
-        if kernels not in KERNEL_VARIANTS:
-            raise BadInput(f"backend {label!r}: unknown kernels {kernels!r}; "
-                           f"known: {', '.join(KERNEL_VARIANTS)}")
-        return BackendSpec(label, "device", {"cpu": cpu, "kernels": kernels, **options})
-    raise BadInput(f"unknown backend {label!r}; known: {', '.join(HOST_SPECS)}, {_TARGET_GRAMMAR}")
-
-
-_TARGET_GRAMMAR = "target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]"
-
-
-def _target_suffixes(label: str, suffixes: list[str]) -> dict:
-    """Firmware options from the label's suffixes, each at most once, in the grammar's order."""
-    known = [f"{m}-rounding" for m in ROUNDING_MODES if m != DEFAULT_ROUNDING] + ["no-fp-contract"]
-    positions = [known.index(s) if s in known else -1 for s in suffixes]
-    if -1 in positions or positions != sorted(set(positions)):
-        bad = next((s for s in suffixes if s not in known), ":".join(suffixes))
-        raise BadInput(f"backend {label!r}: unknown or misplaced suffix {bad!r}; expected "
-                       f"{_TARGET_GRAMMAR} (known suffixes: {', '.join(known)})")
-    options = {}
-    for s in suffixes:
-        if s.endswith("-rounding"):
-            options["rounding"] = s.removesuffix("-rounding")
-        else:
-            options["fp_contract"] = "off"
-    return options
-
+def runner_module(backend: BackendId) -> str:
+    """simrun.backends.<module>.run(model_path, inputs, backend=, options=, isolate_from=)."""
+    return "device" if backend.is_target else HOST_RUNNERS[backend.host]
 
 
 # --- the parent side ----------------------------------------------------------
@@ -110,12 +64,14 @@ def load_saved_inputs(path: Path) -> list[list[np.ndarray]]:
         return [[z[f"s{i}_t{j}"] for j in range(k)] for i in range(n)]
 
 
-def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]], *,
-                timeout: float = DEFAULT_TIMEOUT, progress=None,
-                isolate_from: list[Capture] | None = None, sequences: list[int] | None = None,
-                **options) -> list[Capture]:
+def run_backend(name: str | BackendId, model_path: str | Path, inputs: list[list[np.ndarray]],
+                options: RunOptions | None = None, *, progress=None,
+                isolate_from: list[Capture] | None = None, sequences: list[int] | None = None) -> list[Capture]:
     """Run backend `name` on every input (one list of arrays per sample) in a worker
     process. Returns one Capture per input; any failure raises BackendError(name, ...).
+
+    `options` (RunOptions, default RunOptions()): time limits, and for a target the emulator,
+    attach address, firmware build or ELF, instruction counting.
 
     `isolate_from` (one reference Capture per input): the isolated run, every operator fed the
     reference's values for its inputs (host: single-operator cut models, simrun.backends.isolate;
@@ -127,11 +83,9 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
     len(inputs)) cuts them into sequences that each start on a fresh interpreter
     (a rebooted target): state carries over within a sequence only.
 
-    Target options: `sources_dir`, `cache_dir` (firmware build), `emulator`,
-    `session_timeout`, `count_instructions` (per-operator instructions executed),
-    or `firmware_elf` to skip the build. `progress(message)`
-    hears the firmware build."""
-    spec = parse_backend(name)
+    `progress(message)` hears the firmware build."""
+    backend = name if isinstance(name, BackendId) else parse_backend(name)
+    options = options or RunOptions()
     model_path = Path(model_path).resolve()
     if not inputs:
         raise BadInput("no inputs to run")
@@ -140,44 +94,38 @@ def run_backend(name: str, model_path: str | Path, inputs: list[list[np.ndarray]
     sequences = list(sequences or [len(inputs)])
     if sum(sequences) != len(inputs) or min(sequences) < 1:
         raise BadInput(f"sequence lengths {sequences} do not cut {len(inputs)} inputs")
-    opts = {**spec.options, **{k: (str(v) if isinstance(v, Path) else v)
-                               for k, v in options.items() if v is not None}}
-    if spec.module == "device":
-        build_opts = {k: opts.pop(k) for k in ("sources_dir", "cache_dir") if k in opts}
-        opts.setdefault("session_timeout", timeout)
-        if "firmware_elf" not in opts:
-            opts["firmware_elf"] = str(_firmware(spec, build_opts, progress).elf)
+    if backend.is_target and options.firmware_elf is None:
+        options = replace(options, firmware_elf=_firmware(backend, options, progress).elf)
     with tempfile.TemporaryDirectory(prefix="simrun-backend-") as tmp:
         work = Path(tmp)
         save_inputs(inputs, work / "inputs.npz")
-        job = {"label": spec.label, "module": spec.module, "model": str(model_path),
-               "inputs": str(work / "inputs.npz"), "out": str(work), "options": opts,
-               "sequences": sequences}
+        job = {"backend": backend.label, "model": str(model_path), "inputs": str(work / "inputs.npz"),
+               "out": str(work), "options": options.to_json(), "sequences": sequences}
         if isolate_from is not None:
             job["isolate_from"] = [str(ref.save(work / f"reference{i}.npz"))
                                    for i, ref in enumerate(isolate_from)]
         (work / "job.json").write_text(json.dumps(job))
-        returncode, stderr = _run_worker(work / "job.json", timeout, spec.label)
+        returncode, stderr = _run_worker(work / "job.json", options.timeout, backend.label)
         error_file = work / "error.json"
         if error_file.exists():
             error = json.loads(error_file.read_text())
-            raise BackendError(spec.label, error["message"], error.get("exit_code", EXIT_DEVICE))
+            raise BackendError(backend.label, error["message"], error.get("exit_code", EXIT_DEVICE))
         if returncode != 0:
-            raise BackendError(spec.label, _describe_exit(returncode, stderr))
+            raise BackendError(backend.label, _describe_exit(returncode, stderr))
         count = json.loads((work / "done.json").read_text())["captures"]
         return [Capture.load(work / f"capture{i}.npz") for i in range(count)]
 
 
-def _firmware(spec: BackendSpec, build_opts: dict, progress):
+def _firmware(backend: BackendId, options: RunOptions, progress):
     """Build or fetch from the cache in this process: a build is not crash-prone and
     its minutes must not count against the backend timeout."""
+    v = backend.variant
     try:
-        return ensure_firmware(spec.options["cpu"], spec.options["kernels"],
-                               rounding=spec.options.get("rounding", DEFAULT_ROUNDING),
-                               fp_contract=spec.options.get("fp_contract", DEFAULT_FP_CONTRACT),
-                               progress=progress, **build_opts)
+        return ensure_firmware(v.cpu, v.kernels, rounding=v.rounding, fp_contract=v.fp_contract,
+                               sources_dir=options.sources_dir, cache_dir=options.cache_dir,
+                               progress=progress)
     except SimrunError as err:
-        raise BackendError(spec.label, f"firmware: {err}", err.exit_code) from None
+        raise BackendError(backend.label, f"firmware: {err}", err.exit_code) from None
 
 
 def _worker_env() -> dict:
@@ -195,7 +143,8 @@ def _run_worker(job: Path, timeout: float, label: str) -> tuple[int, str]:
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=_worker_env(), start_new_session=True)
     try:
-        _, err = proc.communicate(timeout=timeout)
+        with live_worker(proc):
+            _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stages = _stages(_stop(proc))
         when = f" while {stages[-1]}" if stages else ""
@@ -219,7 +168,7 @@ def _stop(proc: subprocess.Popen) -> str:
     """SIGTERM lets the worker leave its `with Session` block (stopping the emulator);
     SIGKILL to the group after a grace period catches what is left. Returns stderr."""
     err = b""
-    for sig, wait in ((signal.SIGTERM, _TERM_GRACE), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -269,42 +218,54 @@ class MatrixResult:
     error_codes: dict[str, int] = field(default_factory=dict)  # label -> simrun.errors exit code
 
 
-def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]], *,
-               timeout: float = DEFAULT_TIMEOUT, progress=None, sequences: list[int] | None = None,
-               **target_options) -> MatrixResult:
-    """Run every backend in turn; one failing never stops the others. `sequences`: see run_backend.
+def run_matrix(labels: list[str], model_path: str | Path, inputs: list[list[np.ndarray]],
+               options: RunOptions | None = None, *, progress=None,
+               sequences: list[int] | None = None, jobs: int = 1) -> MatrixResult:
+    """Run every backend, up to `jobs` at a time (each in its own worker process); one failing
+    never stops the others, and the result lists them in `labels` order however many ran at
+    once. `sequences`: see run_backend.
     `progress(label, event, seconds, message)` with event started | progress | finished | failed."""
+    backends = [parse_backend(label) for label in labels]      # a typo fails before anything runs
+    outcomes = run_each([lambda b=b: _timed_run(b, model_path, inputs, options, progress, sequences)
+                         for b in backends], jobs)
     result = MatrixResult({}, {}, {}, {})
-    for label in labels:
-        spec = parse_backend(label)
-        options = target_options if spec.module == "device" else {}
-        if progress:
-            progress(label, "started", 0.0, "")
-            options = {**options, "progress": lambda msg, _l=label: progress(_l, "progress", 0.0, msg)}
-        start = time.perf_counter()
-        try:
-            caps = run_backend(label, model_path, inputs, timeout=timeout, sequences=sequences,
-                               **options)
-        except BackendError as err:
-            result.seconds[label] = time.perf_counter() - start
-            result.errors[label] = err.message
-            result.error_codes[label] = err.exit_code
+    for label, (seconds, outcome) in zip(labels, outcomes):
+        result.seconds[label] = seconds
+        if isinstance(outcome, BackendError):
+            result.errors[label] = outcome.message
+            result.error_codes[label] = outcome.exit_code
             result.versions[label] = installed_versions(label)
-            if progress:
-                progress(label, "failed", result.seconds[label], err.message)
-            continue
-        result.seconds[label] = time.perf_counter() - start
-        result.captures[label] = caps
-        result.versions[label] = dict(caps[0].versions) if caps else installed_versions(label)
-        if progress:
-            progress(label, "finished", result.seconds[label], "")
+        else:
+            result.captures[label] = outcome
+            result.versions[label] = dict(outcome[0].versions) if outcome else installed_versions(label)
     return result
+
+
+def _timed_run(backend: BackendId, model_path, inputs, options, progress, sequences):
+    """(seconds, Captures or the BackendError) of one backend, its progress events told."""
+    label = backend.label
+    say = None
+    if progress:
+        progress(label, "started", 0.0, "")
+        say = lambda msg: progress(label, "progress", 0.0, msg)  # noqa: E731
+    start = time.perf_counter()
+    try:
+        caps = run_backend(backend, model_path, inputs, options, progress=say, sequences=sequences)
+    except BackendError as err:
+        seconds = time.perf_counter() - start
+        if progress:
+            progress(label, "failed", seconds, err.message)
+        return seconds, err
+    seconds = time.perf_counter() - start
+    if progress:
+        progress(label, "finished", seconds, "")
+    return seconds, caps
 
 
 def installed_versions(label: str) -> dict[str, str]:
     """What a backend would have run with, for reporting a backend that failed
     (a version mismatch is a classic cause). Reads package metadata only."""
-    module = parse_backend(label).module
+    module = runner_module(parse_backend(label))
     if module == "host_tflite":
         found = package_versions("ai-edge-litert", "numpy")
         return found if "ai-edge-litert" in found else package_versions("tensorflow", "numpy")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend_id import BackendId
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
+from ..run_options import RunOptions
 from .collect import first_sentence, invoke_each, package_versions, stage
 from .isolate import CutRunner, run_isolated
 
@@ -35,13 +37,17 @@ def _interpreter_api():
                                          **package_versions("tensorflow", "numpy")}
 
 
-def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
-        kernels: str = "optimized", num_threads: int = 1,
-        isolate_from: list[Capture] | None = None) -> list[Capture]:
+# Which LiteRT op resolver each host kind runs with.
+RESOLVERS = {"tflite-optimized": "BUILTIN", "tflite-reference": "BUILTIN_REF",
+             "tflite-optimized-nodelegate": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
+
+
+def run(model_path: str, inputs: list[list[np.ndarray]], *, backend: BackendId, options: RunOptions,
+        isolate_from: list[Capture] | None = None, num_threads: int = 1) -> list[Capture]:
+    # `options`: only the parent's time limit concerns a host interpreter.
+    label = backend.label
     Interpreter, OpResolverType, versions = _interpreter_api()
-    versions["resolver"] = {"optimized": "BUILTIN",
-                            "reference": "BUILTIN_REF",
-                            "optimized-nodelegate": "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}[kernels]
+    versions["resolver"] = RESOLVERS[backend.host]
     model = Model.from_file(model_path)
     resolver = getattr(OpResolverType, versions["resolver"])
     if isolate_from is not None:

@@ -10,15 +10,19 @@ import sys
 
 import numpy as np
 
+from ..backend_id import BackendId
 from ..capture import Capture
 from ..errors import BackendError
 from ..model import Model
+from ..run_options import RunOptions
 from .collect import first_sentence, invoke_each, package_versions, stage
 from .isolate import CutRunner, run_isolated
 
 
-def run(model_path: str, inputs: list[list[np.ndarray]], *, label: str,
-        arena_size: int | None = None, isolate_from: list[Capture] | None = None) -> list[Capture]:
+def run(model_path: str, inputs: list[list[np.ndarray]], *, backend: BackendId, options: RunOptions,
+        isolate_from: list[Capture] | None = None, arena_size: int | None = None) -> list[Capture]:
+    # `options`: only the parent's time limit concerns a host interpreter.
+    label = backend.label
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError:

@@ -1,7 +1,7 @@
 """The process one backend runs in: `python -m simrun.backends.worker JOB.json`.
 
-Reads the model path, the inputs (.npz) and the backend options from the job
-file, writes `capture<i>.npz` per input and `done.json`, or `error.json` with a
+Reads the backend label, the model path, the inputs (.npz) and the run options
+(`RunOptions.to_json()`) from the job file, writes `capture<i>.npz` per input and `done.json`, or `error.json` with a
 message when the backend refuses. A crash leaves neither, and the parent reads
 the exit signal and stderr instead.
 """
@@ -28,18 +28,22 @@ def main(job_path: str) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     job = json.loads(Path(job_path).read_text())
     out = Path(job["out"])
+    from ..backend_id import BackendId
     from ..errors import SimrunError
-    from . import load_saved_inputs
+    from ..run_options import RunOptions
+    from . import load_saved_inputs, runner_module
     from .collect import first_sentence, stage
-    stage(f"starting {job['label']}")
+    stage(f"starting {job['backend']}")
     try:
-        module = importlib.import_module(f"simrun.backends.{job['module']}")
+        backend = BackendId.parse(job["backend"])
+        options = RunOptions.from_json(job["options"])
+        module = importlib.import_module(f"simrun.backends.{runner_module(backend)}")
         inputs = load_saved_inputs(Path(job["inputs"]))
-        options = dict(job["options"])
+        references = None
         if "isolate_from" in job:
             from ..capture import Capture
-            options["isolate_from"] = [Capture.load(p) for p in job["isolate_from"]]
-        captures = run_sequences(module, job, inputs, options, stage)
+            references = [Capture.load(p) for p in job["isolate_from"]]
+        captures = run_sequences(module, backend, options, job, inputs, references, stage)
     except SimrunError as err:
         message = getattr(err, "message", None) or str(err)
         # exit_code: what the error means (simrun.errors.EXIT_CODES); operator: where a
@@ -60,20 +64,19 @@ def main(job_path: str) -> int:
     return 0
 
 
-def run_sequences(module, job: dict, inputs: list, options: dict, stage) -> list:
+def run_sequences(module, backend, options, job: dict, inputs: list, references, stage) -> list:
     """One backend run per sequence: each builds its own interpreter (boots its own
     emulator), so every sequence starts from the model's initial state and runs its
     CALL_ONCE initialisation once. Captures say which sequence and step they are.
-    Per-input options (isolate_from) are cut like the inputs."""
+    The reference Captures of an isolated run are cut like the inputs."""
     lengths = job.get("sequences") or [len(inputs)]
     captures, start = [], 0
     for number, length in enumerate(lengths):
         if len(lengths) > 1:
             stage(f"starting sequence {number} (inputs {start}..{start + length - 1})")
-        part = dict(options)
-        if part.get("isolate_from") is not None:
-            part["isolate_from"] = part["isolate_from"][start:start + length]
-        chunk = module.run(job["model"], inputs[start:start + length], label=job["label"], **part)
+        part = None if references is None else references[start:start + length]
+        chunk = module.run(job["model"], inputs[start:start + length], backend=backend, options=options,
+                           isolate_from=part)
         for step, cap in enumerate(chunk):
             cap.meta.update(sequence=number, step=step)
         captures += chunk

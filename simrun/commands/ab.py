@@ -5,9 +5,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..backends import DEFAULT_TIMEOUT
 from ..errors import BadInput
 from ..device.targets import DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, TARGETS
+from ..run_options import DEFAULT_TIMEOUT, RunOptions
 from .diff import backend_labels
 from .quantize import add_conversion_options, check_model_path, parse_range
 
@@ -78,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
     _writable(args.report)
     ab = run_ab(args.model, schemes, labels, args.report, dataset=args.dataset,
                 dataset_count=args.samples, value_range=value_range, inputs=args.inputs,
-                count=args.count, policy=policy, progress=_progress, timeout=args.timeout,
-                reference=args.reference, diagnose=args.diagnose,
-                sources_dir=args.sources, emulator=args.emulator)
+                count=args.count, policy=policy, progress=_progress,
+                options=RunOptions(timeout=args.timeout, emulator=args.emulator, sources_dir=args.sources),
+                reference=args.reference, diagnose=args.diagnose)
     print(ab_report.render(ab))
     written = ab_report.write_reports(ab, args.report)
     print(f"[ab] report: {written['html']}", file=sys.stderr)

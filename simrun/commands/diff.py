@@ -5,11 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..backends import DEFAULT_TIMEOUT, HOST_BACKENDS, parse_backend
-from ..device.build import check_fp_contract, check_rounding
+from ..backend_id import FirmwareVariant, check_fp_contract, check_rounding
+from ..backends import HOST_BACKENDS, parse_backend
+from ..backends.parallel import default_jobs
 from ..errors import BadInput, require_writable_dir
 from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
-                              check_variant, get_target, target_label)
+                              check_variant, get_target)
+from ..run_options import DEFAULT_TIMEOUT, RunOptions
 
 
 def register(sub) -> None:
@@ -71,6 +73,10 @@ def register(sub) -> None:
                         "cause; built and run automatically (default: on)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"per-backend time limit in seconds (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="backends (and isolated runs of the diagnosis) run at once, each in its own "
+                        "process; the reports and exit code are the same for any N "
+                        "(default: the machine's cores)")
     p.add_argument("--instructions", action="store_true",
                    help="count the instructions every operator executes on the target backends "
                         "(exact; reported per layer, per operator type and per variant)")
@@ -95,8 +101,8 @@ def backend_labels(backends: str | None, cpus: list[str], kernels: str,
             check_variant(k)
     except ValueError as err:
         raise BadInput(str(err)) from None
-    targets = [target_label(c, k, r, f) for c in cpu_list for k in kernel_list for r in rounding_list
-               for f in contract_list]
+    targets = [FirmwareVariant(c, k, r, f).label for c in cpu_list for k in kernel_list
+               for r in rounding_list for f in contract_list]
     if backends is None:
         labels = list(HOST_BACKENDS) + targets
     else:
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
     labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding, args.fp_contract)
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
+    if args.jobs is not None and args.jobs < 1:
+        raise BadInput(f"--jobs {args.jobs}: give at least 1 (backends run at once)")
     if args.sources is not None and not args.sources.is_dir():
         raise BadInput(f"--sources {args.sources}: not a directory")
     # Every input the user gave is checked before minutes of backends run.
@@ -167,11 +175,12 @@ def run(args: argparse.Namespace) -> int:
     if args.instructions:
         require_instruction_counter(labels, args.emulator, args.gdb)
     require_writable_dir(args.report, BadInput, "--report directory", "give --report a directory you can write")
-    result = diff_run(model, [n for n, _ in named], [s for _, s in named], labels,
+    options = RunOptions(timeout=args.timeout, emulator=args.emulator, gdb=args.gdb,
+                         count_instructions=args.instructions, sources_dir=args.sources)
+    result = diff_run(model, [n for n, _ in named], [s for _, s in named], labels, options,
                       reference=args.reference, diagnose=args.diagnose, policy=policy,
-                      sequences=sequences, timeout=args.timeout, progress=_progress,
-                      sources_dir=args.sources, emulator=args.emulator, gdb=args.gdb,
-                      count_instructions=args.instructions or None, baseline=baseline)
+                      sequences=sequences, progress=_progress, baseline=baseline,
+                      jobs=args.jobs or default_jobs())
     show_and_report(result, args.report)
     return result.exit_code
 
@@ -180,7 +189,7 @@ def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
     """--gdb drives one emulator start: one target backend, run once."""
     from ..device.emulators.attach import parse_gdb_address
     parse_gdb_address(args.gdb)
-    targets = [label for label in labels if label.startswith("target:")]
+    targets = [label for label in labels if parse_backend(label).is_target]
     if len(targets) != 1:
         raise BadInput(f"--gdb {args.gdb} attaches to one emulator, so it runs exactly one target backend; "
                        f"got {len(targets)} ({', '.join(targets) or 'none'}): give one --cpu and one --kernels")
@@ -192,7 +201,7 @@ def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
 def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -> None:
     """Build the QEMU counting plugin now: a missing QEMU header fails before any backend runs.
     (Renode and attached emulators are counted with their own counter, at stops.)"""
-    if not any(parse_backend(label).module == "device" for label in labels):
+    if not any(parse_backend(label).is_target for label in labels):
         raise BadInput("--instructions counts on target backends: add --cpu (or target:... backends)")
     if emulator == "qemu" and not gdb:
         from ..device.qemu_plugin import ensure_plugin

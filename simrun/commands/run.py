@@ -9,7 +9,9 @@ import numpy as np
 
 from ..capture import Capture, Tensor
 from ..errors import BadInput, require_writable_dir
-from ..device.targets import EMULATORS, KERNEL_VARIANTS, TARGETS, target_label
+from ..backend_id import FirmwareVariant
+from ..device.targets import EMULATORS, KERNEL_VARIANTS, TARGETS
+from ..run_options import RunOptions
 
 
 def register(sub) -> None:
@@ -79,11 +81,11 @@ def _firmware(args) -> tuple[Path, str | None]:
         if not args.elf.is_file():
             raise BadInput(f"--elf {args.elf}: no such file")
         # A simrun-built ELF's metadata names its kernels; then the Session's label wins over --kernels.
-        return args.elf, None if read_metadata(args.elf) else target_label(args.cpu, args.kernels)
+        return args.elf, None if read_metadata(args.elf) else FirmwareVariant(args.cpu, args.kernels).label
     if args.raw:
         raise BadInput("--raw models run only on a firmware given with --elf (e.g. the fixture)")
     fw = ensure_firmware(args.cpu, args.kernels, progress=lambda msg: print(msg, file=sys.stderr))
-    return fw.elf, target_label(args.cpu, args.kernels)
+    return fw.elf, FirmwareVariant(args.cpu, args.kernels).label
 
 
 def _raw_input(spec: str, details) -> list[np.ndarray]:
@@ -99,9 +101,12 @@ def _raw_input(spec: str, details) -> list[np.ndarray]:
 
 
 def run(args) -> int:
+    from ..backends.device import open_session
     from ..model import Model
-    from ..device.session import Session
 
+    # How the session runs; which firmware (--elf or a build) and model format (--raw) are below.
+    options = RunOptions(session_timeout=args.timeout, emulator=args.emulator, gdb=args.gdb,
+                         arena_limit=args.arena_limit, count_instructions=args.instructions)
     if args.raw:
         model, samples = None, None
     else:
@@ -114,9 +119,7 @@ def run(args) -> int:
         require_writable_dir(args.out.parent, BadInput, "--out directory", "give --out a file in a "
                              "directory you can write")
     elf, label = _firmware(args)
-    with Session(elf, cpu=args.cpu, emulator=args.emulator, timeout=args.timeout,
-                 arena_limit=args.arena_limit, label=label, gdb=args.gdb,
-                 count_instructions=args.instructions) as session:
+    with open_session(elf, args.cpu, options, label) as session:
         if args.raw:
             session.load_model(args.model, raw=True)
             sample = _raw_input(args.input, session.input_details)

@@ -40,8 +40,8 @@ from .firmware_entry import (Firmware, firmware_versions, load_entry, publish,  
                              read_metadata, section_sizes)
 from .. import errors, resources
 from ..errors import BadInput, SimrunError, SourcesMissing
-from .targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, ROUNDING_MODES, Target,
-                      UnknownTarget, check_variant, get_target, target_label)
+from ..backend_id import FirmwareVariant, check_fp_contract, check_rounding  # noqa: F401 (re-exported)
+from .targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, Target, UnknownTarget, check_variant, get_target
 
 # Our files that shape the binary (under resources.root(), the CMake source
 # dir: the checkout or the installed package); any edit gives a new cache key.
@@ -124,26 +124,6 @@ def files_digest(root: Path, entries: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def check_rounding(rounding: str) -> None:
-    if rounding not in ROUNDING_MODES:
-        raise BadInput(f"unknown rounding {rounding!r}; known: {', '.join(ROUNDING_MODES)}")
-
-
-def check_fp_contract(fp_contract: str) -> None:
-    if fp_contract not in FP_CONTRACT_MODES:
-        raise BadInput(f"unknown fp-contract {fp_contract!r}; known: {', '.join(FP_CONTRACT_MODES)}")
-
-
-def variant_suffix(rounding: str, fp_contract: str = DEFAULT_FP_CONTRACT) -> str:
-    """Cache entry and tree name suffix: "", "-single-rounding", "-no-fp-contract" or both."""
-    return rounding_suffix(rounding) + ("" if fp_contract == DEFAULT_FP_CONTRACT else "-no-fp-contract")
-
-
-def rounding_suffix(rounding: str) -> str:
-    """"" for the default, else "-single-rounding": cache entry and tree names."""
-    return "" if rounding == DEFAULT_ROUNDING else f"-{rounding}-rounding"
-
-
 def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: str,
                firmware_digest: str, rounding: str = DEFAULT_ROUNDING,
                fp_contract: str = DEFAULT_FP_CONTRACT) -> dict:
@@ -192,12 +172,16 @@ class FirmwareRequest:
     inputs: dict
 
     @property
+    def variant(self) -> FirmwareVariant:
+        return FirmwareVariant(self.target.cpu, self.kernels, self.rounding, self.fp_contract)
+
+    @property
     def suffix(self) -> str:
-        return variant_suffix(self.rounding, self.fp_contract)
+        return self.variant.cache_suffix
 
     @property
     def label(self) -> str:
-        return target_label(self.target.cpu, self.kernels, self.rounding, self.fp_contract)
+        return self.variant.label
 
     @property
     def entry(self) -> Path:
@@ -213,8 +197,7 @@ def plan_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
         check_variant(kernels)
     except (UnknownTarget, ValueError) as err:
         raise BadInput(str(err)) from None
-    check_rounding(rounding)
-    check_fp_contract(fp_contract)
+    FirmwareVariant(cpu, kernels, rounding, fp_contract)    # checks rounding, fp_contract
     src_root = sources.resolve(sources_dir)
     gcc = require_tool("arm-none-eabi-gcc")
     check_cmsis_nn_path(gcc, target)
@@ -386,7 +369,7 @@ def make_metadata(target: Target, kernels: str, inputs: dict, src_root: Path | N
         "kernels": kernels,
         "rounding": rounding,
         "fp_contract": fp_contract,
-        "label": target_label(target.cpu, kernels, rounding, fp_contract),
+        "label": FirmwareVariant(target.cpu, kernels, rounding, fp_contract).label,
         "board": target.board.name,
         "qemu_machine": target.qemu_machine,
         # Checked against the compiler's feature macros before building.

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .build import variant_suffix
+from ..backend_id import FirmwareVariant
 from .targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING
 
 DAY = 86400.0
@@ -66,7 +66,7 @@ class Entry:
 
     @property
     def suffix(self) -> str:
-        return variant_suffix(self.rounding, self.fp_contract)
+        return FirmwareVariant(self.cpu, self.kernels, self.rounding, self.fp_contract).cache_suffix
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The firmware options (kernels, rounding, fp-contract) are pure constants of the backend
+# grammar in the base layer (simrun.backend_id, which cannot read this table); re-exported here.
+from ..backend_id import (  # noqa: F401 (re-exported)
+    DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES)
+
 
 @dataclass(frozen=True)
 class Board:
@@ -86,18 +91,6 @@ TARGETS: dict[str, Target] = {t.cpu: t for t in (
     Target("cortex-m55", "cortex-m55", None, "hard", BOARDS["mps3-an547"], "mve", "ARMCM55"),
 )}
 
-KERNEL_VARIANTS = ("reference", "cmsis-nn")
-# Requantization rounding (tflite-micro issues 2629, 3130, 3252): "double" is
-# what TFLM's and TFLite's reference kernels do, "single" what TFLite's
-# optimized kernels do. CMakeLists.txt maps "single" to TFLITE_SINGLE_ROUNDING=1
-# (TFLM) and CMSIS_NN_USE_SINGLE_ROUNDING (CMSIS-NN).
-ROUNDING_MODES = ("double", "single")
-DEFAULT_ROUNDING = "double"
-# Floating-point contraction: GCC's default for GNU C/C++ is -ffp-contract=fast, which fuses
-# a*b+c into one VFMA on FPU cores (one rounding instead of two), so float kernels can differ
-# from a host build that does not fuse. "off" builds every object with -ffp-contract=off.
-FP_CONTRACT_MODES = ("fast", "off")
-DEFAULT_FP_CONTRACT = "fast"
 # Every board row names a machine for each (qemu_machine, renode_platform).
 EMULATORS = ("qemu", "renode")
 
@@ -120,12 +113,3 @@ def check_variant(kernels: str) -> str:
             f"unknown kernel variant {kernels!r}; known: {', '.join(KERNEL_VARIANTS)}")
     return kernels
 
-
-def target_label(cpu: str, kernels: str, rounding: str = DEFAULT_ROUNDING,
-                 fp_contract: str = DEFAULT_FP_CONTRACT) -> str:
-    """The backend label of a firmware: `target:<cpu>:<kernels>[:single-rounding][:no-fp-contract]`."""
-    # The defaults keep their old label, so existing policies and reports still match.
-    suffix = "" if rounding == DEFAULT_ROUNDING else f":{rounding}-rounding"
-    if fp_contract != DEFAULT_FP_CONTRACT:
-        suffix += ":no-fp-contract"
-    return f"target:{cpu}:{kernels}{suffix}"

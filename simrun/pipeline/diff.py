@@ -1,7 +1,7 @@
 """The one way through: run the backend matrix, compare, diagnose, judge.
 
-    result = diff_run(model, input_names, samples, labels, reference=None, diagnose=True,
-                      policy=None, progress=...)        # -> simrun.analysis.result.DiffResult
+    result = diff_run(model, input_names, samples, labels, RunOptions(...), reference=None,
+                      diagnose=True, policy=None, progress=..., jobs=1)   # -> analysis.result.DiffResult
 
 `simrun diff`, the Robot library, the quantization A/B and the Python API (simrun.diff) all
 call this (the Robot library, whose keywords run backends one at a time, its second half
@@ -21,45 +21,54 @@ fatal: the normal comparison stands.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from ..analysis.compare import backend_rank, compare
 from ..analysis.diffrun import DiffRun
 from ..analysis.policy import Policy
 from ..analysis.result import DiffResult, judge
 from ..analysis.cost import summarize
-from ..analysis.diagnose import diagnose_run, target_parts, wanted_variants
-from ..backends import DEFAULT_TIMEOUT, MatrixResult, parse_backend, run_backend, run_matrix
+from ..analysis.diagnose import diagnose_run, wanted_variants
+from ..backend_id import BackendId
+from ..backends import MatrixResult, parse_backend, run_backend, run_matrix
+from ..backends.parallel import run_each
 from ..errors import BackendError, BadInput
 from ..device.targets import TARGETS
+from ..run_options import RunOptions
 
 # Which backend feeds the isolated runs when none is named: the first of these that ran.
 REFERENCE_ORDER = ("tflite-reference", "tflm-host")
 
 
-def diff_run(model, input_names, samples, labels, *, reference: str | None = None,
-             diagnose: bool = True, policy: Policy | None = None, timeout: float = DEFAULT_TIMEOUT,
+def diff_run(model, input_names, samples, labels, options: RunOptions | None = None, *,
+             reference: str | None = None, diagnose: bool = True, policy: Policy | None = None,
              progress=None, sequences: dict[str, int] | None = None, baseline=None,
-             **target_options) -> DiffResult:
+             jobs: int = 1) -> DiffResult:
     """Run the matrix, compare every pair per input, (unless diagnose=False) diagnose, and judge
     with `policy` (default: the built-in one; against `baseline`, a simrun.analysis.baseline
     Snapshot, when given). Returns the DiffResult: the run (Captures,
     comparisons, diagnosis, cost, per-backend seconds), the verdict and the exit code.
+    `options`: how every backend runs (RunOptions: time limits, emulator, firmware...).
+    `jobs`: how many backends (and isolated runs) run at once; the result is the same for any.
     `progress(label, event, seconds, message)` as run_matrix's, event also "note".
     `sequences` (name -> number of steps, in input order): the inputs are sequences of a
     stateful model, each run on a fresh interpreter (run.sequences indexes their steps)."""
     if reference is not None and reference not in labels:
         raise BadInput(f"--reference {reference}: not among the backends run ({', '.join(labels)})")
     lengths = list(sequences.values()) if sequences else None
-    matrix = run_matrix(labels, model.path, samples, timeout=timeout, progress=progress,
-                        sequences=lengths, **target_options)
-    return diff_matrix(model, input_names, matrix, samples=samples, reference=reference,
-                       diagnose=diagnose, policy=policy, timeout=timeout, progress=progress,
-                       sequences=sequences, baseline=baseline, **target_options)
+    options = options or RunOptions()
+    matrix = run_matrix(labels, model.path, samples, options, progress=progress, sequences=lengths,
+                        jobs=jobs)
+    return diff_matrix(model, input_names, matrix, options, samples=samples, reference=reference,
+                       diagnose=diagnose, policy=policy, progress=progress, sequences=sequences,
+                       baseline=baseline, jobs=jobs)
 
 
-def diff_matrix(model, input_names, matrix: MatrixResult, *, samples=None,
-                reference: str | None = None, diagnose: bool = True, policy: Policy | None = None,
-                timeout: float = DEFAULT_TIMEOUT, progress=None,
-                sequences: dict[str, int] | None = None, baseline=None, **target_options) -> DiffResult:
+def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | None = None, *,
+                samples=None, reference: str | None = None, diagnose: bool = True,
+                policy: Policy | None = None, progress=None, sequences: dict[str, int] | None = None,
+                baseline=None, jobs: int = 1) -> DiffResult:
     """diff_run's way on from Captures that exist already (`matrix`: one Capture per input
     name and backend; the Robot library runs its backends one keyword at a time).
     Diagnosing re-runs the backends isolated, so it needs the `samples`."""
@@ -78,9 +87,8 @@ def diff_matrix(model, input_names, matrix: MatrixResult, *, samples=None,
         if samples is None:
             raise ValueError("diff_matrix(diagnose=True) needs the samples to run isolated")
         # Instructions are reported for the normal runs only: isolated runs need not count.
-        options = {k: v for k, v in target_options.items() if k != "count_instructions"}
-        diagnose_matrix(run, samples, reference=reference, timeout=timeout,
-                        progress=progress, sequences=lengths, **options)
+        diagnose_matrix(run, samples, replace(options or RunOptions(), count_instructions=False),
+                        reference=reference, progress=progress, sequences=lengths, jobs=jobs)
     return judge(run, policy, baseline)
 
 
@@ -93,11 +101,13 @@ def choose_reference(ran, requested: str | None = None) -> str | None:
     return min(ran, key=backend_rank) if ran else None
 
 
-def diagnose_matrix(run: DiffRun, samples, *, reference: str | None = None,
-                    timeout: float = DEFAULT_TIMEOUT, progress=None,
-                    sequences: list[int] | None = None, **target_options):
+def diagnose_matrix(run: DiffRun, samples, options: RunOptions | None = None, *,
+                    reference: str | None = None, progress=None, sequences: list[int] | None = None,
+                    jobs: int = 1):
     """Isolated runs against the reference, the variants the causes need, then the diagnosis.
-    Returns run.diagnosis (None when fewer than two backends ran or the reference failed)."""
+    Returns run.diagnosis (None when fewer than two backends ran or the reference failed).
+    Up to `jobs` isolated runs at once; their results are taken in the sequential order."""
+    options = options or RunOptions()
     say = _say(progress)
     captures = run.captures
     if len(captures) < 2:
@@ -107,62 +117,75 @@ def diagnose_matrix(run: DiffRun, samples, *, reference: str | None = None,
         say(f"no diagnosis: the reference {reference} did not run")
         return None
     model = run.model
-    isolated = [{ref: caps} for caps in captures[ref]]
+    references = captures[ref]
+    isolated = [{ref: caps} for caps in references]
     failed: dict[str, str] = {}
-    for label in sorted(captures, key=backend_rank):
-        if label != ref:
-            _isolated_run(label, ref, model, samples, captures[ref], isolated, failed,
-                          f"isolated run against {ref}", timeout, progress, target_options, sequences)
+
+    def isolate(label: str, what: str, note: str | None = None):
+        def task():
+            if note:
+                say(note)
+            return _isolated_run(label, model, samples, references, what, options, progress, sequences)
+        return task
+
+    others = [label for label in sorted(captures, key=backend_rank) if label != ref]
+    _take(others, run_each([isolate(label, f"isolated run against {ref}") for label in others], jobs),
+          isolated, failed)
     wanted: dict[str, str] = {}
     for cmp, iso in zip(run.comparisons, isolated):
         for label, why in wanted_variants(model, cmp, iso).items():
             wanted.setdefault(label, why)
-    variants = {}
-    for label, why in wanted.items():
-        skip = _cannot_run(label)
-        if skip:
-            failed[label] = skip
-            continue
-        variants[label] = why
-        say(f"running {label} isolated against {ref} {why}")
-        _isolated_run(label, ref, model, samples, captures[ref], isolated, failed,
-                      "extra numerics variant for the diagnosis", timeout, progress, target_options,
-                      sequences)
+    skips = {label: _cannot_run(label) for label in wanted}
+    variants = {label: why for label, why in wanted.items() if not skips[label]}
+    tasks = [isolate(label, "extra numerics variant for the diagnosis",
+                     f"running {label} isolated against {ref} {why}") for label, why in variants.items()]
+    outcomes = dict(zip(variants, run_each(tasks, jobs)))
+    # In the order the variants were wanted, as one after the other would have filled them in.
+    _take(list(wanted), [skips[label] or outcomes[label] for label in wanted], isolated, failed)
     return diagnose_run(run, isolated, ref, variants=variants, failed=failed)
 
 
-def _isolated_run(label, ref, model, samples, references, isolated, failed, what, timeout,
-                  progress, target_options, sequences=None) -> None:
+def _take(labels, outcomes, isolated, failed) -> None:
+    """Each isolated run's Captures (one per input), or why it did not run, in `labels` order."""
+    for label, outcome in zip(labels, outcomes):
+        if isinstance(outcome, str):
+            failed[label] = outcome
+        elif isinstance(outcome, BackendError):
+            failed[label] = outcome.message
+        else:
+            for i, cap in enumerate(outcome):
+                isolated[i][label] = cap
+
+
+def _isolated_run(label, model, samples, references, what, options: RunOptions, progress,
+                  sequences=None):
+    """One isolated run: its Captures, or the BackendError it failed with."""
     shown = f"{label} (isolated)"
-    spec = parse_backend(label)
-    options = dict(target_options) if spec.module == "device" else {}
+    say = None
     if progress:
         progress(shown, "started", 0.0, what)
-        options["progress"] = lambda msg: progress(shown, "progress", 0.0, msg)
-    import time
+        say = lambda msg: progress(shown, "progress", 0.0, msg)  # noqa: E731
     start = time.perf_counter()
     try:
-        caps = run_backend(label, model.path, samples, timeout=timeout, isolate_from=references,
-                           sequences=sequences, **options)
+        caps = run_backend(label, model.path, samples, options, progress=say, isolate_from=references,
+                           sequences=sequences)
     except BackendError as err:
-        failed[label] = err.message
         if progress:
             progress(shown, "failed", time.perf_counter() - start, err.message)
-        return
-    for i, cap in enumerate(caps):
-        isolated[i][label] = cap
+        return err
     if progress:
         progress(shown, "finished", time.perf_counter() - start, "")
+    return caps
 
 
 def _cannot_run(label: str) -> str | None:
     """Why a wanted variant is not run (None: run it)."""
-    parts = target_parts(label)
-    if parts and parts[3]:
-        target = TARGETS.get(parts[0])
-        if target is not None and target.float_abi == "soft":
-            return (f"{parts[0]} has no FPU (soft-float ABI): no fused multiply-add to switch off, "
-                    "so no -ffp-contract=off variant was run")
+    found = BackendId.lookup(label)
+    variant = found.variant if found else None
+    if variant is not None and variant.no_fp_contract and variant.cpu in TARGETS \
+            and TARGETS[variant.cpu].float_abi == "soft":
+        return (f"{variant.cpu} has no FPU (soft-float ABI): no fused multiply-add to switch off, "
+                "so no -ffp-contract=off variant was run")
     try:
         parse_backend(label)
     except BadInput as err:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import DEFAULT_TIMEOUT, run_backend
+from ..backends import run_backend
 from ..errors import BackendError, BadInput
 from ..inputs import convert_dtype
 from ..model import Model
@@ -30,6 +30,7 @@ from ..analysis.diffrun import DiffRun
 from ..analysis.policy import Policy, Verdict
 from ..analysis.result import DiffResult
 from ..pipeline import diff_run
+from ..run_options import RunOptions
 from .accuracy import ErrorStats, layer_errors, output_errors
 from .convert import FLOAT, Scheme, convert_all, load_source, tensorflow
 from .dataset import DEFAULT_COUNT, load_dataset
@@ -71,11 +72,12 @@ class ABRun:
 def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: Path, *,
            dataset: str = "random:0", dataset_count: int = DEFAULT_COUNT,
            value_range: tuple[float, float] = (0.0, 1.0), inputs: str | None = None,
-           count: int = 2, policy: Policy | None = None, progress=None, timeout: float = DEFAULT_TIMEOUT,
-           reference: str | None = None, diagnose: bool = True, **target_options) -> ABRun:
+           count: int = 2, policy: Policy | None = None, progress=None, options: RunOptions | None = None,
+           reference: str | None = None, diagnose: bool = True) -> ABRun:
     """Quantize `model_path` under `schemes` into out_dir/models and measure both errors;
-    `policy` (None: the built-in one) judges each scheme's differential run.
-    `progress(stage, message)` hears every step."""
+    `policy` (None: the built-in one) judges each scheme's differential run. `options`: how
+    every backend runs (RunOptions). `progress(stage, message)` hears every step."""
+    options = options or RunOptions()
     say = progress or (lambda stage, msg: None)
     if count < 1:
         raise BadInput(f"--count must be at least 1, got {count}")
@@ -109,7 +111,7 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
     float_caps, float_error = None, None
     try:
         flat = run_backend(FLOAT_BACKEND, float_conv.path, [s for per in float_inputs for s in per],
-                           timeout=timeout)
+                           options)
         float_caps = [flat[i * len(real):(i + 1) * len(real)] for i in range(len(results))]
     except BackendError as err:
         float_error = f"float model on {FLOAT_BACKEND}: {err.message}"
@@ -119,10 +121,10 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
         model = Model.from_file(res.model_path)
         say(res.scheme, f"differential run on {', '.join(labels)}")
         res.result = diff_run(
-            model, names, quant_inputs[i], labels, reference=reference, diagnose=diagnose,
-            policy=policy, timeout=timeout,
+            model, names, quant_inputs[i], labels, options, reference=reference, diagnose=diagnose,
+            policy=policy,
             progress=lambda label, event, seconds, message, _s=res.scheme:
-            say(_s, _event(label, event, seconds, message)), **target_options)
+            say(_s, _event(label, event, seconds, message)))
         if float_caps is None:
             res.error = float_error
             continue

@@ -82,11 +82,12 @@ class SuiteContext:
     def run_backend(self, name: str) -> Capture:
         """Run one backend on the current model and input; a failure is recorded and re-raised."""
         from ..backends import run_backend
+        from ..run_options import RunOptions
         model = self.require_model()
         try:
             # Target backends count instructions once `Count Instructions` asked for it.
-            count = {"count_instructions": True} if self.count_instructions and name.startswith("target:") else {}
-            cap = run_backend(name, model.path, [self.require_inputs()], **count)[0]
+            options = RunOptions(count_instructions=self.count_instructions)
+            cap = run_backend(name, model.path, [self.require_inputs()], options)[0]
         except BackendError as err:
             self.backend_errors[name] = err.message
             self.backend_error_codes[name] = err.exit_code

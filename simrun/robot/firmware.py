@@ -76,13 +76,14 @@ class FirmwareKeywords(Component):
         """
         if self.ctx.firmware is None:
             raise SimrunError("no firmware: call Build Firmware, Build Fixture Firmware or Use Firmware first")
-        from ..device.targets import target_label
-        from ..device.session import Session
+        from ..backend_id import FirmwareVariant
+        from ..backends.device import open_session
+        from ..run_options import RunOptions
+        options = RunOptions(session_timeout=timeout, emulator=emulator, arena_limit=arena_limit, gdb=gdb,
+                             count_instructions=self.ctx.count_instructions)
         self.ctx.stop_session()
         elf, cpu, kernels = self.ctx.firmware
-        session = Session(elf, cpu=cpu, emulator=emulator, timeout=timeout, arena_limit=arena_limit,
-                          label=target_label(cpu, kernels) if kernels else None, gdb=gdb,
-                          count_instructions=self.ctx.count_instructions)
+        session = open_session(elf, cpu, options, FirmwareVariant(cpu, kernels).label if kernels else None)
         self.ctx.session = session.__enter__()
         if self.ctx.model is not None:
             self.ctx.session.load_model(self.ctx.model)

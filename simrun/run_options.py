@@ -1,0 +1,66 @@
+"""How backends run: one frozen value, built once by the caller (the CLI, the Robot library, a
+Python script) and carried whole from the pipeline to the backend's worker process.
+
+    options = RunOptions(timeout=600, emulator="renode", count_instructions=True)
+    pipeline.diff_run(model, names, samples, labels, options)
+
+The worker's JSON job holds `options.to_json()` and the worker reads it back with
+`RunOptions.from_json`, so every step sees the same set of fields. A step that needs a
+different value says so with `dataclasses.replace` (the diagnosis's isolated runs:
+`replace(options, count_instructions=False)`; the parent, once it built the firmware:
+`replace(options, firmware_elf=elf)`). Host backends use `timeout` only; everything else
+concerns target backends.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .errors import BadInput
+
+DEFAULT_TIMEOUT = 300.0
+_PATHS = ("sources_dir", "cache_dir", "firmware_elf")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    # The wall-clock limit of one backend's worker process (all its inputs); the parent stops
+    # the worker, and the emulator with it, when it runs out.
+    timeout: float = DEFAULT_TIMEOUT
+    # Each wait inside the emulator (Session(timeout=)); None: the same as `timeout`.
+    session_timeout: float | None = None
+    emulator: str = "qemu"                  # simrun.device.targets.EMULATORS
+    gdb: str | None = None                  # "HOST:PORT": attach to an emulator the user started
+    memory: str = "auto"                    # board RAM access: auto | mapped | gdb (Session)
+    arena_limit: int | None = None          # let the firmware use only this much of its arena
+    count_instructions: bool = False        # per-operator instructions executed
+    sources_dir: Path | None = None         # TFLM/CMSIS trees for a firmware build
+    cache_dir: Path | None = None           # firmware cache (default SIMRUN_CACHE_DIR)
+    firmware_elf: Path | None = None        # run this ELF instead of building the label's firmware
+    raw_model: bool = False                 # the model file holds the fixture firmware's own format
+
+    def __post_init__(self):
+        for name in _PATHS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if not self.timeout > 0:
+            raise BadInput(f"timeout must be positive, not {self.timeout!r}")
+        if self.session_timeout is not None and not self.session_timeout > 0:
+            raise BadInput(f"session timeout must be positive, not {self.session_timeout!r}")
+
+    @property
+    def emulator_timeout(self) -> float:
+        """What each wait inside the emulator may take."""
+        return self.timeout if self.session_timeout is None else self.session_timeout
+
+    def to_json(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"run options: unknown fields {', '.join(unknown)}")
+        return cls(**data)
