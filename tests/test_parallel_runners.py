@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Both run whole test runners (minutes) with emulators and host backends.
+pytestmark = [pytest.mark.integration, pytest.mark.backends]
 
 
 class EmulatorSampler(threading.Thread):

@@ -3,6 +3,8 @@ equal to one unsharded run (over the shared models, on host backends)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 import os
 import subprocess
 import sys
@@ -39,6 +41,8 @@ def _comparable(summary: dict) -> dict:
             "backends": summary["backends"], "models": models}
 
 
+@pytest.mark.integration
+@pytest.mark.backends
 def test_two_shards_merged_equal_one_unsharded_run(models_dir, tmp_path):
     models = [str(models_dir / name) for name in SHARED]
     common = ["--backends", BACKENDS, "--no-diagnose", "--jobs", "2"]
@@ -162,6 +166,8 @@ def test_same_stems_get_distinct_ids(tmp_path):
     assert ids == ["x_model", "y_model"]
 
 
+@pytest.mark.integration
+@pytest.mark.backends
 def test_a_model_that_does_not_load_fails_its_row_only(models_dir, tmp_path):
     (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer")
     proc = _suite("suite", str(tmp_path / "broken.tflite"), str(models_dir / "hello_world_int8.tflite"),
@@ -180,3 +186,35 @@ def test_suite_exit_code_is_the_worst_model():
     assert suite_exit_code([]) == 0
     assert suite_exit_code([{"exit_code": 0}, {"exit_code": 1}, {"exit_code": 3}]) == 3
     assert suite_exit_code([{"exit_code": 1}, {"exit_code": 0}]) == 1
+
+
+def _job_pids(token: bytes, what: bytes = b"simrun.suite.job") -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and what in (entry / "cmdline").read_bytes() \
+                    and token in (entry / "environ").read_bytes().split(b"\0"):
+                pids.add(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.integration
+@pytest.mark.backends
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_suite_stops_every_job(models_dir, tmp_path, sig):
+    token = f"SIMRUN_SUITE_TEST={tmp_path.name}".encode()
+    env = dict(os.environ, PYTHONPATH=str(REPO), SIMRUN_SUITE_TEST=tmp_path.name)
+    proc = subprocess.Popen([sys.executable, "-m", "simrun", "suite", str(models_dir / "kws_ref_model.tflite"),
+                             str(models_dir / "vww_96_int8.tflite"), "--backends", BACKENDS, "--jobs", "2",
+                             "--out", str(tmp_path / "out")], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(_job_pids(token)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert len(_job_pids(token)) == 2, "the two jobs never ran"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "simrun suite: interrupted" in err
+    assert _job_pids(token) == set() and _job_pids(token, b"simrun.backends.worker") == set()

@@ -98,7 +98,12 @@ class _Job:
 def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: dict,
               display) -> list[dict]:
     """Run every entry; returns their records (simrun.suite.job.record, plus "seconds" and
-    "peak_rss_mib"), in suite order. Ctrl-C stops every job and re-raises."""
+    "peak_rss_mib"), in suite order. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
+    every job and raises KeyboardInterrupt: the jobs run in sessions of their own, so no
+    signal reaches them but through here."""
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     events: queue.Queue = queue.Queue()
     pending = sorted(entries, key=lambda e: e.order)
     running: list[_Job] = []
@@ -134,6 +139,8 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
         raise
     finally:
         shutil.rmtree(spec_dir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return sorted(records, key=lambda r: r["order"])
 
 
