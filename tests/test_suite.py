@@ -218,3 +218,25 @@ def test_an_interrupted_suite_stops_every_job(models_dir, tmp_path, sig):
     assert proc.returncode == 130, err
     assert "simrun suite: interrupted" in err
     assert _job_pids(token) == set() and _job_pids(token, b"simrun.backends.worker") == set()
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_plain_lines_elsewhere(tmp_path):
+    import io
+    from simrun.suite.progress import SuiteProgress
+    entries = _entries(tmp_path, 3)
+    for tty in (True, False):
+        stream = io.StringIO()
+        p = SuiteProgress(entries, jobs=2, stream=stream, tty=tty, durations={"m0": 10.0, "m1": 10.0, "m2": 10.0})
+        p.model_started(entries[0])
+        p.backend(entries[0], "tflm-host", "started")
+        status = p.status()
+        assert status.startswith("0/3 done, 1 running, 2 left | m0 [tflm-host] | elapsed 0:00, about 0:1")
+        p.model_done(entries[0], {"seconds": 4.0, "passed": True, "exit_code": 0})
+        p.close()
+        text = stream.getvalue()
+        assert "[suite] m0: PASS in 4.0 s" in text
+        if tty:
+            assert "\r\x1b[2K[suite] 0/3 done, 1 running, 2 left | m0 [tflm-host]" in text
+        else:
+            assert "\x1b" not in text and "\r" not in text
+            assert "[suite] m0: tflm-host started (0/3 done, 1 running, 2 left | m0 [tflm-host] |" in text
