@@ -36,13 +36,14 @@ def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> list[str]:
     cache's lock makes two jobs that want the same one build it once."""
     from ..backends import parse_backend
     from ..device.build import ensure_firmware
+    from ..device.targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING
 
     labels = list(dict.fromkeys(label for e in entries for label in e.targets))
     for label in labels:
         opts = parse_backend(label).options
         say(f"firmware for {label}")
-        ensure_firmware(opts["cpu"], opts["kernels"], rounding=opts.get("rounding", "double"),
-                        fp_contract=opts.get("fp_contract", "on"), sources_dir=sources,
+        ensure_firmware(opts["cpu"], opts["kernels"], rounding=opts.get("rounding", DEFAULT_ROUNDING),
+                        fp_contract=opts.get("fp_contract", DEFAULT_FP_CONTRACT), sources_dir=sources,
                         progress=lambda msg, label=label: say(f"  {label}: {msg}"))
     return labels
 

@@ -6,7 +6,7 @@ Sources are .tflite files, folders (every .tflite below them, sorted) and TOML s
     backends = ["tflite-reference", "tflm-host"]    # or "a,b"; "target" expands to the cpu variants
     cpu = ["cortex-m4"]             # adds target:<cpu>:<kernels> per kernels (as diff --cpu)
     kernels = ["reference", "cmsis-nn"]
-    rounding = "double"             # fp_contract = "on"
+    rounding = "double"             # and fp_contract = "fast": as diff --rounding, --fp-contract
     inputs = ["random:0"]           # as diff --input; paths relative to the suite file
     count = 1
     policy = "policy.toml"          # relative to the suite file
