@@ -243,3 +243,14 @@ def test_progress_redraws_one_line_on_a_terminal_and_plain_lines_elsewhere(tmp_p
         else:
             assert "\x1b" not in text and "\r" not in text
             assert "[suite] m0: tflm-host started (0/3 done, 1 running, 2 left | m0 [tflm-host] |" in text
+
+
+def test_durations_come_from_a_suite_summary(tmp_path):
+    from simrun.suite.shard import load_durations
+    good = tmp_path / "summary.json"
+    good.write_text(json.dumps({"kind": "simrun-suite", "models": [{"id": "a", "seconds": 3.5}, {"id": "b", "seconds": None}]}))
+    assert load_durations(good) == {"a": 3.5}
+    bad = tmp_path / "other.json"
+    bad.write_text('{"schema": 1, "model": {}}')          # a diff's summary.json, not a suite's
+    with pytest.raises(BadInput, match="not a simrun suite summary.json"):
+        load_durations(bad)

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"emulator": args.emulator,
                "sources": None if args.sources is None else str(args.sources.resolve())}
     try:
-        records = run_suite(mine, out, jobs=args.jobs, options=options, display=display)
+        records = run_suite(mine, out, jobs=args.jobs, options=options, display=display,
+                            durations=durations)
     finally:
         display.close()
     meta = {"shard": None if shard is None else {"index": shard.index, "count": shard.count,

@@ -97,16 +97,18 @@ class _Job:
 
 
 def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: dict,
-              display) -> list[dict]:
+              display, durations: dict[str, float] | None = None) -> list[dict]:
     """Run every entry; returns their records (simrun.suite.job.record, plus "seconds" and
-    "peak_rss_mib"), in suite order. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
+    "peak_rss_mib"), in suite order. With `durations` (a previous run's) the longest models
+    start first, so the last one to finish is a short one. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
     every job and raises KeyboardInterrupt: the jobs run in sessions of their own, so no
     signal reaches them but through here."""
     def stop(_signum, _frame):
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     events: queue.Queue = queue.Queue()
-    pending = sorted(entries, key=lambda e: e.order)
+    known = durations or {}
+    pending = sorted(entries, key=lambda e: (-known.get(e.id, 0.0), e.order))
     running: list[_Job] = []
     records: list[dict] = []
     spec_dir = Path(tempfile.mkdtemp(prefix="simrun-suite-"))
