@@ -14,7 +14,7 @@ import sys
 
 from .errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, SimrunError
 
-COMMANDS = ("targets", "doctor", "build", "cache", "run", "diff", "view", "example", "quantize", "ab")
+COMMANDS = ("targets", "doctor", "build", "cache", "run", "diff", "view", "suite", "merge", "example", "quantize", "ab")
 
 
 def exit_code_help() -> str:

@@ -36,7 +36,7 @@ def layer_of(module: str) -> str:
     if module in INTERFACE_MODULES:
         return "interfaces"
     top = module.split(".")[1]
-    if top in ("commands", "robot"):
+    if top in ("commands", "robot", "suite"):
         return "interfaces"
     if top in ("device", "analysis", "backends", "pipeline", "quant", "report"):
         return top

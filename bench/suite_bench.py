@@ -1,0 +1,89 @@
+"""Suite throughput with --jobs 1 against --jobs 2 (or --jobs A,B,...) on the same models,
+in one run, and the peak memory of a job.
+
+    python bench/suite_bench.py [MODEL|DIR ...] [--backends LIST] [--cpu CPU] [--kernels LIST]
+                                [--jobs 1,2] [--no-diagnose] [--quick]
+
+Default: the shared models (../shared/models) on the host backends tflm-host and
+tflite-reference, diagnosis on (what `simrun suite` does by default). `--cpu` adds emulated
+targets: their firmware must be in the cache already (SIMRUN_CACHE_DIR), the bench never
+starts a build (it times what a second CI run does). Each --jobs value runs the whole
+suite once as `simrun suite` in a fresh process; the figure is models per minute of wall
+time, the ratio is against the first --jobs value. Peak memory: the largest resident set
+of any one process of a job (the diff or one of its backend workers), as summary.json
+records it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine  # noqa: E402
+
+MODELS = REPO.parent / "shared" / "models"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="*", type=Path, help="models or folders (default: the shared models)")
+    p.add_argument("--backends", default="tflm-host,tflite-reference")
+    p.add_argument("--cpu", help="add target:<cpu>:<kernels> backends (firmware must be cached)")
+    p.add_argument("--kernels", default="reference,cmsis-nn")
+    p.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to compare")
+    p.add_argument("--no-diagnose", action="store_true")
+    p.add_argument("--count", type=int, default=1, help="random inputs per model")
+    p.add_argument("--quick", action="store_true", help="two small models, no diagnosis (a smoke run)")
+    args = p.parse_args()
+    models = [str(m) for m in args.models] or [str(MODELS)]
+    if args.quick:
+        models = [str(MODELS / "hello_world_int8.tflite"), str(MODELS / "micro_speech_quantized.tflite")]
+        args.no_diagnose = True
+    backends = args.backends + (",target" if args.cpu else "")
+    extra = (["--cpu", args.cpu, "--kernels", args.kernels] if args.cpu else []) + \
+        (["--no-diagnose"] if args.no_diagnose else []) + ["--count", str(args.count)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
+    print(f"machine: {machine()} (nproc {os.cpu_count()})")
+    print(f"backends: {backends}{' --cpu ' + args.cpu if args.cpu else ''}; "
+          f"diagnosis {'off' if args.no_diagnose else 'on'}; {args.count} input(s) per model")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="simrun-suite-bench-") as tmp:
+        for jobs in (int(j) for j in args.jobs.split(",")):
+            out = Path(tmp) / f"jobs{jobs}"
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "simrun", "suite", *models, "--backends", backends,
+                                   *extra, "--jobs", str(jobs), "--out", str(out)],
+                                  env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            summary_path = out / "summary.json"
+            if not summary_path.is_file():
+                print(f"--jobs {jobs}: simrun suite wrote no summary (exit {proc.returncode}):\n{proc.stderr}")
+                return 1
+            data = json.loads(summary_path.read_text())
+            n = data["counts"]["models"]
+            peak = max((m["peak_rss_mib"] for m in data["models"]), default=0.0)
+            results.append((jobs, wall, n, peak, data))
+            print(f"--jobs {jobs}: {n} models in {wall:.1f} s wall = {60 * n / wall:.1f} models/min "
+                  f"(exit {data['exit_code']}; {data['counts']['passed']} passed); "
+                  f"peak memory of one job {peak:.0f} MiB")
+    base_jobs, base_wall = results[0][0], results[0][1]
+    for jobs, wall, n, _, _ in results[1:]:
+        print(f"throughput ratio --jobs {jobs} / --jobs {base_jobs}: {base_wall / wall:.2f}x")
+    print("per model (seconds at --jobs " + ", ".join(str(r[0]) for r in results) + "; peak MiB):")
+    for k, m in enumerate(results[0][4]["models"]):
+        times = ", ".join(f"{r[4]['models'][k]['seconds']:.1f}" for r in results)
+        print(f"  {m['id']:<28} {times}  {max(r[4]['models'][k]['peak_rss_mib'] for r in results):.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

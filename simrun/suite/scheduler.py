@@ -1,0 +1,165 @@
+"""Run a suite's diffs over `jobs` processes, firmware built before them.
+
+Each entry is one `python -m simrun.suite.job` process in a session of its own: the
+parent decides when it stops (Ctrl-C or SIGTERM: every job is asked to stop, given time to
+close its emulators, then killed with its process group). A job's log (the diff's
+terminal report and progress) goes to models/<id>/log.txt, its events come back over a
+pipe and feed the display. Its peak memory is the largest resident set of its process
+tree (os.wait4's ru_maxrss covers the waited-for descendants: the backend workers).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..errors import EXIT_DEVICE, EXIT_INTERRUPTED
+from .job import failed_record
+from .spec import SuiteEntry
+
+# A job asked to stop gets this long to close its emulators before it is killed.
+_STOP_GRACE = 15.0
+
+
+def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> list[str]:
+    """Build (or find cached) every firmware variant the entries' target backends need, once,
+    before any diff starts: the jobs then only read the cache. Variants the diagnosis adds
+    (the other rounding, -ffp-contract=off) are built by the job that wants them; the
+    cache's lock makes two jobs that want the same one build it once."""
+    from ..backends import parse_backend
+    from ..device.build import ensure_firmware
+    from ..device.targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING
+
+    labels = list(dict.fromkeys(label for e in entries for label in e.targets))
+    for label in labels:
+        opts = parse_backend(label).options
+        say(f"firmware for {label}")
+        ensure_firmware(opts["cpu"], opts["kernels"], rounding=opts.get("rounding", DEFAULT_ROUNDING),
+                        fp_contract=opts.get("fp_contract", DEFAULT_FP_CONTRACT), sources_dir=sources,
+                        progress=lambda msg, label=label: say(f"  {label}: {msg}"))
+    return labels
+
+
+class _Job:
+    def __init__(self, entry: SuiteEntry, out_dir: Path, spec_dir: Path, options: dict, events):
+        self.entry = entry
+        self.folder = out_dir / "models" / entry.id
+        if self.folder.exists():                # a previous run's folder of this model
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        spec = spec_dir / f"{entry.id}.json"
+        spec.write_text(json.dumps(entry.job()))
+        read_end, write_end = os.pipe()
+        env = dict(os.environ, SIMRUN_SUITE_OPTIONS=json.dumps(options))
+        self.start = time.monotonic()
+        with open(self.folder / "log.txt", "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "simrun.suite.job", str(spec), str(self.folder), str(write_end)],
+                pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True)
+        os.close(write_end)
+        self.record = None
+        self.thread = threading.Thread(target=self._read, args=(read_end, events), daemon=True)
+        self.thread.start()
+
+    def _read(self, fd: int, events: queue.Queue) -> None:
+        with os.fdopen(fd) as stream:
+            for line in stream:
+                try:
+                    events.put((self, json.loads(line)))
+                except ValueError:
+                    continue
+        _, status, usage = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        events.put((self, {"event": "exit", "code": self.proc.returncode,
+                           "peak_rss_mib": usage.ru_maxrss / 1024.0}))
+
+    def stop(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: dict,
+              display, durations: dict[str, float] | None = None) -> list[dict]:
+    """Run every entry; returns their records (simrun.suite.job.record, plus "seconds" and
+    "peak_rss_mib"), in suite order. With `durations` (a previous run's) the longest models
+    start first, so the last one to finish is a short one. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
+    every job and raises KeyboardInterrupt: the jobs run in sessions of their own, so no
+    signal reaches them but through here."""
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    events: queue.Queue = queue.Queue()
+    known = durations or {}
+    pending = sorted(entries, key=lambda e: (-known.get(e.id, 0.0), e.order))
+    running: list[_Job] = []
+    records: list[dict] = []
+    spec_dir = Path(tempfile.mkdtemp(prefix="simrun-suite-"))
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                job = _Job(pending.pop(0), out_dir, spec_dir, options, events)
+                running.append(job)
+                display.model_started(job.entry)
+            try:
+                job, event = events.get(timeout=0.5)
+            except queue.Empty:
+                display.tick()
+                continue
+            if event["event"] == "backend":
+                display.backend(job.entry, event["label"], event["what"])
+            elif event["event"] == "done":
+                job.record = event["record"]
+            elif event["event"] == "exit":
+                running.remove(job)
+                rec = job.record or _crashed(job, event["code"])
+                rec["seconds"] = round(time.monotonic() - job.start, 3)
+                rec["peak_rss_mib"] = round(event["peak_rss_mib"], 1)
+                rec["order"] = job.entry.order
+                records.append(rec)
+                display.model_done(job.entry, rec)
+                if event["code"] == EXIT_INTERRUPTED and job.record is None:
+                    raise KeyboardInterrupt
+    except BaseException:
+        _stop_all(running)
+        raise
+    finally:
+        shutil.rmtree(spec_dir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return sorted(records, key=lambda r: r["order"])
+
+
+def _crashed(job: _Job, code: int) -> dict:
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    message = (f"the diff process of {job.entry.id} {how} without a result; see "
+               f"models/{job.entry.id}/log.txt")
+    return failed_record(job.entry.job(), EXIT_DEVICE if code <= 0 else code, message)
+
+
+def _stop_all(running: list[_Job]) -> None:
+    for job in running:
+        job.stop()
+    deadline = time.monotonic() + _STOP_GRACE
+    for job in running:
+        job.thread.join(max(0.0, deadline - time.monotonic()))
+        if job.thread.is_alive():
+            job.kill()
+            job.thread.join(5.0)
