@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from .version import __version__
 from .errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, SimrunError
 
 COMMANDS = ("targets", "doctor", "build", "run", "diff", "example", "quantize", "ab")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..errors import EXIT_CODES
 
 SCHEMA_VERSION = 2          # of summary.json; README "summary.json" lists what each version has
