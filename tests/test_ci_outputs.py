@@ -66,6 +66,7 @@ def runs(models_dir, tmp_path_factory):
     return done
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("case", list(CASES))
 def test_junit_agrees_with_the_exit_code(runs, case):
     r = runs[case]
@@ -91,6 +92,7 @@ def _cases(report: Path) -> dict[str, ET.Element]:
     return {c.get("name"): c for c in ET.parse(report / "junit.xml").getroot().iter("testcase")}
 
 
+@pytest.mark.backends
 def test_each_failure_is_where_ci_shows_it(runs):
     failing = _cases(runs["policy fail"]["report"])["random:0: tflite-reference vs tflite-optimized"]
     message = failing.find("failure").get("message")
@@ -105,6 +107,7 @@ def test_each_failure_is_where_ci_shows_it(runs):
     assert set(passed) == {"backend tflite-reference", "backend tflm-host", "random:0: tflite-reference vs tflm-host"}
 
 
+@pytest.mark.backends
 def test_summary_json_says_what_produced_it(runs, models_dir):
     r = runs["policy fail"]
     doc = json.loads((r["report"] / "summary.json").read_text())
@@ -125,6 +128,7 @@ def test_summary_json_says_what_produced_it(runs, models_dir):
     assert run["input_files"] == [{"spec": "random:0", "path": None, "sha256": None}]
 
 
+@pytest.mark.backends
 def test_an_npy_input_is_recorded_by_path_and_hash(models_dir, tmp_path):
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 1), np.int8))
@@ -139,6 +143,7 @@ def test_an_npy_input_is_recorded_by_path_and_hash(models_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R", "x.npy"]     # no temporary folder left
 
 
+@pytest.mark.backends
 def test_summary_md_and_github_annotations(runs):
     r = runs["policy fail"]
     md = (r["report"] / "summary.md").read_text()
@@ -154,6 +159,7 @@ def test_summary_md_and_github_annotations(runs):
     assert not [line for line in runs["pass"]["out"].splitlines() if line.startswith("::")]
 
 
+@pytest.mark.backends
 def test_no_annotations_outside_github_actions(models_dir, tmp_path):
     code, out, _ = cli("diff", models_dir / "hello_world_int8.tflite", "--backends", "tflm-host",
                        "--no-diagnose", "--report", tmp_path / "R")
@@ -182,6 +188,7 @@ def _assert_stopped(report: Path, code: int, words: str) -> dict:
     return doc
 
 
+@pytest.mark.backends
 def test_a_failing_run_after_a_pass_leaves_no_passing_file(models_dir, tmp_path):
     report = tmp_path / "R"
     _pass_into(models_dir, report)
@@ -192,6 +199,7 @@ def test_a_failing_run_after_a_pass_leaves_no_passing_file(models_dir, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["R"]
 
 
+@pytest.mark.integration
 def test_an_interrupted_run_after_a_pass_leaves_no_passing_file(models_dir, tmp_path):
     report = tmp_path / "R"
     _pass_into(models_dir, report)
@@ -216,6 +224,7 @@ def test_an_interrupted_run_after_a_pass_leaves_no_passing_file(models_dir, tmp_
     _assert_stopped(report, 130, "interrupted")
 
 
+@pytest.mark.integration
 def test_a_folder_that_is_not_a_report_is_refused_not_replaced(models_dir, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     code, _, err = cli("diff", models_dir / "hello_world_int8.tflite", "--report", tmp_path)
@@ -223,6 +232,7 @@ def test_a_folder_that_is_not_a_report_is_refused_not_replaced(models_dir, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.integration
 def test_concurrent_runs_into_different_folders(models_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     procs = [subprocess.Popen([sys.executable, "-m", "simrun", "diff", str(models_dir / "hello_world_int8.tflite"),
@@ -243,3 +253,50 @@ def test_version():
     with redirect_stdout(out), pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and out.getvalue() == f"simrun {__version__}\n"
+
+
+# --- the same rules without running a backend (the unit selection) ------------------------
+
+def test_a_stopped_run_replaces_a_passing_folder_whole(tmp_path):
+    """Pure Python: a synthetic passing report, then a run that raises inside reporting_stops."""
+    from simrun.analysis.policy import Policy
+    from simrun.analysis.result import judge
+    from simrun.errors import BadInput
+    from simrun.report import write_reports
+    from simrun.report.folder import ReportFolder
+    from simrun.report.outcome import reporting_stops
+    from simrun.report.provenance import RunRecord
+    from synthetic_captures import sample_run
+
+    report = tmp_path / "R"
+    passing = Policy.parse('[defaults]\npairs = ["tflite-reference vs tflm-host"]\n'
+                           '[backend_errors]\n"*" = "warn"\n', "p.toml")
+    result = judge(sample_run(), passing)
+    assert result.exit_code == 0
+    written = write_reports(result, report)
+    assert written["html"].is_file() and (report / "plots").is_dir()
+    record = RunRecord("diff", ["simrun", "diff", "m.tflite"], model_path=str(tmp_path / "m.tflite"))
+    with pytest.raises(BadInput):
+        with reporting_stops(ReportFolder(report), record, "simrun diff"):
+            raise BadInput("m.tflite: no such file")
+    doc = _assert_stopped(report, 2, "m.tflite: no such file")
+    assert doc["run"]["command"] == ["simrun", "diff", "m.tflite"] and doc["run"]["model_file"]["sha256"] is None
+    assert [p.name for p in tmp_path.iterdir()] == ["R"]              # no temporary folder left
+
+
+def test_junit_failures_follow_the_exit_code_on_synthetic_runs(tmp_path):
+    from simrun.analysis.diffrun import DiffRun
+    from simrun.analysis.policy import Policy
+    from simrun.analysis.result import judge
+    from simrun.report import junit
+    from synthetic_captures import FakeModel, sample_run
+
+    runs = {"backend error": sample_run(),                       # the default policy fails on it: exit 3
+            "nothing compared": DiffRun(FakeModel(), [], backend_errors={}),
+            "pass": sample_run(backend_errors={})}
+    for name, run in runs.items():
+        result = judge(run, Policy.default())
+        root = junit.build(run, result.verdict, exit_code=result.exit_code).getroot()
+        bad = int(root.get("failures")) + int(root.get("errors"))
+        assert (bad > 0) == (result.exit_code != 0), name
+    assert judge(runs["pass"]).exit_code == 0 and judge(runs["backend error"]).exit_code == 3
