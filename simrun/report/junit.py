@@ -89,7 +89,7 @@ def add_run(root: ET.Element, run: DiffRun, verdict, *, exit_code: int | None = 
                 _layer_cases(root, run, n, pair, pv, cls, f"{head}: {input_name}: {pair.name}", name)
             else:
                 _pair_case(suite, run, n, pair, pv, cls, name)
-        if layers and not len(suite):
+        if not len(suite):                  # per-layer suites instead, or no pair for this input
             root.remove(suite)
 
     # What fails the run beyond pairs and backends (nothing compared, later checks): a testcase each,
