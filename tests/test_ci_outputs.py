@@ -24,8 +24,9 @@ from simrun.cli import main
 junitparser = pytest.importorskip("junitparser", reason="pip install junitparser (the test extra)")
 
 REPO = Path(__file__).resolve().parents[1]
-STRICT = '[defaults]\npairs = ["*"]\nmax_abs_delta = 0\nmax_mismatch_ratio = 0.0\n'
-FAIL_ON_BACKEND_ERRORS = '[backend_errors]\n"*" = "fail"\n'
+# Both start from nothing (not the default policy): every pair judged, every backend error fails.
+STRICT = 'extends = "none"\n[defaults]\npairs = ["*"]\nmax_abs_delta = 0\nmax_mismatch_ratio = 0.0\n'
+FAIL_ON_BACKEND_ERRORS = 'extends = "none"\n[backend_errors]\n"*" = "fail"\n'
 
 
 def cli(*argv, env: dict | None = None) -> tuple[int, str, str]:
@@ -114,7 +115,8 @@ def test_summary_json_says_what_produced_it(runs, models_dir):
     assert doc["schema_version"] == 2 and doc["complete"] is True and doc["exit_code"] == 1
     run = doc["run"]
     assert run["simrun"] == __version__ and run["command"][:2] == ["simrun", "diff"]
-    assert run["exit_code"] == 1 and run["exit_meaning"] == "the tolerance policy failed"
+    assert run["exit_code"] == 1 and run["exit_meaning"].startswith("the tolerance policy failed")
+    assert run["baseline_file"] is None
     assert run["started"] < run["finished"] and run["seconds"] > 0
     assert set(run["backend_seconds"]) == {"tflite-reference", "tflite-optimized"}
     assert all(s > 0 for s in run["backend_seconds"].values())

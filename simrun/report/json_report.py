@@ -70,6 +70,7 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
            "backend_seconds": {label: s}, "host": {"os", "python", "machine",
            "emulators": {tool: version line}}, "model_file": {"path", "sha256"},
            "input_files": [{"spec", "path", "sha256"}]  (path/sha256 null for random:SEED),
+           "baseline_file": {"path", "sha256"}|null  (diff --baseline),
            "policy": as above}
 
 A run that stopped before its verdict (bad input, exit 2; Ctrl-C, 130; a backend setup

@@ -35,6 +35,7 @@ class RunRecord:
     model_path: str | None = None
     input_specs: list[str] = field(default_factory=list)
     policy_path: str | None = None                  # None: the built-in default policy
+    baseline_path: str | None = None                # `diff --baseline`: the earlier summary.json
     labels: list[str] = field(default_factory=list)  # backends asked for
     emulator: str | None = None
 
@@ -51,6 +52,8 @@ class RunRecord:
             policy = getattr(args, "policy", None)
             record.policy_path = str(policy) if policy is not None else None
             record.emulator = getattr(args, "emulator", None)
+            baseline = getattr(args, "baseline", None)
+            record.baseline_path = str(baseline) if baseline is not None else None
         return record
 
     def end(self, exit_code: int, message: str | None = None) -> None:
@@ -79,6 +82,7 @@ class RunRecord:
             "model_file": file_entry(self.model_path),
             "input_files": [input_entry(spec) for spec in (self.input_specs or ["random:0"])],
             "policy": policy_entry(self.policy_path),
+            "baseline_file": file_entry(self.baseline_path),
         }
 
 
