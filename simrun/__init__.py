@@ -7,7 +7,7 @@
 stays cheap (no numpy, no interpreters) for the CLI and for tools that only read the version.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["DiffResult", "diff", "__version__"]
 

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from .version import __version__
 from .errors import EXIT_CODES, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, SimrunError
 
 COMMANDS = ("targets", "doctor", "build", "cache", "run", "diff", "view", "suite", "merge", "example", "quantize", "ab")
@@ -25,6 +26,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simrun", description=__doc__.splitlines()[0],
                                      epilog=exit_code_help(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"simrun {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"simrun.commands.{name}").register(sub)
@@ -36,6 +38,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    # The command line as typed, for the provenance in report folders.
+    args.argv = ["simrun", *(sys.argv[1:] if argv is None else argv)]
     try:
         return int(args.func(args) or 0)
     except SimrunError as err:

@@ -151,3 +151,18 @@ class CacheUnwritable(SimrunError):
     """The firmware cache directory cannot be created or written."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The code `simrun` exits with when `exc` ends a command (simrun.cli.main's rules):
+    a SimrunError's own, 130 for Ctrl-C, 4 for a file the environment refuses, 1 for a bug
+    (Python's code for an uncaught exception); None for SystemExit and the like."""
+    if isinstance(exc, SimrunError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError):
+        return EXIT_ENVIRONMENT
+    if isinstance(exc, Exception):
+        return 1
+    return None

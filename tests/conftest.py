@@ -108,6 +108,14 @@ def no_leaked_emulators():
     assert not leaked, f"test left emulator processes running: {sorted(leaked)}"
 
 
+@pytest.fixture(autouse=True)
+def not_in_github_actions(monkeypatch):
+    """Tests run inside a GitHub job must not post to its step summary or annotate it:
+    the tests that check those outputs set the variables themselves."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     if not MODELS.is_dir():

@@ -292,8 +292,12 @@ def test_bad_input(name, call, code, words, models, fixture_elf, tmp_path):
         assert message.count("error:") == 1, message      # one message, not a cascade
     report = tmp_path / "report"
     if code != 3:
-        # Refused before anything ran: no report at all, so none can look complete.
-        assert not (report / "summary.json").exists()
+        # Refused before anything ran: a report folder (if the command has one) says so, and
+        # nothing in it can look complete.
+        if (report / "summary.json").exists():
+            stopped = json.loads((report / "summary.json").read_text())
+            assert stopped["complete"] is False and stopped["exit_code"] == code
+            assert not (report / "report.html").exists()
     elif report.exists():
         summary = json.loads((report / "summary.json").read_text())
         assert summary["backend_errors"] and not summary["verdict"]["passed"]

@@ -140,8 +140,10 @@ def test_summary_json_shows_old_and_new_side_by_side():
     (None, "cannot read it"),
     ("{not json", "not JSON"),
     ('{"schema": "simrun-ab/1", "schemes": []}', "not the summary.json of `simrun diff`"),
-    ('{"schema": 99, "comparisons": []}', "summary schema 99; this simrun reads schema 1"),
+    ('{"schema": 99, "comparisons": []}', "summary schema 99; this simrun reads schema 1, 2"),
     ('{"schema": 1, "comparisons": [{"input": "x"}]}', "lacks a field simrun needs"),
+    ('{"schema_version": 2, "complete": false, "exit_code": 130, "error": "interrupted (Ctrl-C)"}',
+     "that run stopped before its verdict (exit 130: interrupted (Ctrl-C))"),
 ])
 def test_a_bad_baseline_is_a_clear_error(tmp_path, text, message):
     path = tmp_path / "summary.json"

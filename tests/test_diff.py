@@ -195,7 +195,9 @@ def test_usage_errors_exit_2_before_running(models_dir, tmp_path, capsys, argv, 
                               "--report", str(tmp_path / "r")])
     with pytest.raises(SimrunError, match=why):
         args.func(args)
-    assert not (tmp_path / "r").exists()
+    # Nothing ran; the report folder holds only the stopped run's summary, junit.xml and summary.md.
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["junit.xml", "summary.json", "summary.md"]
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["exit_code"] == 2
     assert "started" not in capsys.readouterr().err
 
 

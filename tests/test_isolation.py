@@ -152,10 +152,10 @@ def test_host_pipeline_diagnoses_every_pair(conv_model):
                                   "introduce error")
 
 
-def test_no_diagnose_and_a_bad_reference(conv_model, capsys):
+def test_no_diagnose_and_a_bad_reference(conv_model, capsys, tmp_path):
     from simrun.cli import main
     code = main(["diff", str(conv_model), "--backends", "tflm-host,tflite-reference",
-                 "--reference", "tflite-optimized", "--report", "/nonexistent/never"])
+                 "--reference", "tflite-optimized", "--report", str(tmp_path / "r")])
     assert code == 2
     assert "--reference tflite-optimized: not among the backends" in capsys.readouterr().err
     from conftest import random_input

@@ -24,7 +24,7 @@ LAYERS = {
     "interfaces": 6,
 }
 BASE_MODULES = {"simrun.errors", "simrun.capture", "simrun.model", "simrun.inputs",
-                "simrun.resources", "simrun.backend_id", "simrun.run_options"}
+                "simrun.resources", "simrun.backend_id", "simrun.run_options", "simrun.version"}
 # The package itself is the Python API's front door: `simrun.diff` (simrun.api), loaded lazily.
 INTERFACE_MODULES = {"simrun", "simrun.cli", "simrun.__main__", "simrun.api", "simrun.pytest_plugin",
                      "simrun.testing"}

@@ -5,6 +5,7 @@ direct re-run of two backends reproduces; bad input is one message and exit 2.""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,13 @@ def test_quantize_from_a_savedmodel(detector, tmp_path):
 
 def test_ab_reports_both_errors_per_scheme(ab_report, detector):
     s = json.loads((ab_report / "summary.json").read_text())
-    assert s["schema"] == "simrun-ab/1"
+    assert s["schema_version"] == 2 and s["kind"] == "simrun ab" and s["exit_code"] in (0, 1)
+    assert s["run"]["command"][:2] == ["simrun", "ab"] and s["run"]["exit_code"] == s["exit_code"]
+    junit = ET.parse(ab_report / "junit.xml").getroot()
+    bad = sum(int(junit.get(k)) for k in ("failures", "errors"))
+    assert (bad > 0) == (s["exit_code"] != 0)
+    assert {c.get("classname") for c in junit.iter("testcase")} == {"simrun.detector"}
+    assert (ab_report / "summary.md").read_text().startswith("## simrun ab detector.keras: ")
     assert [x["scheme"] for x in s["schemes"]] == ["per-channel", "per-tensor"]
     assert s["backends"] == ["tflite-optimized", "tflite-reference", "tflm-host"]
     for sch in s["schemes"]:

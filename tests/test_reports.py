@@ -51,7 +51,9 @@ def test_write_reports_returns_the_files(written):
 def test_summary_json_shape(written):
     run, _, paths = written
     doc = json.loads(paths["json"].read_text())
-    assert doc["schema"] == 1
+    assert doc["schema_version"] == 2 and doc["kind"] == "simrun diff" and doc["complete"] is True
+    assert doc["run"] is None                   # not written by a command: no provenance
+    assert doc["exit_code"] == 3                # the DiffResult's: a backend the policy fails on failed
     assert doc["model"]["sha256"] == FakeModel.sha256
     assert doc["inputs"] == ["random:1", "cat.png"]
     assert doc["backends"] == ["tflite-reference", "tflm-host", "tflite-optimized", "target:cortex-m55:cmsis-nn"]
@@ -59,7 +61,7 @@ def test_summary_json_shape(written):
     assert doc["backend_errors"] == {"target:cortex-m55:cmsis-nn": {
         "message": "emulator timed out after 120 s", "action": "fail"}}
     assert doc["verdict"]["passed"] is False and len(doc["verdict"]["failures"]) == 3
-    assert doc["policy"] == "judge-all.toml"
+    assert doc["policy"]["source"] == "judge-all.toml"
 
     first, second = doc["comparisons"]
     assert first["input"] == "random:1"
@@ -88,24 +90,42 @@ def test_summary_json_shape(written):
 def test_junit_xml_counts(written):
     _, verdict, paths = written
     root = ET.parse(paths["junit"]).getroot()
-    assert root.tag == "testsuites"
+    assert root.tag == "testsuites" and root.get("name") == "simrun diff synthetic"
     suites = {s.get("name"): s for s in root.iter("testsuite")}
-    assert set(suites) == {"backends"} | {f"{i}: {a} vs {b}" for i in ("random:1", "cat.png")
-                                          for a, b in (("tflite-reference", "tflm-host"),
-                                                       ("tflite-reference", "tflite-optimized"),
-                                                       ("tflm-host", "tflite-optimized"))}
-    backends = suites["backends"]
+    assert set(suites) == {"synthetic: backends", "synthetic: random:1", "synthetic: cat.png"}
+    backends = suites["synthetic: backends"]
     assert backends.get("errors") == "1" and backends.get("tests") == "4"
     (error,) = backends.iter("error")
     assert error.get("message") == "emulator timed out after 120 s"
-    bad = suites["cat.png: tflite-reference vs tflite-optimized"]
-    assert bad.get("tests") == "7" and bad.get("failures") == "1"
-    (failure,) = bad.iter("failure")
-    assert failure.get("message") == "max |Δ| 5 > 3"
+    # One testcase per input and pair, named with both; classnames without the labels' dots.
+    bad = suites["synthetic: cat.png"]
+    names = [c.get("name") for c in bad.findall("testcase")]
+    assert names == ["cat.png: tflite-reference vs tflm-host", "cat.png: tflite-reference vs tflite-optimized",
+                     "cat.png: tflm-host vs tflite-optimized"]
+    assert {c.get("classname") for c in root.iter("testcase")} == {"simrun.synthetic"}
+    assert bad.get("tests") == "3" and bad.get("failures") == "2"
+    failure = bad.find("testcase[@name='cat.png: tflite-reference vs tflite-optimized']/failure")
+    assert failure.get("message") == ("1 of 7 layers out of tolerance; worst 0:4/14 RESHAPE layer4/out: "
+                                      "max |Δ| 5 > 3")
+    assert failure.text.startswith("0:4/14 RESHAPE layer4/out: max |Δ| 5 > 3 (mismatched 9/128")
     for suite in suites.values():                         # declared counts match the cases
         cases = suite.findall("testcase")
         assert int(suite.get("tests")) == len(cases)
         assert int(suite.get("failures")) == sum(c.find("failure") is not None for c in cases)
+        assert all(c.get("time") is not None for c in cases) and suite.get("time") is not None
+    assert int(root.get("failures")) == 2 and int(root.get("errors")) == 1
+
+
+def test_junit_layers_on_request(tmp_path):
+    run = sample_run()
+    verdict = JUDGE_ALL.evaluate(run)
+    root = ET.parse(write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path,
+                                  junit_layers=True)["junit"]).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    bad = suites["synthetic: cat.png: tflite-reference vs tflite-optimized"]
+    assert bad.get("tests") == "7" and bad.get("failures") == "1"
+    (failure,) = bad.iter("failure")
+    assert failure.get("message") == "max |Δ| 5 > 3"
     assert int(root.get("failures")) == 2 and int(root.get("errors")) == 1
 
 
@@ -117,9 +137,16 @@ def test_junit_marks_unjudged_pairs_and_warned_backends_skipped(tmp_path):
     assert verdict.passed
     root = ET.parse(write_reports(DiffResult(run, verdict, exit_code(run, verdict)), tmp_path)["junit"]).getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
-    assert suites["random:1: tflm-host vs tflite-optimized"].get("skipped") == "7"
-    assert suites["random:1: tflite-reference vs tflm-host"].get("skipped") == "0"
-    assert suites["backends"].get("errors") == "0" and suites["backends"].get("skipped") == "1"
+    cases = {c.get("name"): c for c in suites["synthetic: random:1"].findall("testcase")}
+    # A differing pair the policy does not judge is skipped, with where it differs; never a pass.
+    skipped = cases["random:1: tflm-host vs tflite-optimized"].find("skipped")
+    assert skipped.get("message") == ("not judged by the policy: tflm-host vs tflite-optimized: differs from "
+                                      "0:2/12 CONV_2D layer2/out on, max |Δ| 1, 0.52% of values")
+    judged = cases["random:1: tflite-reference vs tflm-host"]
+    assert judged.find("skipped") is None and judged.find("failure") is None
+    assert judged.find("system-out").text == "tflite-reference vs tflm-host: bit-exact on all 6 layers"
+    assert suites["synthetic: backends"].get("errors") == "0" and suites["synthetic: backends"].get("skipped") == "1"
+    assert root.get("failures") == "0" and root.get("errors") == "0"
 
 
 def test_terminal_table(written):
@@ -316,13 +343,15 @@ def test_summary_json_has_the_cause_per_layer(diagnosed):
 def test_junit_failure_names_the_cause(diagnosed):
     _, _, paths = diagnosed
     root = ET.parse(paths["junit"]).getroot()
-    suite = next(s for s in root.iter("testsuite") if s.get("name") == f"random:1: tflm-host vs {DEVICE}")
-    messages = {c.get("name").split()[0]: c.find("failure").get("message")
-                for c in suite.findall("testcase") if c.find("failure") is not None}
-    assert messages["0:2/12"] == "max |Δ| 2 > 1; own error max |Δ| 2 > 1; cause: kernel"
-    assert messages["0:3/13"] == "max |Δ| 2 > 1; cause: inherited"
-    text = next(c for c in suite.findall("testcase") if c.get("name").startswith("0:2/12")).find("failure").text
-    assert "cause: kernel (own max |Δ| 2; kernel reference (synthetic)): synthetic evidence for 0:2/12" in text
+    case = next(c for c in root.iter("testcase") if c.get("name") == f"random:1: tflm-host vs {DEVICE}")
+    failure = case.find("failure")
+    assert failure.get("message") == ("5 of 7 layers out of tolerance; worst 0:2/12 CONV_2D layer2/out: "
+                                      "max |Δ| 2 > 1; own error max |Δ| 2 > 1; cause: kernel")
+    lines = failure.text.splitlines()
+    assert lines[0].startswith("0:2/12 CONV_2D layer2/out: max |Δ| 2 > 1; own error max |Δ| 2 > 1 (mismatched 1/128")
+    assert lines[0].endswith("cause: kernel (own max |Δ| 2; kernel reference (synthetic)): synthetic evidence for 0:2/12")
+    assert lines[1].startswith("0:3/13 AVERAGE_POOL_2D layer3/out: max |Δ| 2 > 1") and "cause: inherited" in lines[1]
+    assert lines[-1].startswith(f"diagnosis: tflm-host vs {DEVICE}: 1 of 6 layers introduce error")
 
 
 def test_html_layer_table_has_own_error_and_cause(diagnosed):

@@ -182,7 +182,9 @@ def test_sequence_usage_errors_exit_2(stream_model, tmp_path, capsys, argv, why)
     args = parser.parse_args(["diff", str(stream_model.path), *argv, "--report", str(tmp_path)])
     with pytest.raises(BadInput, match=why):
         args.func(args)
-    assert not (tmp_path / "summary.json").exists()
+    # The report folder says the run stopped, with the usage error's exit code.
+    stopped = json.loads((tmp_path / "summary.json").read_text())
+    assert stopped["complete"] is False and stopped["exit_code"] == 2 and why in stopped["error"]
 
 
 def test_an_npy_sequence_has_time_as_its_leading_axis(stream_model, tmp_path):

@@ -30,7 +30,7 @@ from .diffrun import DiffRun
 from .policy import Verdict
 from ..errors import BadInput
 
-SCHEMAS = (1,)          # summary.json schemas this version can read as a baseline
+SCHEMAS = (1, 2)        # summary.json schemas this version can read as a baseline (2 adds provenance)
 MARGIN_DEFAULTS = {"own_margin": 0, "float_own_margin": 0.0, "output_margin": 0.0, "bit_exact": True}
 
 
@@ -140,6 +140,9 @@ def load(path: str | Path) -> Snapshot:
 
 
 def from_summary(doc, source: str) -> Snapshot:
+    if isinstance(doc, dict) and doc.get("complete") is False:
+        raise BadInput(f"--baseline {source}: that run stopped before its verdict (exit "
+                       f"{doc.get('exit_code')}: {doc.get('error')}): give the summary.json of a run that completed")
     if not isinstance(doc, dict) or not isinstance(doc.get("comparisons"), list):
         raise BadInput(f"--baseline {source}: not the summary.json of `simrun diff` (no comparisons)")
     schema = doc.get("schema_version", doc.get("schema"))
@@ -158,8 +161,8 @@ def from_summary(doc, source: str) -> Snapshot:
     except (KeyError, TypeError, AttributeError) as err:
         raise BadInput(f"--baseline {source}: summary.json lacks a field simrun needs ({err}); "
                        f"was it edited or cut short?") from None
-    provenance = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else {}
-    return Snapshot(source, schema, provenance.get("simrun_version") or doc.get("simrun_version"),
+    provenance = doc.get("run") if isinstance(doc.get("run"), dict) else {}    # schema 2's provenance
+    return Snapshot(source, schema, provenance.get("simrun"),
                     (doc.get("model") or {}).get("sha256"), ran, failed, pairs)
 
 

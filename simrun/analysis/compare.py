@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,7 @@ class PairResult:
     layers: list[LayerStats]                # a's execution order, then layers only b has
     outputs: list[LayerStats]
     first_divergent: LayerStats | None      # first layer (execution order) with any difference
+    seconds: float = 0.0                    # wall time comparing the pair (junit.xml's time=)
 
     @property
     def name(self) -> str:
@@ -187,6 +189,7 @@ def compare(model, captures: dict[str, Capture], pairs=None) -> Comparison:
 
 
 def compare_pair(model, a: str, cap_a: Capture, b: str, cap_b: Capture) -> PairResult:
+    start = time.perf_counter()
     side_a, side_b = _layers_by_key(cap_a), _layers_by_key(cap_b)
     layers = []
     for key, (depth, op_name, ta) in side_a.items():
@@ -203,7 +206,7 @@ def compare_pair(model, a: str, cap_a: Capture, b: str, cap_b: Capture) -> PairR
                 for t in cap_b.outputs if t.index not in {o.index for o in cap_a.outputs}]
 
     first = next((s for s in layers if s.depth is not None and s.diverges), None)
-    return PairResult(a, b, layers, outputs, first)
+    return PairResult(a, b, layers, outputs, first, time.perf_counter() - start)
 
 
 def _layers_by_key(cap: Capture) -> dict[tuple, tuple[int, str, Tensor]]:

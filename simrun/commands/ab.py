@@ -56,15 +56,30 @@ def _progress(stage: str, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..report.folder import ReportFolder
+    from ..report.outcome import reporting_stops
+    from ..report.provenance import RunRecord
+
+    # As `simrun diff`: the folder is this run's whatever happens (simrun.report.folder).
+    record = RunRecord.begin("ab", getattr(args, "argv", None), args)
+    folder = ReportFolder(args.report)
+    with reporting_stops(folder, record, "simrun ab"):
+        return _run(args, record, folder)
+
+
+def _run(args: argparse.Namespace, record, folder) -> int:
     from ..analysis.policy import Policy
     from ..quant.ab import run_ab
     from ..quant.convert import parse_schemes
     from ..report import ab as ab_report
+    from ..report.ab_ci import annotations
+    from ..report.outcome import publish
 
     # Everything the user typed is checked before TensorFlow loads and models convert.
     schemes = parse_schemes(args.schemes)
     value_range = parse_range(args.value_range)
     labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding)
+    record.labels = labels
     check_model_path(args.model)
     if args.count < 1 or args.samples < 1:
         raise BadInput("--count and --samples must be at least 1")
@@ -75,23 +90,18 @@ def run(args: argparse.Namespace) -> int:
     if args.reference is not None and args.reference not in labels:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     policy = Policy.load(args.policy)
-    _writable(args.report)
-    ab = run_ab(args.model, schemes, labels, args.report, dataset=args.dataset,
+    # The models go into the temporary folder with the reports, and move with them.
+    ab = run_ab(args.model, schemes, labels, folder.path, dataset=args.dataset,
                 dataset_count=args.samples, value_range=value_range, inputs=args.inputs,
                 count=args.count, policy=policy, progress=_progress,
                 options=RunOptions(timeout=args.timeout, emulator=args.emulator, sources_dir=args.sources),
                 reference=args.reference, diagnose=args.diagnose)
     print(ab_report.render(ab))
-    written = ab_report.write_reports(ab, args.report)
-    print(f"[ab] report: {written['html']}", file=sys.stderr)
-    return 0 if ab_report.passed(ab) else 1
-
-
-def _writable(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".simrun-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise BadInput(f"--report {directory}: cannot write there ({err.strerror})") from None
+    code = 0 if ab_report.passed(ab) else 1
+    record.end(code)
+    ab_report.relocate(ab, folder.path, folder.target)
+    written = ab_report.write_reports(ab, folder.path, record)
+    target = folder.commit()
+    publish(target / written["markdown"].name, annotations(ab))
+    print(f"[ab] report: {target / written['html'].name}", file=sys.stderr)
+    return code

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..backend_id import FirmwareVariant, check_fp_contract, check_rounding
 from ..backends import HOST_BACKENDS, parse_backend
 from ..backends.parallel import default_jobs
-from ..errors import BadInput, require_writable_dir
+from ..errors import BadInput
 from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
                               check_variant, get_target)
 from ..run_options import DEFAULT_TIMEOUT, RunOptions
@@ -55,6 +55,8 @@ def register(sub) -> None:
                         "[baseline]); failures it had too are reported as known")
     p.add_argument("--report", type=Path, default=Path("simrun-report"), metavar="DIR",
                    help="report directory (default ./simrun-report)")
+    p.add_argument("--junit-layers", action="store_true",
+                   help="junit.xml: one testcase per layer of every pair (default: one per input and pair)")
     p.add_argument("--sources", type=Path, metavar="DIR",
                    help="local TFLM/CMSIS source trees for target builds (else SIMRUN_SOURCES_DIR "
                         "or pinned downloads)")
@@ -136,6 +138,19 @@ def _progress(label: str, event: str, seconds: float, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..report.folder import ReportFolder
+    from ..report.outcome import reporting_stops
+    from ..report.provenance import RunRecord
+
+    # The report folder first: whatever happens next (a bad input, Ctrl-C, a verdict) it is
+    # replaced by this run's files, never left holding an earlier run's.
+    record = RunRecord.begin("diff", getattr(args, "argv", None), args)
+    folder = ReportFolder(args.report)
+    with reporting_stops(folder, record, "simrun diff"):
+        return _run(args, record, folder)
+
+
+def _run(args: argparse.Namespace, record, folder) -> int:
     # Heavy modules load after argument checks so usage errors stay instant.
     from ..model import Model
     from ..inputs import load_named_inputs, load_sequences
@@ -143,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import diff_run
 
     labels = backend_labels(args.backends, args.cpus, args.kernels, args.rounding, args.fp_contract)
+    record.labels = labels
     if args.timeout <= 0:
         raise BadInput("--timeout must be positive")
     if args.jobs is not None and args.jobs < 1:
@@ -174,15 +190,15 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     if args.instructions:
         require_instruction_counter(labels, args.emulator, args.gdb)
-    require_writable_dir(args.report, BadInput, "--report directory", "give --report a directory you can write")
     options = RunOptions(timeout=args.timeout, emulator=args.emulator, gdb=args.gdb,
                          count_instructions=args.instructions, sources_dir=args.sources)
     result = diff_run(model, [n for n, _ in named], [s for _, s in named], labels, options,
                       reference=args.reference, diagnose=args.diagnose, policy=policy,
                       sequences=sequences, progress=_progress, baseline=baseline,
                       jobs=args.jobs or default_jobs())
-    show_and_report(result, args.report)
+    show_and_report(result, folder, record=record, junit_layers=args.junit_layers)
     return result.exit_code
+
 
 
 def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
@@ -208,13 +224,28 @@ def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -
         ensure_plugin()
 
 
-def show_and_report(result, report_dir: Path) -> None:
-    """Print the terminal report of a DiffResult and write its report folder."""
+def show_and_report(result, report_dir, *, record=None, junit_layers: bool = False) -> None:
+    """Print the terminal report of a DiffResult and write its report folder: `report_dir`
+    a directory (replaced as a whole) or an open ReportFolder (committed here); then hand
+    summary.md and the failures to GitHub Actions when inside one."""
     from .. import report
-    from ..report import sequences
+    from ..report import markdown, sequences
+    from ..report.folder import ReportFolder
+    from ..report.outcome import publish
+    from ..report.provenance import RunRecord
 
     print(report.terminal.render(result.run, result.verdict))
-    written = report.write_reports(result, report_dir)
+    record = record or RunRecord("diff", list(sys.argv))
+    record.end(result.exit_code)
+    owned = not isinstance(report_dir, ReportFolder)
+    folder = ReportFolder(report_dir) if owned else report_dir
+    try:
+        written = report.write_into(folder.path, result, record=record, junit_layers=junit_layers)
+        target = folder.commit()
+    finally:
+        if owned:                  # else its owner (reporting_stops) reports a failure to write
+            folder.discard()
     if result.run.sequences:
         print(sequences.render(result.run))
-    print(f"[diff] report: {written.get('html', report_dir)}", file=sys.stderr)
+    publish(target / written["markdown"].name, markdown.annotations(result.run, result.verdict))
+    print(f"[diff] report: {target / written['html'].name}", file=sys.stderr)

@@ -2,10 +2,12 @@
 report.html, with the schemes side by side; each scheme's full differential report
 (the `simrun diff` one) goes into a subdirectory named after the scheme.
 
-summary.json (schema "simrun-ab/1"; NaN/inf are null):
+summary.json (schema_version 2, kind "simrun ab"; NaN/inf are null; version 1 had
+"schema": "simrun-ab/1" and no run keys):
 
     {
-      "schema": "simrun-ab/1",
+      "schema_version": 2, "kind": "simrun ab", "complete": true,
+      "exit_code": int|null, "run": RUN|null,    # provenance, as in simrun diff's summary.json
       "source": {"kind": "keras"|"savedmodel", "path": str, "sha256": str},
       "float_model": str,                        # the float .tflite the A/B compared against
       "tensorflow": str,                         # version that converted every model
@@ -61,13 +63,20 @@ from pathlib import Path
 from ..analysis.compare import finite_or_none
 from ..quant.ab import ABRun, SchemeResult, implementation_figures
 
-SCHEMA = "simrun-ab/1"
+KIND = "simrun ab"
 
 
 # --- summary.json ------------------------------------------------------------------------------
-def summary(ab: ABRun) -> dict:
+def summary(ab: ABRun, record=None) -> dict:
+    from .provenance import SCHEMA_VERSION
     return {
-        "schema": SCHEMA, "source": ab.source, "float_model": str(ab.float_model),
+        "schema_version": SCHEMA_VERSION, "kind": KIND, "complete": True,
+        "exit_code": record.exit_code if record is not None else None,
+        # Backend times per scheme: "per-channel tflm-host".
+        "run": record.to_json(backend_seconds={f"{res.scheme} {label}": sec for res in ab.schemes
+                                               if res.run is not None for label, sec in res.run.seconds.items()})
+        if record is not None else None,
+        "source": ab.source, "float_model": str(ab.float_model),
         "tensorflow": ab.tensorflow, "dataset": ab.dataset, "inputs": list(ab.input_names),
         "backends": list(ab.labels), "passed": passed(ab),
         "schemes": [_scheme(res) for res in ab.schemes],
@@ -285,17 +294,40 @@ def _num_cells(e: dict) -> str:
         "-" if e["cosine"] is None else f"{e['cosine']:.5f}", _g(e["range"])))
 
 
-def write_reports(ab: ABRun, out_dir: Path) -> dict[str, Path]:
-    """summary.json and report.html in out_dir, each scheme's differential report (the
-    `simrun diff` files) in out_dir/<scheme>/."""
-    from . import write_reports as write_diff_reports
+def write_reports(ab: ABRun, out_dir: Path, record=None) -> dict[str, Path]:
+    """summary.json, junit.xml, summary.md and report.html in out_dir, each scheme's
+    differential report (the `simrun diff` files) in out_dir/<scheme>/. Written in place:
+    out_dir is the A/B's own folder, holding its models (`simrun ab` writes it whole into a
+    temporary folder and moves it into place, simrun.report.folder)."""
+    from . import write_into as write_diff_reports
+    from .ab_ci import junit_tree, markdown
+    from .junit import write_tree
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for res in ab.schemes:
         if res.result is not None:
-            write_diff_reports(res.result, out_dir / res.scheme)
+            write_diff_reports(out_dir / res.scheme, res.result, title=f"simrun ab {res.scheme}")
     json_path = out_dir / "summary.json"
-    json_path.write_text(json.dumps(summary(ab), indent=1, allow_nan=False) + "\n")
+    json_path.write_text(json.dumps(summary(ab, record), indent=1, allow_nan=False) + "\n")
     html_path = out_dir / "report.html"
     html_path.write_text(render_html(ab))
-    return {"json": json_path, "html": html_path}
+    exit_code = record.exit_code if record is not None else None
+    junit_path = write_tree(junit_tree(ab, exit_code, record), out_dir / "junit.xml")
+    md_path = out_dir / "summary.md"
+    md_path.write_text(markdown(ab, exit_code))
+    return {"json": json_path, "html": html_path, "junit": junit_path, "markdown": md_path}
+
+
+def relocate(ab: ABRun, old: Path, new: Path) -> None:
+    """Point every path of `ab` under `old` at the same file under `new`: the A/B ran in a
+    temporary folder that is about to be moved to `new`, and its reports name the final place."""
+    def moved(path):
+        try:
+            return Path(new) / Path(path).relative_to(old)
+        except (TypeError, ValueError):
+            return path
+    ab.float_model = moved(ab.float_model)
+    for res in ab.schemes:
+        res.model_path = moved(res.model_path)
+        if res.run is not None and getattr(res.run.model, "path", None) is not None:
+            res.run.model.path = moved(res.run.model.path)

@@ -1,15 +1,20 @@
 """summary.json: the whole DiffRun and its verdict, for scripts and tests.
 
-Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
+Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is null:
 
     {
-      "schema": 1,
+      "schema_version": 2,                         # 1 had "schema": 1 and none of the run keys
+      "kind": "simrun diff",
+      "complete": true,                            # false: the run stopped early (see below)
+      "exit_code": int|null,                       # the run's exit code (DiffResult.exit_code)
+      "run": RUN|null,                             # provenance: simrun/report/provenance.py
       "model": {"path": str|null, "sha256": str},
       "inputs": [str, ...],                        # input names, in comparison order
       "backends": [label, ...],                    # every backend that ran or failed
       "versions": {label: {package: version}},
       "backend_errors": {label: {"message": str, "action": "fail"|"warn"|"known"}},
-      "policy": str,                               # where the policy came from
+      "policy": {"source": str, "path": str|null,  # the policy file (null: built-in), its
+                 "sha256": str|null, "text": str|null},   # sha256 and its whole text
       "verdict": {"passed": bool, "failures": [str], "warnings": [str],
                   "known": [str]},                 # with --baseline: failures it had too
       "baseline": BASELINE|null,                   # --baseline: layout in simrun/report/baseline.py
@@ -59,6 +64,18 @@ Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
 
     OWN = {"status", "count", "mismatched", "mismatch_ratio", "max_abs_delta", "histogram",
            "max_error", "relative_error"}   # as in LAYER, for the isolated outputs
+
+    RUN = {"simrun": version, "command": [argv...], "started"/"finished": ISO 8601 UTC,
+           "seconds", "exit_code", "exit_meaning", "message" (why it stopped, else null),
+           "backend_seconds": {label: s}, "host": {"os", "python", "machine",
+           "emulators": {tool: version line}}, "model_file": {"path", "sha256"},
+           "input_files": [{"spec", "path", "sha256"}]  (path/sha256 null for random:SEED),
+           "baseline_file": {"path", "sha256"}|null  (diff --baseline),
+           "policy": as above}
+
+A run that stopped before its verdict (bad input, exit 2; Ctrl-C, 130; a backend setup
+failure) writes {"schema_version", "kind", "complete": false, "exit_code", "error": message,
+"run": RUN, "verdict": {"passed": false, "failures": [message], "warnings": []}} and nothing else.
 """
 from __future__ import annotations
 
@@ -69,11 +86,17 @@ from ..analysis.compare import LayerStats, finite_or_none
 from ..analysis.diffrun import DiffRun
 from .baseline import summary as baseline_summary
 from .cost import cost_json
+from .provenance import SCHEMA_VERSION
 from . import sequences
 from .digest import agreement_classes, headline
 
 
-def summary(run: DiffRun, verdict) -> dict:
+KIND = "simrun diff"
+
+
+def summary(run: DiffRun, verdict, record=None, exit_code: int | None = None) -> dict:
+    """`record`: the RunRecord (simrun.report.provenance) of the command, None outside one;
+    `exit_code`: the DiffResult's."""
     comparisons = []
     pair_verdicts = iter(verdict.pairs)
     for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
@@ -99,8 +122,13 @@ def summary(run: DiffRun, verdict) -> dict:
                 "outputs": [layer_dict(s, pv) for s in pair.outputs],
             })
         comparisons.append({"input": input_name, "backends": list(cmp.backends), "pairs": pairs})
+    run_json = record.to_json(exit_code, run.seconds) if record is not None else None
     return {
-        "schema": 1,
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "complete": True,
+        "exit_code": exit_code,
+        "run": run_json,
         "model": {"path": str(getattr(run.model, "path", None) or "") or None,
                   "sha256": getattr(run.model, "sha256", None)},
         "inputs": list(run.input_names),
@@ -108,7 +136,8 @@ def summary(run: DiffRun, verdict) -> dict:
         "versions": run.versions,
         "backend_errors": {label: {"message": msg, "action": verdict.backend_errors.get(label, "fail")}
                            for label, msg in run.backend_errors.items()},
-        "policy": getattr(verdict, "policy_source", None),
+        "policy": run_json["policy"] if run_json else {
+            "source": getattr(verdict, "policy_source", None), "path": None, "sha256": None, "text": None},
         "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
                     "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
         "diagnosis": headline(run, verdict),
@@ -172,8 +201,19 @@ def _own_dict(s: LayerStats | None) -> dict | None:
             "relative_error": finite_or_none(s.relative_error)}
 
 
-def write(run: DiffRun, verdict, path: Path) -> Path:
+def stopped(kind: str, record) -> dict:
+    """summary.json of a run that stopped before its verdict."""
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "complete": False,
+            "exit_code": record.exit_code, "error": record.message, "run": record.to_json(),
+            "verdict": {"passed": False, "failures": [record.message or "stopped"], "warnings": []}}
+
+
+def write_json(doc: dict, path: Path) -> Path:
     # Compact: with indent, json falls back to its pure-Python encoder, which took most of the
     # report time on a 31-layer model (pretty-print with `python -m json.tool` or jq).
-    path.write_text(json.dumps(summary(run, verdict), allow_nan=False, separators=(",", ":")) + "\n")
+    path.write_text(json.dumps(doc, allow_nan=False, separators=(",", ":")) + "\n")
     return path
+
+
+def write(run: DiffRun, verdict, path: Path, record=None, exit_code: int | None = None) -> Path:
+    return write_json(summary(run, verdict, record, exit_code), path)

@@ -116,17 +116,26 @@ class ComparisonKeywords(Component):
 
     @keyword
     def write_reports(self, out_dir: str, policy: str | None = None) -> str:
-        """Writes the reports of the last comparison (JSON, JUnit XML, HTML with plots) to ``out_dir``.
+        """Writes the reports of the last comparison (JSON, JUnit XML, Markdown, HTML with plots) to
+        ``out_dir``, replacing an earlier report there as a whole.
 
         Returns the directory.
 
         Example:
         | Write Reports    ${OUTPUT DIR}/simrun
         """
+        import sys
         from .. import report
+        from ..report.provenance import RunRecord
         result = self.ctx.judged(policy)
-        files = report.write_reports(result, out_dir)
-        logger.info(report.terminal.render(result.run, result.verdict))
+        run = result.run
+        # Provenance of the Robot run (its command line); junit.xml agrees with the
+        # result's exit code, the one `simrun diff` would exit with.
+        record = RunRecord("robot", list(sys.argv), model_path=getattr(run.model, "path", None),
+                           policy_path=policy, labels=list(run.backends))
+        record.finished = record.started
+        files = report.write_reports(result, out_dir, record=record)
+        logger.info(report.terminal.render(run, result.verdict))
         logger.info(f'<a href="{files["html"].resolve().as_uri()}">{files["html"]}</a>', html=True)
         return str(out_dir)
 
