@@ -33,7 +33,14 @@ def write_reports(result: DiffResult, out_dir, *, record=None, junit_layers: boo
         target = folder.commit()
     finally:
         folder.discard()
-    return {key: target / path.relative_to(folder.path) for key, path in written.items()}
+    return {key: moved(path, folder.path, target) for key, path in written.items()}
+
+
+def moved(written, old: Path, new: Path):
+    """Where a written path (or each of a list of them) is once its folder moved from old to new."""
+    if isinstance(written, list):
+        return [moved(p, old, new) for p in written]
+    return new / Path(written).relative_to(old)
 
 
 def write_into(directory: Path, result: DiffResult, *, record=None, junit_layers: bool = False,
