@@ -13,6 +13,9 @@ Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
       "verdict": {"passed": bool, "failures": [str], "warnings": [str],
                   "known": [str]},                 # with --baseline: failures it had too
       "baseline": BASELINE|null,                   # --baseline: layout in simrun/report/baseline.py
+      "task": TASK|null,                           # with --task: the decisions (simrun/report/task.py)
+      "preprocessing": str|null,                   # how image files became model inputs
+      "repro": [str, ...],                         # reproducer bundle folders (simrun/report/repro.py)
       "diagnosis": [str],                          # the sentences the reports open with
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
@@ -59,6 +62,13 @@ Shape (schema 1; compact JSON, one line); every float that is NaN/inf is null:
 
     OWN = {"status", "count", "mismatched", "mismatch_ratio", "max_abs_delta", "histogram",
            "max_error", "relative_error"}   # as in LAYER, for the isolated outputs
+
+    TASK = {"task": str, "settings": {key: value}, "units": "inputs"|"sequences",
+            "backends": {label: {...}},   # wakeword: {"trigger_steps": {sequence: step|null}}
+            "pairs": [{"a", "b", "verdict": "pass"|"fail"|"unjudged", "summary": str,
+                       "metrics": {name: number|null},   # over the data set (README: Tasks)
+                       "changed": [input, ...],          # inputs whose decision differs
+                       "inputs": [{"input": str, "changed": bool, ...}]}]}   # per input
 """
 from __future__ import annotations
 
@@ -69,7 +79,7 @@ from ..analysis.compare import LayerStats, finite_or_none
 from ..analysis.diffrun import DiffRun
 from .baseline import summary as baseline_summary
 from .cost import cost_json
-from . import sequences
+from . import sequences, task
 from .digest import agreement_classes, headline
 
 
@@ -111,6 +121,9 @@ def summary(run: DiffRun, verdict) -> dict:
         "policy": getattr(verdict, "policy_source", None),
         "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
                     "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
+        "task": task.json_section(run, verdict),
+        "preprocessing": run.preprocessing,
+        "repro": list(run.repro),
         "diagnosis": headline(run, verdict),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
@@ -130,10 +143,10 @@ def _isolation(run: DiffRun) -> dict | None:
 
 
 def layer_verdict(s: LayerStats, pv) -> str:
+    if not pv.judged:           # also a pair whose drift a task verdict reports, not judges
+        return "unjudged"
     if s.id in pv.failing:
         return "fail"
-    if not pv.judged:
-        return "unjudged"
     return "not compared" if s.one_sided else "pass"
 
 
