@@ -87,7 +87,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     spec = None
     if kind is not None:
         from .analysis.tasks import parse_task
-        settings = dict(policy.task.settings) if kind == policy.task.kind else {}
+        settings = dict(policy.task.settings) if policy.task.kind in (None, kind) else {}
         spec = parse_task(kind, {**settings, **(task_options or {})}, model)
     elif task_options:
         raise BadInput("task_options need a task: give task= (or kind in the policy's [task])")

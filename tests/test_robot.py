@@ -143,6 +143,7 @@ def test_task_keywords_judge_decisions_of_the_comparison(hello_world, tmp_path):
     # a decoder whose class is the backend's own name: decisions differ on every input
     (tmp_path / "dec.py").write_text("def decode(outputs, context):\n    return context.backend\n")
     lib.set_task(f"python:{tmp_path / 'dec.py'}:decode")
+    lib.compare_captures("tflite-reference", "tflm-host")      # the task applies from the next comparison
     with pytest.raises(AssertionError, match="task decisions differ: tflite-reference vs tflm-host: "
                                              "top-1 class changes on 1 of 1 input"):
         lib.task_decisions_should_agree()

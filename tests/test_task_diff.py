@@ -269,3 +269,12 @@ def test_the_emulated_device_keeps_every_detection_of_host_tflm(detector, tflm_f
     m = _task_pair(s, "tflm-host", "target:cortex-m4:reference")["metrics"]
     assert code == EXIT_OK, s["verdict"]
     assert m["matched"] == m["detections_a"] == m["detections_b"] > 0 and m["max_box_shift_px"] == 0.0
+
+
+def test_the_python_api_takes_a_task(models_dir):
+    import simrun
+    result = simrun.diff(models_dir / "hello_world_int8.tflite", "random:2", count=3, task="classify",
+                         task_options={"top_k": 1}, backends="tflm-host,tflite-reference", diagnose=False)
+    [outcome] = result.run.task.pairs
+    assert outcome.metrics["inputs"] == 3 and outcome.metrics["top1_agreement"] == 1.0
+    assert result.verdict.task_pairs == {("tflite-reference", "tflm-host"): "pass"} and result.passed

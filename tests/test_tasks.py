@@ -174,3 +174,20 @@ def test_task_failure_names_the_inputs_whose_decision_changed():
     # pairs the policy does not judge are reported only
     assert judge_task(TaskPolicy(), _Run(result), lambda a, b: False)[1] == \
         {("a", "b"): "unjudged"}
+
+
+def test_task_settings_come_from_the_policy_and_the_command_line_overrides_them(models_dir):
+    from simrun.commands.diff import task_spec
+    from simrun.model import Model
+    model = Model.from_file(models_dir / "vww_96_int8.tflite")
+    with_kind = Policy.parse('[task]\nkind = "classify"\ntop_k = 1\n')
+    assert task_spec(None, [], with_kind, model).settings.top_k == 1
+    assert task_spec(None, ["top_k=2"], with_kind, model).settings.top_k == 2
+    # settings without a kind apply to the --task given; another task than the policy's kind
+    # does not get them (top_k is no wakeword setting)
+    no_kind = Policy.parse('[task]\ntop_k = 1\n')
+    assert task_spec("classify", [], no_kind, model).settings.top_k == 1
+    assert task_spec("wakeword", ["class_index=1"], with_kind, model).settings.class_index == 1
+    assert task_spec(None, [], Policy.default(), model) is None
+    with pytest.raises(BadInput, match="--task-option needs a task"):
+        task_spec(None, ["top_k=1"], Policy.default(), model)

@@ -216,7 +216,7 @@ def task_spec(name: str | None, options: list[str], policy, model):
         if options:
             raise BadInput("--task-option needs a task: give --task (or kind in the policy's [task])")
         return None
-    settings = dict(policy.task.settings) if kind == policy.task.kind else {}
+    settings = dict(policy.task.settings) if policy.task.kind in (None, kind) else {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key.strip():
