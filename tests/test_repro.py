@@ -24,13 +24,13 @@ from testmodels import conv_logistic_int8
 
 REPO = Path(__file__).resolve().parents[1]
 STRICT = 'extends = "none"\n[defaults]\npairs = ["*"]\nmax_abs_delta = 0\n'
+pytestmark = pytest.mark.backends           # every test here runs the host interpreters
 
 
 @pytest.fixture(scope="module")
-def failed_run(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="building the test model needs TensorFlow")
+def failed_run(tmp_path_factory, tf_model):
     work = tmp_path_factory.mktemp("repro")
-    model = conv_logistic_int8(work)
+    model = tf_model(conv_logistic_int8)
     (work / "strict.toml").write_text(STRICT)
     report = work / "report"
     code = simrun_diff(model, "--input", "random:1", "--backends", "tflite-reference,tflite-optimized",

@@ -24,6 +24,7 @@ from test_diff import simrun_diff
 from testmodels import DETECT_SIZE, streaming_int8, yolo_detector_int8
 
 HOST = "tflite-reference,tflite-optimized,tflm-host"
+pytestmark = pytest.mark.backends           # every test here runs the host interpreters
 
 
 def _summary(report: Path) -> dict:
@@ -54,9 +55,8 @@ def vww(models_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def detector(tmp_path_factory) -> Path:
-    pytest.importorskip("tensorflow", reason="building the detector needs TensorFlow")
-    return yolo_detector_int8(tmp_path_factory.mktemp("detector"))
+def detector(tf_model) -> Path:
+    return tf_model(yolo_detector_int8)
 
 
 # --- classify -------------------------------------------------------------------------------
@@ -214,9 +214,8 @@ def test_a_python_decoder_gives_the_same_numbers_as_the_built_in_detect(detector
 
 # --- wakeword -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stream_model(tmp_path_factory) -> Path:
-    pytest.importorskip("tensorflow", reason="building the streaming model needs TensorFlow")
-    return streaming_int8(tmp_path_factory.mktemp("stream"))
+def stream_model(tf_model) -> Path:
+    return tf_model(streaming_int8)
 
 
 def test_wakeword_reports_trigger_steps_per_backend_over_sequences(stream_model, tmp_path, capsys):
