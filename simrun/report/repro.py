@@ -132,8 +132,11 @@ def _difference(a: np.ndarray, b: np.ndarray) -> dict:
 
 
 def _firmware(label: str) -> dict | None:
-    spec = parse_backend(label)
-    return dict(spec.options) if spec.module == "device" else None
+    variant = parse_backend(label).variant
+    if variant is None:
+        return None
+    return {"cpu": variant.cpu, "kernels": variant.kernels, "rounding": variant.rounding,
+            "fp_contract": variant.fp_contract}
 
 
 def _readme(info: dict) -> str:
