@@ -35,17 +35,18 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
          kernels: str | Sequence[str] = KERNEL_VARIANTS,
          rounding: str | Sequence[str] = DEFAULT_ROUNDING,
          fp_contract: str | Sequence[str] = DEFAULT_FP_CONTRACT,
-         policy: str | Path | Policy | None = None, count: int = 1,
+         policy: str | Path | Policy | None = None, count: int | None = None,
          reference: str | None = None, diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT,
          emulator: str = "qemu", sources: str | Path | None = None, instructions: bool = False,
          report: str | Path | None = None, baseline: str | Path | None = None,
+         task: str | None = None, task_options: dict | None = None,
          progress: Callable[[str, str, float, str], None] | None = None) -> DiffResult:
     """Run `model` on every backend for every input, compare layer by layer, diagnose and judge.
 
     - `inputs`: what `simrun diff --input` takes (a .npy/.npz/image path or ``random[:SEED]``),
       one or a list, or numpy arrays (each read as a .npy of it would be: one sample of a
-      single-input model, or a leading batch); default ``random:0``. `count`: samples per
-      random spec.
+      single-input model, or a leading batch), or a folder of files; default ``random:0``.
+      `count`: samples per random spec (default 1), the first N of a folder (default all).
     - `backends`: labels (a list or a comma-separated string; ``target`` expands to the `cpu`
       variants); default the host backends plus ``target:<cpu>:<kernels>`` per `cpu`.
       `cpu`, `kernels`, `rounding`, `fp_contract`: as the CLI's --cpu, --kernels, --rounding,
@@ -56,6 +57,9 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     - `report`: a folder to write summary.json, junit.xml and report.html into.
     - `baseline`: an earlier run's summary.json: judge what changed since, as the CLI's --baseline
       (`result.verdict.baseline` holds the comparison).
+    - `task`: ``classify``, ``detect``, ``wakeword`` or ``python:FILE.py:FUNCTION`` (default: the
+      policy's ``[task] kind``), its decoder settings in `task_options` (over the policy's);
+      ``result.run.task`` holds the decisions compared, and the policy judges them.
     - `progress(label, event, seconds, message)`: hears every backend start and finish.
 
     Returns the DiffResult (verdict, diagnosis, per-layer statistics, Captures, per-backend
@@ -79,6 +83,14 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     if not isinstance(model, Model):
         model = Model.from_file(Path(model))
     names, samples = _inputs(model, inputs, count)
+    kind = task or policy.task.kind
+    spec = None
+    if kind is not None:
+        from .analysis.tasks import parse_task
+        settings = dict(policy.task.settings) if policy.task.kind in (None, kind) else {}
+        spec = parse_task(kind, {**settings, **(task_options or {})}, model)
+    elif task_options:
+        raise BadInput("task_options need a task: give task= (or kind in the policy's [task])")
     if reference is not None and reference not in labels:
         raise BadInput(f"reference {reference}: not among the backends ({', '.join(labels)})")
     if instructions:
@@ -86,7 +98,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     options = RunOptions(timeout=timeout, emulator=emulator, sources_dir=sources,
                          count_instructions=instructions)
     result = diff_run(model, names, samples, labels, options, reference=reference, diagnose=diagnose,
-                      policy=policy, progress=progress, baseline=baseline)
+                      policy=policy, task=spec, progress=progress, baseline=baseline)
     if report is not None:
         from .report import write_reports
         write_reports(result, Path(report))
@@ -100,7 +112,7 @@ def _joined(value: str | Sequence[str] | None) -> str | None:
     return ",".join(value)
 
 
-def _inputs(model: Model, inputs, count: int) -> tuple[list[str], list[list[np.ndarray]]]:
+def _inputs(model: Model, inputs, count: int | None) -> tuple[list[str], list[list[np.ndarray]]]:
     """(names, samples) from specs and arrays; specs are named as the CLI names them,
     arrays by position ("array0", a batch "array0#1")."""
     from .inputs import array_samples, load_named_inputs

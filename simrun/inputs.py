@@ -11,8 +11,11 @@ array per model input, with that input's dtype and shape. Specs:
   converted to grayscale/RGB, resized (bilinear) to H x W, and mapped onto the
   input's range: pixel 0..255 -> the whole quantized range (int8: pixel - 128, as
   TFLM's person-detection example feeds its camera), float inputs -> 0.0..1.0;
-- `random` or `random:SEED`: `count` samples, uniformly over the dtype's whole
-  range for integer inputs and over [-1, 1) for float inputs.
+- `random` or `random:SEED`: `count` samples (default 1), uniformly over the dtype's
+  whole range for integer inputs and over [-1, 1) for float inputs;
+- `DIR`: a folder of the files above (.npy, .npz, images; other files are ignored),
+  in file-name order (a stable order on every machine); `count` takes the first N
+  samples, without reading the rest; each sample is named after its file.
 
 Float arrays given for a quantized integer input are quantized with the input's
 scale and zero point.
@@ -36,19 +39,23 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 Sample = list[np.ndarray]
 
 
-def load_inputs(model: Model, specs: list[str] | None, count: int = 1) -> list[Sample]:
+def load_inputs(model: Model, specs: list[str] | None, count: int | None = None) -> list[Sample]:
     return [sample for _, sample in load_named_inputs(model, specs, count)]
 
 
 def load_named_inputs(model: Model, specs: list[str] | None,
-                      count: int = 1) -> list[tuple[str, Sample]]:
-    """Like load_inputs, each sample with a name for reports ("random:0#1", "cat.png")."""
-    if count < 1:
+                      count: int | None = None) -> list[tuple[str, Sample]]:
+    """Like load_inputs, each sample with a name for reports ("random:0#1", "cat.png").
+    `count`: samples per random spec (default 1), the first N samples of a folder (default all)."""
+    if count is not None and count < 1:
         raise BadInput(f"--count must be at least 1, got {count}")
     _check_feedable(model)
     named: list[tuple[str, Sample]] = []
     for spec in specs or ["random:0"]:
-        samples = _load_spec(model, spec, count)
+        if Path(spec).is_dir():
+            named.extend(_load_folder(model, Path(spec), count))
+            continue
+        samples = _load_spec(model, spec, count or 1)
         label = spec if re.fullmatch(r"random(:\d+)?", spec) else Path(spec).name
         if len(samples) == 1:
             named.append((label, samples[0]))
@@ -77,7 +84,9 @@ def load_sequences(model: Model, specs: list[str] | None,
         raise BadInput(f"--steps must be at least 1, got {steps}")
     _check_feedable(model)
     sequences = []
-    for spec in specs or ["random:0"]:
+    specs = [str(f) for spec in specs or ["random:0"]
+             for f in (folder_files(Path(spec)) if Path(spec).is_dir() else [spec])]
+    for spec in specs:
         is_random = re.fullmatch(r"random(:\d+)?", spec) is not None
         if is_random and steps is None:
             raise BadInput(f"input {spec!r}: a random sequence needs --steps N (how many steps)")
@@ -92,6 +101,58 @@ def load_sequences(model: Model, specs: list[str] | None,
         name = name if seen[name] == 1 else f"{name}({seen[name]})"
         named.append((name, [(f"{name}@{k}", s) for k, s in enumerate(samples)]))
     return named
+
+
+INPUT_SUFFIXES = (".npy", ".npz") + IMAGE_SUFFIXES
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The input files of a folder, sorted by name; a folder with none is an error."""
+    try:
+        files = sorted((f for f in folder.iterdir()
+                        if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES), key=lambda f: f.name)
+    except OSError as err:
+        raise BadInput(f"input {folder}: cannot list the folder ({err.strerror})") from None
+    if not files:
+        raise BadInput(f"input {folder}: the folder holds no input files "
+                       f"({', '.join(INPUT_SUFFIXES)})")
+    return files
+
+
+def _load_folder(model: Model, folder: Path, count: int | None) -> list[tuple[str, Sample]]:
+    named: list[tuple[str, Sample]] = []
+    for path in folder_files(folder):
+        samples = _load_spec(model, str(path), 1)
+        if len(samples) == 1:
+            named.append((path.name, samples[0]))
+        else:
+            named.extend((f"{path.name}#{i}", s) for i, s in enumerate(samples))
+        if count is not None and len(named) >= count:
+            return named[:count]
+    return named
+
+
+def preprocessing(model: Model, specs: list[str] | None) -> str | None:
+    """How image files are turned into model inputs, in one sentence for the reports
+    (None when no image is among the inputs: arrays are fed as given)."""
+    files = [p for spec in specs or [] for p in
+             (folder_files(Path(spec)) if Path(spec).is_dir() else [Path(spec)])]
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in files) or len(model.inputs) != 1:
+        return None
+    info = model.inputs[0]
+    if len(info.shape) != 4:
+        return None
+    _, height, width, channels = info.shape
+    colour = "grayscale (ITU-R BT.601 luma)" if channels == 1 else "RGB"
+    text = f"images: converted to {colour}, resized bilinearly (pixel centres) to {width}x{height}, "
+    if info.dtype.kind == "f":
+        return text + f"pixel 0..255 -> {info.dtype} 0.0..1.0"
+    lim = np.iinfo(info.dtype)
+    if info.quantization.scale:
+        return text + (f"pixel 0..255 -> the whole {info.dtype} range {lim.min}..{lim.max} "
+                       f"(input scale {info.quantization.scale[0]:.6g}, zero point "
+                       f"{info.quantization.zero_point[0]})")
+    return text + f"pixel 0..255 fed as {info.dtype}"
 
 
 def _check_feedable(model: Model) -> None:
@@ -109,7 +170,7 @@ def _load_spec(model: Model, spec: str, count: int) -> list[Sample]:
         return random_samples(model.inputs, seed, count)
     path = Path(spec)
     if not path.is_file():
-        raise BadInput(f"input {spec!r}: no such file (or use random[:SEED])")
+        raise BadInput(f"input {spec!r}: no such file or folder (or use random[:SEED])")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         info = _single_input(model, spec)

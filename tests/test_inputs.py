@@ -7,7 +7,8 @@ import pytest
 
 from simrun.capture import Quantization
 from simrun.errors import BadInput
-from simrun.inputs import image_to_input, load_inputs, load_named_inputs, resize_bilinear
+from simrun.inputs import (image_to_input, load_inputs, load_named_inputs, load_sequences, preprocessing,
+                           resize_bilinear)
 from simrun.model import Model, TensorInfo
 
 
@@ -123,6 +124,37 @@ def test_image_grayscale_resized_and_quantized(person, tmp_path):
     assert all(s[0].shape == (1, 96, 96, 1) and s[0].dtype == np.int8 for s in got)
     # int8 with the whole range: pixel p -> p - 128 (what TFLM's person detection feeds).
     assert (got[0][0] == -128).all() and (got[1][0] == 127).all() and (got[2][0] == 72).all()
+
+
+def test_a_folder_gives_its_files_in_name_order_and_count_takes_the_first(person, tmp_path):
+    pytest.importorskip("PIL")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, value in (("b.png", 10), ("a.png", 200), ("c.png", 30)):
+        _png(folder / name, np.full((40, 30), value, np.uint8))
+    np.save(folder / "d.npy", np.zeros((2, 1, 96, 96, 1), np.int8))    # a batch of two samples
+    (folder / "notes.txt").write_text("not an input")
+    named = load_named_inputs(person, [str(folder)])
+    assert [n for n, _ in named] == ["a.png", "b.png", "c.png", "d.npy#0", "d.npy#1"]
+    assert named[0][1][0].flat[0] == 200 - 128 and named[1][1][0].flat[0] == 10 - 128
+    assert [n for n, _ in load_named_inputs(person, [str(folder)], count=2)] == ["a.png", "b.png"]
+    assert len(load_inputs(person, ["random:1"])) == 1          # random still defaults to one
+    text = preprocessing(person, [str(folder)])
+    assert "grayscale" in text and "96x96" in text and "-128..127" in text
+    assert preprocessing(person, ["random:1"]) is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInput, match="holds no input files"):
+        load_inputs(person, [str(empty)])
+
+
+def test_a_folder_of_sequences_gives_one_sequence_per_file(keyword, tmp_path):
+    folder = tmp_path / "utterances"
+    folder.mkdir()
+    for name, steps in (("b.npy", 3), ("a.npy", 2)):
+        np.save(folder / name, np.zeros((steps, 1, 96), np.int16))
+    seqs = load_sequences(keyword, [str(folder)])
+    assert [(name, len(steps)) for name, steps in seqs] == [("a.npy", 2), ("b.npy", 3)]
 
 
 def test_image_rgb_input_and_float_input():

@@ -130,6 +130,27 @@ def test_comparison_assertions_report_the_drifting_layer(hello_world):
         lib.outputs_should_match_within_policy(str(strict))
 
 
+def test_task_keywords_judge_decisions_of_the_comparison(hello_world, tmp_path):
+    lib, _ = hello_world
+    with pytest.raises(SimrunError, match="no comparison"):
+        lib.task_decisions_should_agree()
+    lib.set_task("classify", "top_k=1")
+    lib.compare_captures("tflite-reference", "tflm-host")
+    lib.task_decisions_should_agree()                  # one output value: the same class
+    assert lib.get_task_metric("top1_agreement") == 1.0
+    with pytest.raises(SimrunError, match="task metric 'nope' not found"):
+        lib.get_task_metric("nope")
+    # a decoder whose class is the backend's own name: decisions differ on every input
+    (tmp_path / "dec.py").write_text("def decode(outputs, context):\n    return context.backend\n")
+    lib.set_task(f"python:{tmp_path / 'dec.py'}:decode")
+    lib.compare_captures("tflite-reference", "tflm-host")      # the task applies from the next comparison
+    with pytest.raises(AssertionError, match="task decisions differ: tflite-reference vs tflm-host: "
+                                             "top-1 class changes on 1 of 1 input"):
+        lib.task_decisions_should_agree()
+    with pytest.raises(SimrunError, match="unknown setting 'k'"):
+        lib.set_task("classify", "k=3")
+
+
 def test_backend_failure_assertion_and_missing_state_errors(models_dir):
     lib = SimrunLibrary()
     with pytest.raises(SimrunError, match="no model: call Load Model first"):

@@ -213,6 +213,52 @@ def streaming_int8(out_dir: Path, seed: int = 1) -> Path:
     return _save_int8(tf, conv, representative, path)
 
 
+DETECT_SIZE, DETECT_GRID, DETECT_CLASSES = 32, 8, 3
+
+
+def yolo_detector_int8(out_dir: Path, seed: int = 4) -> Path:
+    """A YOLOv8-shaped int8 detector on a 32x32x3 image: Conv2D stem with SiLU (LOGISTIC x MUL),
+    a stride-4 8x8 grid, and a head whose one output is [1, 4+nc, N] (N = 64 anchors, nc = 3):
+    per anchor a box centre (grid cell + sigmoid offset) and size (2-12 px), normalized to
+    0..1, then the class scores (sigmoid). Outputs in 0..1 share one int8 scale, as an
+    exported YOLOv8 head's do after normalization. Under tflite-optimized (XNNPACK) boxes move
+    by 1 output step (0.125 px) and a score near 0.6 can cross that cutoff."""
+    path = Path(out_dir) / f"yolo_detector_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    g, nc = DETECT_GRID, DETECT_CLASSES
+    init = tf.keras.initializers.RandomNormal(stddev=0.5, seed=seed)
+    image = tf.keras.Input(shape=(DETECT_SIZE, DETECT_SIZE, 3), batch_size=1)
+    x = layers.Conv2D(16, 3, strides=2, padding="same", kernel_initializer=init)(image)
+    x = layers.Multiply()([x, layers.Activation("sigmoid")(x)])          # SiLU as the converter keeps it
+    x = layers.Conv2D(24, 3, strides=2, padding="same", kernel_initializer=init)(x)
+    x = layers.Multiply()([x, layers.Activation("sigmoid")(x)])
+    head_init = tf.keras.initializers.RandomNormal(stddev=0.15, seed=seed)
+    head = layers.Conv2D(4 + nc, 1, kernel_initializer=head_init,
+                         bias_initializer=tf.keras.initializers.Constant(-1.0))(x)   # [1, 8, 8, 4+nc]
+    head = layers.Reshape((g * g, 4 + nc))(head)
+    ys, xs = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+    cells = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)[None]   # [1, N, 2]
+    centre = layers.Lambda(lambda t: (t + cells) / g)(layers.Activation("sigmoid")(head[:, :, 0:2]))
+    # Sizes from 2 to 12 px: never a zero-area box after int8 quantization.
+    size = layers.Lambda(lambda t: 0.06 + t * 0.3)(layers.Activation("sigmoid")(head[:, :, 2:4]))
+    scores = layers.Activation("sigmoid")(layers.Lambda(lambda t: t - 1.0)(head[:, :, 4:]))
+    out = layers.Permute((2, 1))(layers.Concatenate(axis=2)([centre, size, scores]))   # [1, 4+nc, N]
+    model = tf.keras.Model(image, out)
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-1.0, 1.0, (1, DETECT_SIZE, DETECT_SIZE, 3)).astype(np.float32)]
+
+    return _save_int8(tf, model, representative, path)
+
+
 def hybrid_conv(out_dir: Path, seed: int = 5) -> Path:
     """Float activations, int8 weights (TensorFlow's dynamic-range quantization), as in
     MLPerf Tiny's hybrid submissions: a CONV_2D whose filter (16x3x3x8 = 1152 values)

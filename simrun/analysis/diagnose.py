@@ -127,6 +127,8 @@ class Diagnosis:
     pairs: list[list[PairDiagnosis]]        # per input, parallel to DiffRun.comparisons[i].pairs
     variants: dict[str, str] = field(default_factory=dict)   # extra isolated runs: label -> why
     failed: dict[str, str] = field(default_factory=dict)     # isolated runs that failed: label -> message
+    # The isolated Captures per input (label -> Capture), kept for the reproducer bundles.
+    isolated: list[dict[str, Capture]] = field(default_factory=list, repr=False, compare=False)
 
     def pair(self, input_index: int, a: str, b: str) -> PairDiagnosis:
         for p in self.pairs[input_index]:
@@ -145,7 +147,7 @@ def diagnose_run(run, isolated: list[dict[str, Capture]], reference: str, *,
     `run` is a simrun.analysis.diffrun.DiffRun (not imported: it holds the Diagnosis made here)."""
     pairs = [diagnose_input(run.model, cmp, isolated[i], reference, run.versions, failed)
              for i, cmp in enumerate(run.comparisons)]
-    run.diagnosis = Diagnosis(reference, pairs, dict(variants or {}), dict(failed or {}))
+    run.diagnosis = Diagnosis(reference, pairs, dict(variants or {}), dict(failed or {}), list(isolated))
     return run.diagnosis
 
 

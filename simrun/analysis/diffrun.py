@@ -17,6 +17,7 @@ from ..model import Model
 from .compare import Comparison, LayerStats, PairResult, backend_rank
 from .cost import CostSummary
 from .diagnose import Diagnosis, LayerDiagnosis, PairDiagnosis
+from .tasks import TaskResult
 
 
 @dataclass
@@ -36,6 +37,10 @@ class DiffRun:
     captures: dict[str, list[Capture]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)      # ... wall time of each backend
     error_codes: dict[str, int] = field(default_factory=dict)    # ... failed: simrun.errors exit code
+    # The decisions of a task decoder (--task), when one ran.
+    task: TaskResult | None = None
+    preprocessing: str | None = None        # how image inputs became model inputs (inputs.preprocessing)
+    repro: list[str] = field(default_factory=list)   # reproducer bundle folders (report/repro.py)
 
     def __post_init__(self):
         if not self.input_names:

@@ -63,6 +63,7 @@ from pathlib import Path
 
 from .compare import LayerStats, PairResult, backend_rank
 from .diffrun import DiffRun
+from .task_policy import TaskPolicy, judge_task
 
 
 
@@ -153,6 +154,8 @@ class Verdict:
     policy_source: str = "built-in"
     baseline: object = None                 # simrun.analysis.baseline.BaselineResult with --baseline
     known: list[str] = field(default_factory=list)   # failures the baseline had too: not failing
+    # With a task (run.task): (a, b) -> "pass" | "fail" | "unjudged" of the decisions.
+    task_pairs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def pair(self, input_name: str, a: str, b: str) -> PairVerdict:
         for p in self.pairs:
@@ -172,6 +175,7 @@ class Policy:
     source: str = "built-in"
 
     baseline: dict = field(default_factory=dict)       # [baseline] margins (simrun.analysis.baseline)
+    task: TaskPolicy = field(default_factory=TaskPolicy)    # [task]: simrun/analysis/task_policy.py
     source: str = "built-in"
     extends: str | None = None          # what this file layers on (its describe), None: nothing
     own_globs: list[tuple[str, str]] = field(default_factory=list)   # (table, glob) the file writes
@@ -223,11 +227,24 @@ class Policy:
         pair_verdicts = []
         failures, warnings, actions = self._judge_backends(run)
         warnings += unmatched_globs(self, run)
+        task_pairs, drift = {}, {}
+        # With a task the decisions are judged; tensor drift is reported (unless asked).
+        tensors_judged = run.task is None or self.task.judge_tensors
+        if run.task is not None:
+            task_failures, task_pairs = judge_task(self.task, run, self.judges)
+            failures += task_failures
         for n, (input_name, cmp) in enumerate(zip(run.input_names, run.comparisons)):
             for pair in cmp.pairs:
                 pv = self._judge_pair(run, n, input_name, pair)
                 pair_verdicts.append(pv)
-                if pv.failing:
+                if not tensors_judged:
+                    pv.judged = False
+                if pv.failing and not tensors_judged:
+                    first = pv.first_failing
+                    drift.setdefault(pair.name, []).append(
+                        f"first on {input_name}: {first.label.split(';', 1)[0]} "
+                        f"({'; '.join(pv.failing[first.id])})")
+                elif pv.failing:
                     first = pv.first_failing
                     cause = run.layer_cause(n, pair, first)
                     # Converter names join every fused op's name with ';': the first one says enough.
@@ -236,7 +253,11 @@ class Policy:
                                   f"tolerance, first {name} ({'; '.join(pv.failing[first.id])})"
                                   + (f", cause: {cause}" if cause else ""))
                     failures.append(pv.message)
-        return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.describe)
+        for name, found in drift.items():
+            warnings.append(f"tensor drift (reported; the task is judged): {name}: beyond the tensor "
+                            f"tolerance on {len(found)} input(s), {found[0]}")
+        return Verdict(not failures, failures, warnings, pair_verdicts, actions, self.describe,
+                       task_pairs=task_pairs)
 
     def _judge_backends(self, run: DiffRun) -> tuple[list[str], list[str], dict[str, str]]:
         """Failures and warnings about the backends: errors the policy fails or excuses, and

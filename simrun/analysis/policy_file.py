@@ -9,6 +9,7 @@ default's judged pairs, output and own-error checks. Layering, key by key:
   match a layer the file's keys win (settings apply in table order, later wins).
 - `[backend_errors]`: the file's globs are tried before the base's (first match wins).
 - `[baseline]`: the keys the file sets replace the base's margins.
+- `[task]` (simrun.analysis.task_policy): the keys the file sets replace the base's.
 
 `extends = "none"` starts from nothing: every pair judged (`pairs = ["*"]`), the built-in
 values of `Tolerance`, no rule tables, every backend error failing. The globs the file itself
@@ -28,7 +29,7 @@ TOLERANCE_KEYS = ("max_abs_delta", "max_mismatch_ratio", "float_max_abs_delta", 
 BASELINE_KEYS = ("own_margin", "float_own_margin", "output_margin", "bit_exact")
 _BOOL_KEYS = ("skip", "judge_layers", "bit_exact")
 _SHARE_KEYS = ("max_mismatch_ratio", "output_max_range_error", "float_own_margin", "output_margin")
-_TABLES = ("extends", "defaults", "pair", "op", "layer", "backend_errors", "baseline")
+_TABLES = ("extends", "defaults", "pair", "op", "layer", "backend_errors", "baseline", "task")
 EXTENDS = ("default", "none")
 DEFAULT_SOURCE = "default policy (simrun/data/policy-default.toml)"
 
@@ -108,6 +109,8 @@ def parse(cls, text: str, source: str = "policy", base="default"):
         raise BadInput(f"policy {source}: [baseline] must be a table")
     _check_keys(margins, BASELINE_KEYS, source, "[baseline]")
     policy.baseline.update(_validated(margins, "baseline", source))
+    from .task_policy import TaskPolicy
+    policy.task = TaskPolicy.parse(doc.get("task", {}), source, base=start.task)
     policy.own_globs = own_globs if base is not None else []   # the default's globs name
     # target pairs a host-only run lacks: only what a user writes is checked
     return policy

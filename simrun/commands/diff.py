@@ -8,7 +8,7 @@ from pathlib import Path
 from ..backend_id import FirmwareVariant, check_fp_contract, check_rounding
 from ..backends import HOST_BACKENDS, parse_backend
 from ..backends.parallel import default_jobs
-from ..errors import BadInput
+from ..errors import BadInput, require_writable_dir
 from ..device.targets import (DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, EMULATORS, FP_CONTRACT_MODES, KERNEL_VARIANTS, ROUNDING_MODES, TARGETS,
                               check_variant, get_target)
 from ..run_options import DEFAULT_TIMEOUT, RunOptions
@@ -21,9 +21,19 @@ def register(sub) -> None:
                     "pair by pair, judge them with a tolerance policy and write reports.")
     p.add_argument("model", type=Path, help=".tflite model")
     p.add_argument("--input", action="append", metavar="SPEC", dest="inputs",
-                   help=".npy, .npz, an image, or random[:SEED] (repeatable; default random:0)")
-    p.add_argument("--count", type=int, default=1,
-                   help="samples per random input spec (default 1)")
+                   help=".npy, .npz, an image, a folder of them (file-name order), or random[:SEED] "
+                        "(repeatable; default random:0)")
+    p.add_argument("--count", type=int, default=None, metavar="N",
+                   help="samples per random input spec (default 1); the first N samples of a folder "
+                        "(default all)")
+    p.add_argument("--task", metavar="TASK",
+                   help="decode the outputs and compare the decisions: classify, detect, wakeword or "
+                        "python:FILE.py:FUNCTION; the policy then judges the decisions and reports "
+                        "tensor drift (default: the policy's [task] kind, else none)")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   dest="task_options",
+                   help="a setting of the task's decoder, e.g. score_threshold=0.3 (repeatable; "
+                        "overrides the policy's [task] table)")
     p.add_argument("--sequence", action="store_true",
                    help="each --input is a sequence for a stateful (streaming) model: the leading "
                         "axis of an .npy/.npz is time; each sequence runs on a fresh interpreter, "
@@ -53,6 +63,11 @@ def register(sub) -> None:
                    help="summary.json of an earlier diff: judge what changed since (new own, output "
                         "or bit-exactness errors, newly failing backends; margins in the policy's "
                         "[baseline]); failures it had too are reported as known")
+    p.add_argument("--repro", type=Path, metavar="DIR",
+                   help="write a reproducer bundle for every layer that introduces error between two "
+                        "backends (the single-operator model, its input values, both outputs, versions "
+                        "and the one simrun diff command that shows the difference); default: "
+                        "REPORT/repro when the policy fails")
     p.add_argument("--report", type=Path, default=Path("simrun-report"), metavar="DIR",
                    help="report directory (default ./simrun-report)")
     p.add_argument("--junit-layers", action="store_true",
@@ -153,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, record, folder) -> int:
     # Heavy modules load after argument checks so usage errors stay instant.
     from ..model import Model
-    from ..inputs import load_named_inputs, load_sequences
+    from ..inputs import load_named_inputs, load_sequences, preprocessing
     from ..analysis.policy import Policy
     from ..pipeline import diff_run
 
@@ -174,7 +189,7 @@ def _run(args: argparse.Namespace, record, folder) -> int:
     model = Model.from_file(args.model)
     sequences = None
     if args.sequence or args.steps is not None:
-        if args.count != 1:
+        if args.count is not None:
             raise BadInput("--count does not apply to sequences; give their length with --steps N")
         seqs = load_sequences(model, args.inputs, steps=args.steps)
         named = [step for _, steps in seqs for step in steps]
@@ -184,21 +199,46 @@ def _run(args: argparse.Namespace, record, folder) -> int:
                            f"attached emulator starts once: give one sequence (one --input)")
     else:
         named = load_named_inputs(model, args.inputs, count=args.count)
+    task = task_spec(args.task, args.task_options, policy, model)
     if args.gdb is not None:
         _check_attach(args, labels)
     if args.reference is not None and args.reference not in labels:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     if args.instructions:
         require_instruction_counter(labels, args.emulator, args.gdb)
+    if args.repro is not None:
+        if not args.diagnose:
+            raise BadInput("--repro needs the diagnosis (its isolated runs find the layers that "
+                           "introduce error): drop --no-diagnose")
+        require_writable_dir(args.repro, BadInput, "--repro directory", "give --repro a directory you can write")
     options = RunOptions(timeout=args.timeout, emulator=args.emulator, gdb=args.gdb,
                          count_instructions=args.instructions, sources_dir=args.sources)
     result = diff_run(model, [n for n, _ in named], [s for _, s in named], labels, options,
                       reference=args.reference, diagnose=args.diagnose, policy=policy,
-                      sequences=sequences, progress=_progress, baseline=baseline,
+                      sequences=sequences, task=task, progress=_progress, baseline=baseline,
                       jobs=args.jobs or default_jobs())
-    show_and_report(result, folder, record=record, junit_layers=args.junit_layers)
+    result.run.preprocessing = preprocessing(model, args.inputs)
+    show_and_report(result, folder, record=record, junit_layers=args.junit_layers,
+                    samples=[s for _, s in named], repro_dir=args.repro)
     return result.exit_code
 
+
+def task_spec(name: str | None, options: list[str], policy, model):
+    """The task to decode, from --task/--task-option over the policy's [task] table, checked
+    against the model before any backend runs (None: no task)."""
+    from ..analysis.tasks import parse_task
+    kind = name or policy.task.kind
+    if kind is None:
+        if options:
+            raise BadInput("--task-option needs a task: give --task (or kind in the policy's [task])")
+        return None
+    settings = dict(policy.task.settings) if policy.task.kind in (None, kind) else {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--task-option {option!r}: write KEY=VALUE, e.g. score_threshold=0.3")
+        settings[key.strip()] = value.strip()
+    return parse_task(kind, settings, model)
 
 
 def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
@@ -224,15 +264,18 @@ def require_instruction_counter(labels, emulator: str, gdb: str | None = None) -
         ensure_plugin()
 
 
-def show_and_report(result, report_dir, *, record=None, junit_layers: bool = False) -> None:
+def show_and_report(result, report_dir, *, record=None, junit_layers: bool = False, samples=None,
+                    repro_dir: Path | None = None) -> None:
     """Print the terminal report of a DiffResult and write its report folder: `report_dir`
     a directory (replaced as a whole) or an open ReportFolder (committed here); then hand
-    summary.md and the failures to GitHub Actions when inside one."""
+    summary.md and the failures to GitHub Actions when inside one. Reproducer bundles (given
+    the samples) go to `repro_dir`, else into the report folder's repro/ when the policy fails."""
     from .. import report
     from ..report import markdown, sequences
     from ..report.folder import ReportFolder
     from ..report.outcome import publish
     from ..report.provenance import RunRecord
+    from ..report.repro import write_bundles
 
     print(report.terminal.render(result.run, result.verdict))
     record = record or RunRecord("diff", list(sys.argv))
@@ -240,6 +283,15 @@ def show_and_report(result, report_dir, *, record=None, junit_layers: bool = Fal
     owned = not isinstance(report_dir, ReportFolder)
     folder = ReportFolder(report_dir) if owned else report_dir
     try:
+        if samples is not None and (repro_dir is not None or not result.passed):
+            # Inside the temporary folder, so they move with it; summary.json names where they end up.
+            where = Path(repro_dir) if repro_dir is not None else folder.path / "repro"
+            bundles = write_bundles(result.run, samples, where)
+            final = where if repro_dir is not None else folder.target / "repro"
+            result.run.repro = [str(final / Path(b).relative_to(where)) for b in bundles]
+            if bundles:
+                print(f"[diff] reproducers: {len(bundles)} bundle(s) in {final} (each: README.md, and "
+                      f"one simrun diff command in repro.json)", file=sys.stderr)
         written = report.write_into(folder.path, result, record=record, junit_layers=junit_layers)
         target = folder.commit()
     finally:

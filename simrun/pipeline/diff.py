@@ -33,6 +33,7 @@ from ..analysis.diagnose import diagnose_run, wanted_variants
 from ..backend_id import BackendId
 from ..backends import MatrixResult, parse_backend, run_backend, run_matrix
 from ..backends.parallel import run_each
+from ..analysis.tasks import evaluate_task
 from ..errors import BackendError, BadInput
 from ..device.targets import TARGETS
 from ..run_options import RunOptions
@@ -44,7 +45,7 @@ REFERENCE_ORDER = ("tflite-reference", "tflm-host")
 def diff_run(model, input_names, samples, labels, options: RunOptions | None = None, *,
              reference: str | None = None, diagnose: bool = True, policy: Policy | None = None,
              progress=None, sequences: dict[str, int] | None = None, baseline=None,
-             jobs: int = 1) -> DiffResult:
+             jobs: int = 1, task=None) -> DiffResult:
     """Run the matrix, compare every pair per input, (unless diagnose=False) diagnose, and judge
     with `policy` (default: the built-in one; against `baseline`, a simrun.analysis.baseline
     Snapshot, when given). Returns the DiffResult: the run (Captures,
@@ -53,25 +54,29 @@ def diff_run(model, input_names, samples, labels, options: RunOptions | None = N
     `jobs`: how many backends (and isolated runs) run at once; the result is the same for any.
     `progress(label, event, seconds, message)` as run_matrix's, event also "note".
     `sequences` (name -> number of steps, in input order): the inputs are sequences of a
-    stateful model, each run on a fresh interpreter (run.sequences indexes their steps)."""
+    stateful model, each run on a fresh interpreter (run.sequences indexes their steps).
+    `task` (simrun.analysis.tasks.TaskSpec): decode every backend's outputs and compare the
+    decisions (run.task), which the policy then judges."""
     if reference is not None and reference not in labels:
         raise BadInput(f"--reference {reference}: not among the backends run ({', '.join(labels)})")
+    _check_task(task, sequences)
     lengths = list(sequences.values()) if sequences else None
     options = options or RunOptions()
     matrix = run_matrix(labels, model.path, samples, options, progress=progress, sequences=lengths,
                         jobs=jobs)
     return diff_matrix(model, input_names, matrix, options, samples=samples, reference=reference,
                        diagnose=diagnose, policy=policy, progress=progress, sequences=sequences,
-                       baseline=baseline, jobs=jobs)
+                       baseline=baseline, jobs=jobs, task=task)
 
 
 def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | None = None, *,
                 samples=None, reference: str | None = None, diagnose: bool = True,
                 policy: Policy | None = None, progress=None, sequences: dict[str, int] | None = None,
-                baseline=None, jobs: int = 1) -> DiffResult:
+                baseline=None, jobs: int = 1, task=None) -> DiffResult:
     """diff_run's way on from Captures that exist already (`matrix`: one Capture per input
     name and backend; the Robot library runs its backends one keyword at a time).
     Diagnosing re-runs the backends isolated, so it needs the `samples`."""
+    _check_task(task, sequences)
     lengths = list(sequences.values()) if sequences else None
     comparisons = [compare(model, {label: caps[i] for label, caps in matrix.captures.items()})
                    for i in range(len(input_names))]
@@ -83,6 +88,8 @@ def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | 
                   input_names=list(input_names), cost=summarize(matrix.captures),
                   sequences=steps, captures=dict(matrix.captures), seconds=dict(matrix.seconds),
                   error_codes=dict(matrix.error_codes))
+    if task is not None:
+        run.task = evaluate_task(task, model, run.input_names, matrix.captures, steps)
     if diagnose:
         if samples is None:
             raise ValueError("diff_matrix(diagnose=True) needs the samples to run isolated")
@@ -90,6 +97,12 @@ def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | 
         diagnose_matrix(run, samples, replace(options or RunOptions(), count_instructions=False),
                         reference=reference, progress=progress, sequences=lengths, jobs=jobs)
     return judge(run, policy, baseline)
+
+
+def _check_task(task, sequences) -> None:
+    if task is not None and task.needs_sequences and not sequences:
+        raise BadInput(f"task {task.name} follows a streaming model over time: give the inputs as "
+                       f"sequences (--sequence, or --steps N for random input)")
 
 
 def choose_reference(ran, requested: str | None = None) -> str | None:

@@ -137,6 +137,8 @@ def _difference_sentence(run: DiffRun, cell: Cell, ref: list[str], other: list[s
             f"up to {cell.max_abs_delta:.3g}"
         text = f"{who} differs from {against} {where}: {size}, {cell.mismatch_ratio:.2%} of values"
         text += "; " + _output_text(cell)
+    if getattr(run, "task", None) is not None and "fail" not in statuses:
+        return text + " (tensor drift reported, not judged: the task's decisions are)."
     return text + " " + _status_note(statuses) + "."
 
 
@@ -176,6 +178,10 @@ def _verdict_sentence(run: DiffRun, verdict, table) -> str:
         known = len(verdict.known)
         return ("PASSED against the baseline: no regression" +
                 (f"; {known} known failure(s) the baseline had too." if known else "."))
+    task_judged = [s for s in getattr(verdict, "task_pairs", {}).values() if s != "unjudged"]
+    if verdict.passed and getattr(run, "task", None) is not None and task_judged:
+        return (f"PASSED: task {run.task.task}: the decisions agree within the policy on "
+                f"{len(task_judged)} of {len(verdict.task_pairs)} backend pairs judged.")
     if verdict.passed:
         judged = sum(1 for c in table.values() if c.status != "unjudged")
         if not judged:

@@ -22,13 +22,15 @@ from .cost import html_section as cost_section
 from . import sequences
 from . import html_layers as layers_html
 from .aggregate import pair_summary, shown_pairs
+from .task import html_section as task_section, repro_section
 from .digest import agreement_classes, cells, headline
 from .graph import graph_svg, legend as graph_legend
 from .plots import group_figure_svg
 
 
-def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
-    """plots: (input position, first backend of the reference class) -> SVG text."""
+def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str], out_dir: Path | None = None) -> str:
+    """plots: (input position, first backend of the reference class) -> SVG text; out_dir:
+    where the page goes (links to reproducer bundles are made relative to it)."""
     model_path = getattr(run.model, "path", None)
     name = Path(str(model_path)).name if model_path else "(in memory)"
     table = cells(run, verdict)
@@ -37,7 +39,9 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
                  if (ps := pair_summary(run, verdict, a, b)) is not None]
     graph = _graph_section(run, verdict, summaries)
     baseline = baseline_section(verdict)
-    sections = [("summary", "Diagnosis")] + ([("baseline", "Baseline")] if baseline else []) + [("backends", "Backends")]
+    sections = [("summary", "Diagnosis")] + ([("task", "Task")] if run.task is not None else [])
+    sections += ([("baseline", "Baseline")] if baseline else []) + ([("repro", "Reproducers")] if run.repro else [])
+    sections += [("backends", "Backends")]
     sections += [("graph", "Graph")] if graph else []
     sections += [("layers", "Layers")] if summaries else []
     sections += [("cost", "Cost")] if run.cost is not None else []
@@ -50,6 +54,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
            f"{parts.badge('pass' if verdict.passed else 'fail', 'PASSED' if verdict.passed else 'FAILED')}</h1>",
            f"<p class='meta'>{len(run.input_names)} input(s): {escape(_inputs_text(run.input_names))}"
            f" · {len(run.backends)} backend(s) · policy: {escape(verdict.policy_source)}</p>",
+           task_section(run, verdict, parts.badge),
            "<ul class='diagnosis'>" + "".join(f"<li>{escape(s)}</li>" for s in _sentences(run, verdict)) + "</ul>"]
     if verdict.failures:
         out.append(_folded_list("Failures", verdict.failures))
@@ -57,6 +62,7 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str]) -> str:
         out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{escape(w)}</li>" for w in verdict.warnings) + "</ul>")
     if baseline:
         out.append(f"<div id='baseline'></div>{baseline}")
+    out.append(repro_section(run, out_dir or Path.cwd()))
     out.append("<h2 id='backends'>Backends</h2>" + parts.matrix(run, verdict, table, classes))
     out.append(graph)
     if summaries:
@@ -249,5 +255,5 @@ def write(run: DiffRun, verdict, out_dir: Path) -> tuple[Path, list[Path]]:
             path.write_text(svg, encoding="utf-8")
             files.append(path)
     html_path = out_dir / "report.html"
-    html_path.write_text(render(run, verdict, plots), encoding="utf-8")
+    html_path.write_text(render(run, verdict, plots, out_dir), encoding="utf-8")
     return html_path, files

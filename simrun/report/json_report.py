@@ -18,6 +18,9 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
       "verdict": {"passed": bool, "failures": [str], "warnings": [str],
                   "known": [str]},                 # with --baseline: failures it had too
       "baseline": BASELINE|null,                   # --baseline: layout in simrun/report/baseline.py
+      "task": TASK|null,                           # with --task: the decisions (simrun/report/task.py)
+      "preprocessing": str|null,                   # how image files became model inputs
+      "repro": [str, ...],                         # reproducer bundle folders (simrun/report/repro.py)
       "diagnosis": [str],                          # the sentences the reports open with
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
@@ -76,6 +79,13 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
 A run that stopped before its verdict (bad input, exit 2; Ctrl-C, 130; a backend setup
 failure) writes {"schema_version", "kind", "complete": false, "exit_code", "error": message,
 "run": RUN, "verdict": {"passed": false, "failures": [message], "warnings": []}} and nothing else.
+
+    TASK = {"task": str, "settings": {key: value}, "units": "inputs"|"sequences",
+            "backends": {label: {...}},   # wakeword: {"trigger_steps": {sequence: step|null}}
+            "pairs": [{"a", "b", "verdict": "pass"|"fail"|"unjudged", "summary": str,
+                       "metrics": {name: number|null},   # over the data set (README: Tasks)
+                       "changed": [input, ...],          # inputs whose decision differs
+                       "inputs": [{"input": str, "changed": bool, ...}]}]}   # per input
 """
 from __future__ import annotations
 
@@ -87,7 +97,7 @@ from ..analysis.diffrun import DiffRun
 from .baseline import summary as baseline_summary
 from .cost import cost_json
 from .provenance import SCHEMA_VERSION
-from . import sequences
+from . import sequences, task
 from .digest import agreement_classes, headline
 
 
@@ -140,6 +150,9 @@ def summary(run: DiffRun, verdict, record=None, exit_code: int | None = None) ->
             "source": getattr(verdict, "policy_source", None), "path": None, "sha256": None, "text": None},
         "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
                     "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
+        "task": task.json_section(run, verdict),
+        "preprocessing": run.preprocessing,
+        "repro": list(run.repro),
         "diagnosis": headline(run, verdict),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
@@ -159,10 +172,10 @@ def _isolation(run: DiffRun) -> dict | None:
 
 
 def layer_verdict(s: LayerStats, pv) -> str:
+    if not pv.judged:           # also a pair whose drift a task verdict reports, not judges
+        return "unjudged"
     if s.id in pv.failing:
         return "fail"
-    if not pv.judged:
-        return "unjudged"
     return "not compared" if s.one_sided else "pass"
 
 

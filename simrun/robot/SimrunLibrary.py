@@ -12,6 +12,7 @@ robotframework-pythonlibcore (as SeleniumLibrary and Browser do):
 - diagnosis.py     own vs inherited error per layer and its cause
 - quant.py         the quantization A/B: error vs float and between backends per scheme
 - cost.py          instructions executed per operator on the target
+- task.py          task decoders: decisions (classes, boxes, triggers) instead of tensors
 
 Every keyword is a thin call into simrun; the components only convert
 arguments, keep the state of context.SuiteContext between keywords and turn
@@ -31,9 +32,10 @@ from .firmware import FirmwareKeywords
 from .fixture import FixtureKeywords
 from .model_inputs import ModelKeywords
 from .quant import QuantKeywords
+from .task import TaskKeywords
 
 COMPONENTS = (FirmwareKeywords, FixtureKeywords, ModelKeywords, CaptureKeywords, ComparisonKeywords,
-              DiagnosisKeywords, QuantKeywords, CostKeywords)
+              DiagnosisKeywords, QuantKeywords, CostKeywords, TaskKeywords)
 
 
 class SimrunLibrary(DynamicCore):

@@ -46,6 +46,7 @@ class SuiteContext:
         self.backend_error_codes: dict[str, int] = {}
         self.result: DiffResult | None = None   # of the last comparison, judged by the default policy
         self.count_instructions = False  # `Count Instructions`: target runs count per operator
+        self.task = None                 # simrun.analysis.tasks.TaskSpec from `Set Task`, or None
 
     # --- lifetime ---------------------------------------------------------------
     def stop_session(self) -> None:
@@ -117,7 +118,8 @@ class SuiteContext:
         diagnose = diagnose_against is not None
         self.result = diff_matrix(self.require_model(), ["input0"], matrix,
                                   samples=[self.require_inputs()] if diagnose else None,
-                                  reference=diagnose_against, diagnose=diagnose, progress=progress)
+                                  reference=diagnose_against, diagnose=diagnose, progress=progress,
+                                  task=self.task)
         return self.result
 
     # --- what a keyword needs first -------------------------------------------------
