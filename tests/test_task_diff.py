@@ -250,7 +250,10 @@ def test_task_options_and_names_are_checked_before_any_backend_runs(detector, tm
                  ["--task-option", "score_threshold=0.3"], ["--task", "detect", "--task-option", "oops"]):
         assert simrun_diff(detector, *argv, "--backends", "tflm-host,tflite-reference",
                            "--report", tmp_path / "r") == EXIT_USAGE
-        assert not (tmp_path / "r").exists()
+        # No backend ran: the report folder holds only the stopped run's summary (report/outcome.py)
+        doc = json.loads((tmp_path / "r" / "summary.json").read_text())
+        assert doc["complete"] is False and doc["exit_code"] == EXIT_USAGE
+        assert not (tmp_path / "r" / "report.html").exists()
 
 
 @pytest.mark.tflm
