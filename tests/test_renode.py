@@ -196,7 +196,9 @@ def test_script_error_fails_at_once_with_renodes_message(renode_replica, fixture
         with pytest.raises(EmulatorError) as info:
             s.load_model(model_bytes, raw=True)
         assert s.emulator_pid is None
-    assert time.monotonic() - t0 < 15                      # not the 120 s budget: Renode never exits on it
+    # Not the 120 s budget (Renode never exits on a script error). 90 s, not 15: the real Renode 1.16.1's
+    # Mono start-up alone took 18 s here at load 8 (45-50 s seen at load 15).
+    assert time.monotonic() - t0 < 90
     assert "Renode reported an error in its start script" in str(info.value)
     assert "Unknown CPU type" in str(info.value)
 

@@ -36,6 +36,7 @@ RENODE_REPLICA_IGNORE_EOF=1 makes it ignore the end of its input (a hung Renode)
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -136,7 +137,9 @@ class Machine:
             server.bind(("0.0.0.0", port))          # IPAddress.Any, as Renode does
         except OSError as err:
             server.close()
-            raise ScriptError(f"Could not start GDB server: {err.strerror}") from None
+            # Renode 1.16.1's words (seen on the real one), under "There was an error executing command".
+            kind = "[AddressAlreadyInUse] " if err.errno == errno.EADDRINUSE else " "
+            raise ScriptError(f"Unable to create '0.0.0.0:{port}' socket:{kind}{err.strerror}") from None
         server.listen(1)
         self.server, self.port = server, port
         self._start_qemu()

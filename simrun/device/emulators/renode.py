@@ -307,7 +307,8 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
         if ready is not None:
             return emu
         emu.stop()
-        if "Could not start GDB server" in error and re.search(r"in use|already", error, re.I) and not private:
+        # Renode 1.16.1 says "Unable to create '0.0.0.0:N' socket:[AddressAlreadyInUse] Address already in use".
+        if re.search(r"AddressAlreadyInUse|address already in use", error, re.I) and not private:
             continue
         raise EmulatorError(f"Renode reported an error in its start script: {error}")
     raise EmulatorError(f"Renode could not bind a GDB port in 3 tries: {error}")
