@@ -293,6 +293,7 @@ class Session:
             else:
                 break
         elapsed = time.monotonic() - started
+        drained_in_run = readback[0]      # the part of `elapsed` spent reading the log back (the rest follows)
         status = self._read_status()
         if hook != "simrun_hook_done" or status.error != ERR_OK:
             raise_for(self, hook, status)
@@ -304,7 +305,8 @@ class Session:
         meta = {"cpu": self.cpu, "emulator": self.emulator_name, "elf": str(self.elf),
                 "arena_used": status.arena_used, "model_bytes": self.layout.model_size,
                 **self.image.footprint(), "invoke_seconds": elapsed, "capture_layers": capture_layers,
-                "readback_seconds": readback[0], "readback_bytes": readback[1], "log_drains": drains,
+                "readback_seconds": readback[0], "readback_in_run_seconds": drained_in_run,
+                "readback_bytes": readback[1], "log_drains": drains,
                 "memory": "mapped" if mem.mapped else "gdb"}
         if iso is not None:
             meta["isolated_from"] = iso.backend
