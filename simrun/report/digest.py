@@ -31,6 +31,16 @@ class Cell:
     output_share: float | None                      # ... as a share of the output's range
     integer: bool
 
+    @property
+    def size(self) -> str:
+        """The largest |Δ| as the matrices print it (steps for integers, two digits for floats)."""
+        return f"{self.max_abs_delta:g}" if self.integer else f"{self.max_abs_delta:.2g}"
+
+    @property
+    def where(self) -> str:
+        """Where the pair first diverges, as the matrices print it: `#depth`, else `out`."""
+        return f"#{self.first.depth}" if self.first is not None and self.first.depth is not None else "out"
+
 
 def pair_results(run: DiffRun) -> dict[tuple[str, str], list[tuple[int, PairResult]]]:
     """(a, b) -> [(input position, PairResult), ...] over every input."""

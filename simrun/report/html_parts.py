@@ -81,8 +81,7 @@ def matrix(run: DiffRun, verdict, table: dict[tuple[str, str], Cell], classes: l
             elif cell.bit_exact:
                 row.append("<td class='same' title='bit-exact on every layer'>=</td>")
             else:
-                size = f"{cell.max_abs_delta:g}" if cell.integer else f"{cell.max_abs_delta:.2g}"
-                where = f"#{cell.first.depth}" if cell.first is not None else "out"
+                size, where = cell.size, cell.where
                 tip = (f"{cell.a} vs {cell.b}: max |Δ| {size}, first divergent "
                        f"{cell.first.label if cell.first else 'final output'}; verdict {cell.status}")
                 n = cell.first_input if cell.first_input is not None else 0

@@ -64,10 +64,7 @@ def _matrix(run: DiffRun, verdict) -> list[str]:
             elif cell.bit_exact:
                 row.append("=")
             else:
-                size = f"{cell.max_abs_delta:g}" if cell.integer else f"{cell.max_abs_delta:.2g}"
-                where = f"#{cell.first.depth}" if cell.first is not None and cell.first.depth is not None \
-                    else "out"
-                row.append(f"Δ{size} from {where}{_MARK.get(cell.status, '')}")
+                row.append(f"Δ{cell.size} from {cell.where}{_MARK.get(cell.status, '')}")
         out.append(f"| {i + 1} `{x}` | " + " | ".join(row) + " |")
     out += ["", "= bit-exact on every layer of every input · Δ*n* from #*d*: largest difference and the "
                 "first layer (execution order) that differs · ✗ fails the policy", ""]
