@@ -85,7 +85,7 @@ def test_two_shards_merged_equal_one_unsharded_run(models_dir, tmp_path):
                 sorted((s.get("name"), c.get("name"), tuple(sorted(x.tag for x in c)))
                        for s in tree.iter("testsuite") for c in s.iter("testcase")))
     assert cases(tmp_path / "merged") == cases(tmp_path / "whole")
-    refused = [c for c in cases(tmp_path / "whole")[2] if c[0] == "person_detect: backends" and c[1] == "tflite-reference"]
+    refused = [c for c in cases(tmp_path / "whole")[2] if c[0] == "person_detect: backends" and c[1] == "backend tflite-reference"]
     assert len(refused) == 1 and "skipped" in refused[0][2]
     for out in ("whole", "merged"):
         index = (tmp_path / out / "index.html").read_text()
@@ -182,7 +182,7 @@ def test_a_model_that_does_not_load_fails_its_row_only(models_dir, tmp_path):
     assert broken["exit_code"] == 2 and "broken.tflite" in broken["error"] and hello["passed"]
     root = ET.parse(tmp_path / "out" / "junit.xml").getroot()
     assert root.get("errors") == "1"
-    assert "simrun diff: error:" in (tmp_path / "out" / "models" / "broken" / "log.txt").read_text()
+    assert "simrun diff: error:" in (tmp_path / "out" / "models" / "broken.log.txt").read_text()
 
 
 def test_suite_exit_code_is_the_worst_model():

@@ -125,10 +125,14 @@ def merged_junit(out_dir: Path, records: list[dict]) -> ET.ElementTree:
             suites = [suite]
         else:
             for suite in suites:
-                suite.set("name", f"{r['id']}: {suite.get('name', '')}")
+                # A diff's suites already lead with its model ("MODEL: backends"); a model listed
+                # under another id gets the id in front. Class names stay `simrun.<id>`: one dot,
+                # so Jenkins and GitLab show one package per model.
+                name = suite.get("name", "")
+                if not name.startswith(f"{r['id']}: "):
+                    suite.set("name", f"{r['id']}: {name}")
                 for case in suite.iter("testcase"):
-                    name = case.get("classname", "simrun")
-                    case.set("classname", f"simrun.{r['id']}.{name.removeprefix('simrun.')}")
+                    case.set("classname", f"simrun.{r['id'].replace('.', '_')}")
         for suite in suites:
             _count(suite)
             root.append(suite)
@@ -170,7 +174,7 @@ def html(data: dict, out_dir: Path) -> str:
     for r in data["models"]:
         report = out_dir / r["report"] / "report.html" if r.get("report") else None
         link = (f"{r['report']}/report.html" if report is not None and report.is_file()
-                else f"{r['report']}/log.txt" if r.get("report") else None)
+                else f"{r['report']}.log.txt" if r.get("report") else None)
         name = escape(r["id"])
         out.append(f"<tr><td>" + (f"<a href='{escape(link)}'>{name}</a>" if link else name)
                    + f"<br><span class='meta'>{escape(Path(r['model']).name)}</span></td>"

@@ -4,7 +4,8 @@ The scheduler starts one per model so a job holds one model's Captures and a cra
 leak ends with its process. It runs what `simrun diff` runs (simrun.diff), writes the
 model's report folder, and tells the parent what happens as JSON lines on EVENT_FD (a pipe
 of its own: the backends' workers inherit stdout, so stdout carries only log text, which
-the scheduler keeps in the folder's log.txt):
+the scheduler keeps in models/<id>.log.txt, beside the folder: simrun replaces a report folder
+whole, so nothing else may live in it):
 
     {"event": "backend", "label": "tflm-host", "what": "started"|"finished"|"failed"}
     {"event": "done", "record": RECORD}          # see record() below

@@ -79,6 +79,9 @@ def merge(dirs: list[Path], out_dir: Path) -> tuple[list[dict], dict]:
         if dst.exists():
             shutil.rmtree(dst)
         shutil.copytree(src, dst)
+        log = src.with_name(src.name + ".log.txt")      # the model's log, beside its folder
+        if log.is_file():
+            shutil.copy2(log, dst.with_name(dst.name + ".log.txt"))
     meta = {"merged_from": [str(d) for d, _ in outputs], "shard": None,
             "jobs": None, "seconds": sum(data.get("seconds", 0.0) for _, data in outputs)}
     return records, meta

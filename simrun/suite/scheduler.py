@@ -3,7 +3,7 @@
 Each entry is one `python -m simrun.suite.job` process in a session of its own: the
 parent decides when it stops (Ctrl-C or SIGTERM: every job is asked to stop, given time to
 close its emulators, then killed with its process group). A job's log (the diff's
-terminal report and progress) goes to models/<id>/log.txt, its events come back over a
+terminal report and progress) goes to models/<id>.log.txt (beside the report folder, which the diff replaces whole), its events come back over a
 pipe and feed the display. Its peak memory is the largest resident set of its process
 tree (os.wait4's ru_maxrss covers the waited-for descendants: the backend workers).
 """
@@ -60,7 +60,7 @@ class _Job:
         read_end, write_end = os.pipe()
         env = dict(os.environ, SIMRUN_SUITE_OPTIONS=json.dumps(options))
         self.start = time.monotonic()
-        with open(self.folder / "log.txt", "wb") as log:
+        with open(log_path(self.folder), "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "simrun.suite.job", str(spec), str(self.folder), str(write_end)],
                 pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -147,10 +147,15 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
     return sorted(records, key=lambda r: r["order"])
 
 
+def log_path(folder: Path) -> Path:
+    """A model's log, beside its report folder (models/<id>.log.txt)."""
+    return folder.with_name(folder.name + ".log.txt")
+
+
 def _crashed(job: _Job, code: int) -> dict:
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     message = (f"the diff process of {job.entry.id} {how} without a result; see "
-               f"models/{job.entry.id}/log.txt")
+               f"models/{job.entry.id}.log.txt")
     return failed_record(job.entry.job(), EXIT_DEVICE if code <= 0 else code, message)
 
 
