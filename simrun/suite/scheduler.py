@@ -168,3 +168,7 @@ def _stop_all(running: list[_Job]) -> None:
         if job.thread.is_alive():
             job.kill()
             job.thread.join(5.0)
+    # The job is reaped, but a child it was forking (a backend worker before its exec) can outlive
+    # it in the job's process group: sweep the group so nothing of a stopped suite keeps running.
+    for job in running:
+        job.kill()
