@@ -14,8 +14,12 @@ Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
 The key hashes everything that changes the binary. The CMake tree is shared by
 both kernel variants of a CPU, so their common TFLM objects compile once; an
 flock on it serialises builders (two processes asking for the same firmware
-build it once). The rounding mode changes every object (TFLM core, reference
-kernels and CMSIS-NN all requantize), so each mode has its own tree. A CMake
+build it once). The rounding mode changes 47 of the 296 objects at the pins
+(common.cc, quantization_util.cc, the kernels that call common.h's inline
+requantization helpers, and most of CMSIS-NN), but nearly every file includes
+common.h, so which ones only a compile can tell: each mode has its own tree.
+Precompiled headers (SIMRUN_PCH, CMakeLists.txt) make a cold tree about four
+times faster to build (bench/build_time.py). A CMake
 tree is tied to its source dir (resources.root(): a checkout or an installed
 package), so the tree name ends with that dir's id: two checkouts sharing one
 cache each get their own tree.
@@ -51,6 +55,8 @@ JOBS = 2
 INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
                 "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
 
+PCH_SWITCH = "SIMRUN_PCH"
+LAUNCHER_SWITCH = "SIMRUN_COMPILER_LAUNCHER"
 CACHE_FIX = "set SIMRUN_CACHE_DIR (or --cache-dir) to a writable directory"
 
 Progress = Callable[[str], None]
@@ -240,7 +246,7 @@ def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -
     if entry.exists():
         say(f"cache entry {entry} is damaged (ELF missing or truncated): building it again")
 
-    tree_name = tree_for(cache, f"{target.cpu}-{tree_key(request.inputs)}{request.suffix}")
+    tree_name = request_tree(request)
     (cache / "locks").mkdir(parents=True, exist_ok=True)
     with open(cache / "locks" / f"{tree_name}.lock", "w") as lock:
         try:
@@ -254,7 +260,7 @@ def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -
             return cached
         build_dir = cache / "build" / tree_name
         started = time.monotonic()
-        launcher = ccache.launcher()
+        launcher = compiler_launcher()
         env = ccache.environment(cache, request.src_root) if launcher else None
         configure(cmake, build_dir, target, request.src_root, cache, say, request.rounding,
                   request.fp_contract, launcher)
@@ -262,6 +268,11 @@ def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -
         metadata = make_metadata(target, request.kernels, request.inputs, request.src_root, size_tool, exe,
                                  time.monotonic() - started, request.rounding, request.fp_contract)
         return publish(entry, exe, metadata)
+
+
+def request_tree(request: FirmwareRequest) -> str:
+    """The name of the CMake tree (under <cache>/build) that builds this request."""
+    return tree_for(request.cache, f"{request.target.cpu}-{tree_key(request.inputs)}{request.suffix}")
 
 
 def cmake_home(tree: Path) -> str | None:
@@ -287,6 +298,22 @@ def tree_for(cache: Path, prefix: str) -> str:
                     and cmake_home(tree) == ours):
                 return tree.name
     return f"{prefix}-{resources.root_id()}"
+
+
+def compiler_launcher(env: dict | None = None) -> str | None:
+    """What wraps each compiler call: SIMRUN_COMPILER_LAUNCHER when set (a command such as
+    distcc, or bench/build_time.py's per-file timer), else ccache when present. A
+    launcher changes no object, so it is no part of the cache key."""
+    env = os.environ if env is None else env
+    return env.get(LAUNCHER_SWITCH) or ccache.launcher(env)
+
+
+def pch_enabled(env: dict | None = None) -> bool:
+    """Precompiled headers (CMakeLists.txt, firmware/src/tflm_pch.h), on unless SIMRUN_PCH=0.
+    Every object is byte-identical either way (bench/build_time.py --check-identical),
+    so the switch is no part of the cache key; it exists for that measurement."""
+    env = os.environ if env is None else env
+    return env.get(PCH_SWITCH, "").strip().lower() not in ("0", "no", "off", "false")
 
 
 def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[int, list[str]]:
@@ -315,7 +342,8 @@ def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Pat
     return [cmake, "-S", str(resources.root()), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
             *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
-            f"-DSIMRUN_ROUNDING={rounding}",
+            f"-DSIMRUN_ROUNDING={rounding}", f"-DSIMRUN_PCH={'ON' if pch_enabled() else 'OFF'}",
+            "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",     # bench/build_time.py's -ftime-report sample
             *sources.cmake_args(src_root), *ccache.cmake_args(launcher)]
 
 
@@ -326,7 +354,7 @@ def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None
     cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding, fp_contract, launcher)
     env = ccache.environment(cache, src_root) if launcher else dict(os.environ)
     if launcher:
-        say(f"ccache: {launcher} (store {env['CCACHE_DIR']}; {ccache.SWITCH}=0 turns it off)")
+        say(f"compiler launcher: {launcher} (ccache's store {env['CCACHE_DIR']}; {ccache.SWITCH}=0 turns ccache off)")
     # git has no timeout of its own: abort a clone that stalls for a minute.
     env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")
     env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "60")
