@@ -163,12 +163,10 @@ def time_report(tree: Path, n: int) -> None:
             wall = time.monotonic() - started
             shares = {}
             for line in res.stderr.splitlines():
-                for ph in PHASES:
-                    if line.strip().startswith(ph):
-                        m = re.search(r"\(\s*(\d+)%\)\s+[\d.]+\s+\(\s*\d+%\)\s+[\d.]+\s+\(\s*\d+%\)\s+([\d.]+)\s+\(\s*(\d+)%\)",
-                                      line)
-                        if m:
-                            shares[ph] = int(m.group(3))
+                ph = next((ph for ph in PHASES if line.strip().startswith(ph)), None)
+                percents = re.findall(r"\(\s*(\d+)%\)", line)
+                if ph and len(percents) >= 3:
+                    shares[ph] = int(percents[2])       # usr, sys, wall, memory: the wall share
             parts = ", ".join(f"{ph.split(' ', 1)[1]} {shares.get(ph, 0)} %" for ph in PHASES)
             print(f"time-report {short(c['file']):38s} {label:11s} {wall:5.1f} s: {parts}")
 

@@ -37,6 +37,7 @@ from ..analysis.tasks import evaluate_task
 from ..errors import BackendError, BadInput
 from ..device.targets import TARGETS
 from ..run_options import RunOptions
+from .prefetch import FirmwarePrefetch, prefetch_variants
 
 # Which backend feeds the isolated runs when none is named: the first of these that ran.
 REFERENCE_ORDER = ("tflite-reference", "tflm-host")
@@ -94,8 +95,13 @@ def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | 
         if samples is None:
             raise ValueError("diff_matrix(diagnose=True) needs the samples to run isolated")
         # Instructions are reported for the normal runs only: isolated runs need not count.
-        diagnose_matrix(run, samples, replace(options or RunOptions(), count_instructions=False),
-                        reference=reference, progress=progress, sequences=lengths, jobs=jobs)
+        options = replace(options or RunOptions(), count_instructions=False)
+        # jobs >= 2: the firmware the causes will need builds while the isolated runs emulate.
+        ahead = (prefetch_variants(comparisons, matrix.captures, lambda label: _cannot_run(label) is None)
+                 if jobs >= 2 else [])
+        with FirmwarePrefetch(ahead, options, _say(progress)):
+            diagnose_matrix(run, samples, options, reference=reference, progress=progress, sequences=lengths,
+                            jobs=jobs)
     return judge(run, policy, baseline)
 
 
