@@ -81,6 +81,22 @@ def test_objects_to_compile_counts_the_targets_missing_objects(tmp_path):
     assert build_progress.objects_to_compile(tmp_path, "simrun_cmsis-nn") is None
 
 
+def test_objects_older_than_their_targets_flags_count_as_to_compile(tmp_path):
+    """A configure that changed the flags (precompiled headers switched on) rewrites
+    flags.make; every object built before it compiles again, so the total must say so."""
+    _fake_tree(tmp_path, built=3)
+    common = tmp_path / "CMakeFiles/tflm_common.dir"
+    for i in range(5):
+        (common / f"src/k{i}.cc.obj").parent.mkdir(parents=True, exist_ok=True)
+        (common / f"src/k{i}.cc.obj").write_bytes(b"obj")
+    assert build_progress.objects_to_compile(tmp_path, "simrun_reference") == 0
+    flags = common / "flags.make"
+    flags.write_text("CXX_FLAGS = -O2 -include cmake_pch.hxx\n")
+    later = (common / "src/k0.cc.obj").stat().st_mtime + 10
+    os.utime(flags, (later, later))
+    assert build_progress.objects_to_compile(tmp_path, "simrun_reference") == 5
+
+
 def test_doctor_figure_comes_from_the_last_build_else_the_default(tmp_path):
     seconds, where = build_progress.first_build_estimate(tmp_path)
     assert seconds == build_progress.DEFAULT_SECONDS_PER_FILE * build_progress.FIRST_BUILD_FILES

@@ -8,9 +8,10 @@
 
 The total is the number of the target's object files (its own and those of the
 object libraries it links, as CMake's generated build.make lists them) that do
-not exist yet: exact for a cold build, a floor for an incremental one (a changed
-source rebuilds an existing object; `done` then grows past the total, and the
-total follows it). The estimate is elapsed time per compiled file times the
+not exist yet or are older than their target's flags.make: exact for a cold
+build and for a configure that changed flags, a floor for other incremental
+builds (a changed source rebuilds an existing object; `done` then grows past the
+total, and the total follows it). The estimate is elapsed time per compiled file times the
 files left: on 2 cores with 2 jobs the files finish at a steady rate.
 
 After a build of at least MIN_FILES_FOR_FIGURE files, record_figure stores the
@@ -55,14 +56,30 @@ def object_files(build_make: str, build_dir: Path) -> list[Path]:
     return files
 
 
+def _stale(obj: Path) -> bool:
+    """The object is missing, or older than its target's flags.make: a configure that
+    changed the target's flags or defines (e.g. precompiled headers switched on) rewrites
+    flags.make, and every object of the target then compiles again."""
+    try:
+        built = obj.stat().st_mtime
+    except OSError:
+        return True
+    target_dir = next((p for p in obj.parents if p.name.endswith(".dir") and p.parent.name == "CMakeFiles"), None)
+    try:
+        return target_dir is not None and (target_dir / "flags.make").stat().st_mtime > built
+    except OSError:
+        return False
+
+
 def objects_to_compile(build_dir: Path, target: str) -> int | None:
-    """How many of the target's object files do not exist yet; None when the tree has
-    no build.make for it (another generator, or not configured)."""
+    """How many of the target's object files will compile: those missing or older than
+    their target's flags; None when the tree has no build.make for it (another generator,
+    or not configured). A changed source or header is not seen here (the count is a floor)."""
     try:
         text = (build_dir / "CMakeFiles" / f"{target}.dir" / "build.make").read_text(errors="replace")
     except OSError:
         return None
-    return sum(1 for f in object_files(text, build_dir) if not f.exists())
+    return sum(1 for f in object_files(text, build_dir) if _stale(f))
 
 
 def format_seconds(seconds: float) -> str:
