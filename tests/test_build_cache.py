@@ -340,7 +340,7 @@ def test_compile_steps_carry_files_done_of_the_objects_missing(tmp_path):
     fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'recorded.txt'}\n")
     fake.chmod(0o755)
     said: list[str] = []
-    build.compile_variant(str(fake), tree, "reference", said.append, None, tmp_path, "cortex-m4")
+    build.compile_variant(str(fake), tree, "simrun_reference", said.append, None, tmp_path, "cortex-m4")
     steps = [line for line in said if "Building" in line]
     assert len(steps) == 4 and all(s.endswith(" left]") for s in steps)
     assert [s.rsplit("[", 1)[1].split(" files")[0] for s in steps] == ["1/8", "2/8", "3/8", "4/8"]

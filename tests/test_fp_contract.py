@@ -47,8 +47,7 @@ def test_keys_trees_and_cmake_flags(tmp_path):
     assert build.tree_key(_inputs("off", kernels="cmsis-nn")) == build.tree_key(off)
     assert FirmwareVariant("cortex-m4", "reference", "single", "off").cache_suffix == \
         "-single-rounding-no-fp-contract"
-    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path,
-                                  "double", "off")
+    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path, "off")
     assert "-DSIMRUN_OPT_FLAGS=-O2;-ffp-contract=off" in cmd
     cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m4"), None, tmp_path)
     assert "-DSIMRUN_OPT_FLAGS=-O2" in cmd

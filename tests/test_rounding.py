@@ -80,13 +80,14 @@ def _inputs(rounding=None, kernels="reference"):
                             *extra)
 
 
-def test_rounding_is_part_of_the_cache_key_and_of_the_tree_key():
+def test_rounding_is_part_of_the_cache_key_not_of_the_tree_key():
     double, single = _inputs("double"), _inputs("single")
     assert build.cache_key(single) != build.cache_key(double)
-    # Single rounding changes every TFLM object: never the same CMake tree.
-    assert build.tree_key(single) != build.tree_key(double)
-    # Within one rounding mode the kernel variants still share their tree.
+    # One CMake tree builds both modes, sharing what the mode cannot change (source_split.py).
+    assert build.tree_key(single) == build.tree_key(double)
     assert build.tree_key(_inputs("single", "cmsis-nn")) == build.tree_key(single)
+    assert build.executable_name("cmsis-nn", "single") == "simrun_cmsis-nn-single"
+    assert build.executable_name("reference") == "simrun_reference"
 
 
 def test_default_rounding_leaves_keys_as_they_were():
@@ -95,14 +96,14 @@ def test_default_rounding_leaves_keys_as_they_were():
     assert FirmwareVariant("cortex-m55", "reference", "single").cache_suffix == "-single-rounding"
 
 
-def test_cmake_gets_the_rounding_option(tmp_path):
-    cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m55"), None, tmp_path, "single")
-    assert "-DSIMRUN_ROUNDING=single" in cmd
+def test_both_rounding_modes_are_targets_of_one_tree(tmp_path):
     cmd = build.configure_command("cmake", tmp_path / "b", get_target("cortex-m55"), None, tmp_path)
-    assert "-DSIMRUN_ROUNDING=double" in cmd
-    # CMakeLists.txt turns the option into both upstream switches, for every object library.
+    assert not any("SIMRUN_ROUNDING" in arg for arg in cmd)
+    # CMakeLists.txt gives the single-mode libraries and firmware both upstream switches.
     text = (REPO / "CMakeLists.txt").read_text()
-    assert "list(APPEND SIMRUN_DEFINES TFLITE_SINGLE_ROUNDING=1 CMSIS_NN_USE_SINGLE_ROUNDING)" in text
+    assert "set(SIMRUN_SINGLE_ROUNDING_DEFINES TFLITE_SINGLE_ROUNDING=1 CMSIS_NN_USE_SINGLE_ROUNDING)" in text
+    assert "target_compile_definitions(${part}_single PRIVATE ${SIMRUN_SINGLE_ROUNDING_DEFINES})" in text
+    assert "set(exe simrun_${variant}-single)" in text
 
 
 def test_unknown_rounding_is_bad_input(tmp_path):

@@ -9,17 +9,17 @@
 Layout under the cache dir (SIMRUN_CACHE_DIR, default ~/.cache/simrun):
     firmware/<cpu>-<kernels>[-single-rounding][-no-fp-contract]-<key>/{firmware.elf, metadata.json}
                                                                  finished, immutable
-    build/<cpu>-<tree key>[-single-rounding][-no-fp-contract]-<source dir id>/   CMake tree, reused
+    build/<cpu>-<tree key>[-no-fp-contract]-<source dir id>/   CMake tree, reused
     locks/<tree name>.lock
 The key hashes everything that changes the binary. The CMake tree is shared by
 both kernel variants of a CPU, so their common TFLM objects compile once; an
 flock on it serialises builders (two processes asking for the same firmware
-build it once). The rounding mode changes 47 of the 296 objects at the pins
-(common.cc, quantization_util.cc, the kernels that call common.h's inline
-requantization helpers, and most of CMSIS-NN), but nearly every file includes
-common.h, so which ones only a compile can tell: each mode has its own tree.
-Precompiled headers (SIMRUN_PCH, CMakeLists.txt) make a cold tree about four
-times faster to build (bench/build_time.py). A CMake
+build it once). The tree holds both rounding modes too: firmware/src/source_split.py
+reads which files' objects the rounding switches cannot change (at the pins, all
+but about 60 of 280: common.cc, quantization_util.cc, the kernels that use
+common.h's inline requantization helpers, most of CMSIS-NN), so a second mode
+compiles only those. Precompiled headers (SIMRUN_PCH, CMakeLists.txt) make the
+rest several times faster to compile (bench/build_time.py). A CMake
 tree is tied to its source dir (resources.root(): a checkout or an installed
 package), so the tree name ends with that dir's id: two checkouts sharing one
 cache each get their own tree.
@@ -143,9 +143,9 @@ def key_inputs(target: Target, kernels: str, source_identity: dict, compiler: st
         "firmware": firmware_digest,
     }
     if rounding != DEFAULT_ROUNDING:
-        # Only a non-default mode enters the keys, so double-rounding keys (and
-        # the CMake trees already built for them) stay what they were. It
-        # enters the tree key too: no object is shared between rounding modes.
+        # Only a non-default mode enters the key, so double-rounding keys stay
+        # what they were. Not the tree key: one tree builds both modes, sharing
+        # every object the mode cannot change (CMakeLists.txt, source_split.py).
         inputs["rounding"] = rounding
     if fp_contract != DEFAULT_FP_CONTRACT:
         inputs["fp_contract"] = fp_contract     # every object changes: its own tree too
@@ -161,9 +161,9 @@ def cache_key(inputs: dict) -> str:
 
 
 def tree_key(inputs: dict) -> str:
-    # The CMake tree depends on neither the variant nor our own sources: CMake
-    # tracks those incrementally inside the tree.
-    return digest({k: v for k, v in inputs.items() if k not in ("kernels", "firmware")})[:12]
+    # The CMake tree depends on neither the variant (kernels, rounding) nor our own
+    # sources: CMake tracks those incrementally inside the tree.
+    return digest({k: v for k, v in inputs.items() if k not in ("kernels", "firmware", "rounding")})[:12]
 
 
 @dataclass(frozen=True)
@@ -262,9 +262,9 @@ def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -
         started = time.monotonic()
         launcher = compiler_launcher()
         env = ccache.environment(cache, request.src_root) if launcher else None
-        configure(cmake, build_dir, target, request.src_root, cache, say, request.rounding,
-                  request.fp_contract, launcher)
-        exe = compile_variant(cmake, build_dir, request.kernels, say, env, cache, target.cpu)
+        configure(cmake, build_dir, target, request.src_root, cache, say, request.fp_contract, launcher)
+        exe = compile_variant(cmake, build_dir, executable_name(request.kernels, request.rounding), say, env,
+                              cache, target.cpu)
         metadata = make_metadata(target, request.kernels, request.inputs, request.src_root, size_tool, exe,
                                  time.monotonic() - started, request.rounding, request.fp_contract)
         return publish(entry, exe, metadata)
@@ -272,7 +272,8 @@ def build_firmware(request: FirmwareRequest, progress: Progress | None = None) -
 
 def request_tree(request: FirmwareRequest) -> str:
     """The name of the CMake tree (under <cache>/build) that builds this request."""
-    return tree_for(request.cache, f"{request.target.cpu}-{tree_key(request.inputs)}{request.suffix}")
+    both_roundings = FirmwareVariant(request.target.cpu, request.kernels, DEFAULT_ROUNDING, request.fp_contract)
+    return tree_for(request.cache, f"{request.target.cpu}-{tree_key(request.inputs)}{both_roundings.cache_suffix}")
 
 
 def cmake_home(tree: Path) -> str | None:
@@ -333,25 +334,28 @@ def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[
             proc.wait()
 
 
+def executable_name(kernels: str, rounding: str = DEFAULT_ROUNDING) -> str:
+    """The CMake target of a variant: simrun_<kernels>, simrun_<kernels>-single (CMakeLists.txt)."""
+    return f"simrun_{kernels}" + ("" if rounding == DEFAULT_ROUNDING else f"-{rounding}")
+
+
 def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-                      rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT,
-                      launcher: str | None = None) -> list[str]:
+                      fp_contract: str = DEFAULT_FP_CONTRACT, launcher: str | None = None) -> list[str]:
     """CMake's configure line. `launcher` (ccache.launcher()) wraps the compilers; it
     changes no object, so it is no part of the cache key (key_inputs)."""
     toolchain = resources.path("cmake", "arm-none-eabi.cmake")
     return [cmake, "-S", str(resources.root()), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
             *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
-            f"-DSIMRUN_ROUNDING={rounding}", f"-DSIMRUN_PCH={'ON' if pch_enabled() else 'OFF'}",
+            f"-DSIMRUN_PCH={'ON' if pch_enabled() else 'OFF'}",
             "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",     # bench/build_time.py's -ftime-report sample
             *sources.cmake_args(src_root), *ccache.cmake_args(launcher)]
 
 
 def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None, cache: Path,
-              say: Progress, rounding: str = DEFAULT_ROUNDING, fp_contract: str = DEFAULT_FP_CONTRACT,
-              launcher: str | None = None) -> None:
+              say: Progress, fp_contract: str = DEFAULT_FP_CONTRACT, launcher: str | None = None) -> None:
     build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = configure_command(cmake, build_dir, target, src_root, cache, rounding, fp_contract, launcher)
+    cmd = configure_command(cmake, build_dir, target, src_root, cache, fp_contract, launcher)
     env = ccache.environment(cache, src_root) if launcher else dict(os.environ)
     if launcher:
         say(f"compiler launcher: {launcher} (ccache's store {env['CCACHE_DIR']}; {ccache.SWITCH}=0 turns ccache off)")
@@ -369,12 +373,11 @@ def configure(cmake: str, build_dir: Path, target: Target, src_root: Path | None
         raise BuildFailed(f"cmake configure failed for {target.cpu}:\n" + "\n".join(tail[-30:]))
 
 
-def compile_variant(cmake: str, build_dir: Path, kernels: str, say: Progress, env: dict | None = None,
+def compile_variant(cmake: str, build_dir: Path, name: str, say: Progress, env: dict | None = None,
                     cache: Path | None = None, cpu: str = "") -> Path:
     """Build the variant's target; each compile step's line ends with a status
     ("[12/162 files, about 13 min left]", build_progress) and a long enough build
-    leaves its seconds per file in the cache for `simrun doctor`."""
-    name = f"simrun_{kernels}"
+    leaves its seconds per file in the cache for `simrun doctor`. `name`: executable_name()."""
     tracker = build_progress.BuildProgress(build_progress.objects_to_compile(build_dir, name))
 
     def step(line: str) -> None:
