@@ -56,6 +56,7 @@ INSTALL_HINT = ("install it, e.g. `apt-get install cmake gcc-arm-none-eabi libne
                 "libstdc++-arm-none-eabi-newlib`, or put it on PATH")
 
 PCH_SWITCH = "SIMRUN_PCH"
+SHARE_SWITCH = "SIMRUN_SHARE_ROUNDING"
 LAUNCHER_SWITCH = "SIMRUN_COMPILER_LAUNCHER"
 CACHE_FIX = "set SIMRUN_CACHE_DIR (or --cache-dir) to a writable directory"
 
@@ -309,12 +310,14 @@ def compiler_launcher(env: dict | None = None) -> str | None:
     return env.get(LAUNCHER_SWITCH) or ccache.launcher(env)
 
 
-def pch_enabled(env: dict | None = None) -> bool:
-    """Precompiled headers (CMakeLists.txt, firmware/src/tflm_pch.h), on unless SIMRUN_PCH=0.
-    Every object is byte-identical either way (bench/build_time.py --check-identical),
-    so the switch is no part of the cache key; it exists for that measurement."""
+def switched_on(switch: str, env: dict | None = None) -> bool:
+    """A build speed-up, on unless its switch is 0: SIMRUN_PCH (precompiled headers) or
+    SIMRUN_SHARE_ROUNDING (one compile of what the rounding mode cannot change; see
+    CMakeLists.txt). Either way the firmware is the same code (bench/build_time.py
+    --check-identical --check-layers), so neither is part of the cache key; the
+    switches exist for that measurement."""
     env = os.environ if env is None else env
-    return env.get(PCH_SWITCH, "").strip().lower() not in ("0", "no", "off", "false")
+    return env.get(switch, "").strip().lower() not in ("0", "no", "off", "false")
 
 
 def run_logged(cmd: list[str], say: Progress, env: dict | None = None) -> tuple[int, list[str]]:
@@ -347,7 +350,8 @@ def configure_command(cmake: str, build_dir: Path, target: Target, src_root: Pat
     return [cmake, "-S", str(resources.root()), "-B", str(build_dir), f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
             "-DCMAKE_BUILD_TYPE=", f"-DFETCHCONTENT_BASE_DIR={cache / 'downloads'}",
             *[f"-D{k}={v}" for k, v in cmake_defines(target, fp_contract).items()],
-            f"-DSIMRUN_PCH={'ON' if pch_enabled() else 'OFF'}",
+            f"-DSIMRUN_PCH={'ON' if switched_on(PCH_SWITCH) else 'OFF'}",
+            f"-DSIMRUN_SHARE_ROUNDING={'ON' if switched_on(SHARE_SWITCH) else 'OFF'}",
             "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON",     # bench/build_time.py's -ftime-report sample
             *sources.cmake_args(src_root), *ccache.cmake_args(launcher)]
 
