@@ -5,9 +5,12 @@ variants it will ask for: a device backend in a pair that diverges gets its
 other-rounding firmware tested on an integer layer and its no-fp-contract
 firmware on a float one (BackendId.neighbours, the same rule wanted_variants
 applies after the isolated runs). Those builds start here, one at a time, in
-a `simrun build` child at low priority, while the isolated runs against the
-reference emulate; when the diagnosis then asks for a variant, the build's
-lock makes it wait for the child or find the entry cached.
+a `simrun build` child, while the isolated runs against the reference
+emulate; when the diagnosis then asks for a variant, the build's lock makes it
+wait for the child or find the entry cached. The child runs at normal priority:
+the variant runs need its result as much as the isolated runs' (a niced build
+would crawl on exactly when the diagnosis waits for it, and an unprivileged
+process cannot raise its priority back).
 
 Only with jobs >= 2 (the user allowed more than one thing at a time). Nothing
 is left behind: stop() ends the child's process group, whether the diagnosis
@@ -25,9 +28,6 @@ from collections.abc import Callable, Iterable
 from ..backend_id import BackendId
 from ..device.build_progress import first_build_estimate, format_seconds
 from ..run_options import RunOptions
-
-NICE = 10       # below the emulators: a background build must not slow the runs it overlaps
-
 
 def prefetch_variants(comparisons: Iterable, ran: Iterable[str],
                       runnable: Callable[[str], bool] = lambda _label: True) -> list[BackendId]:
@@ -52,7 +52,7 @@ def prefetch_variants(comparisons: Iterable, ran: Iterable[str],
 
 def build_command(variant: BackendId, options: RunOptions) -> list[str]:
     v = variant.variant
-    cmd = ["nice", "-n", str(NICE), sys.executable, "-m", "simrun", "build", "--cpu", v.cpu,
+    cmd = [sys.executable, "-m", "simrun", "build", "--cpu", v.cpu,
            "--kernels", v.kernels, "--rounding", v.rounding, "--fp-contract", v.fp_contract]
     if options.sources_dir:
         cmd += ["--sources", str(options.sources_dir)]
