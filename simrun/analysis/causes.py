@@ -78,6 +78,12 @@ def cause_from_variants(d, pair: PairResult, isolated: dict[str, Capture], model
     # One side equal to the reference: the other's own cause against it, before the guesses below.
     if sides.one_side(d, pair, against, own_text):
         return
+    if {pair.a, pair.b} == {"tflite-reference", NODELEGATE}:
+        # One LiteRT, one model, only the op resolver differs: its optimized built-in kernels.
+        d.cause = "kernel"
+        d.evidence = (f"{own_text}; the same LiteRT with its optimized built-in kernels instead of its "
+                      f"reference kernels computes this layer differently")
+        return
     if desktop:
         side, v, s = desktop[0]
         d.cause = "kernel"
