@@ -268,6 +268,28 @@ def streaming_state_int8(out_dir: Path, seed: int = 2) -> Path:
     return _save_int8(tf, conv, representative, path)
 
 
+def float_mix(out_dir: Path, seed: int = 3) -> Path:
+    """A small float32 model with the operators LiteRT's optimized built-in kernels compute
+    apart from its reference ones (FULLY_CONNECTED, TANH, LOGISTIC, SOFTMAX) and XNNPACK
+    apart from both (CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D)."""
+    path = Path(out_dir) / f"float_mix_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    image = tf.keras.Input(shape=(16, 16, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(image)
+    x = layers.Activation("tanh")(layers.DepthwiseConv2D(3, padding="same")(x))
+    x = layers.Activation("sigmoid")(layers.Conv2D(16, 3, strides=2, padding="same")(x))
+    x = layers.Flatten()(layers.AveragePooling2D(2)(x))
+    x = layers.Dense(10)(layers.Activation("relu")(layers.Dense(32)(x)))
+    model = tf.keras.Model(image, layers.Softmax()(x))
+    return _write(path, tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
 DETECT_SIZE, DETECT_GRID, DETECT_CLASSES = 32, 8, 3
 
 
