@@ -238,6 +238,10 @@ def test_a_streaming_model_whose_state_diverges_on_host_backends(tf_model, tmp_p
     assert not [x for x in _layers(summary) if x[2]["op_name"] == "READ_VARIABLE" and x[2]["cause"] == "unexplained"]
     page = (tmp_path / "report.html").read_text()
     assert "inherited through state: on both sides it returns what ASSIGN_VARIABLE" in page
+    read_ops = {str(layer["op_index"]) for _, _, layer in reads}
+    overlay = json.loads((tmp_path / "model-explorer" / f"{REF}_vs_{HOST}.cause.json").read_text())
+    [graph] = overlay.values()
+    assert read_ops and {graph["results"][op]["value"] for op in read_ops} == {"inherited"}
 
 
 def test_litert_without_xnnpack_is_explained_on_a_float_model(tf_model, tmp_path):
