@@ -10,7 +10,6 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 from simrun.analysis.compare import compare
 from simrun.analysis.diagnose import CAUSES, diagnose_run, without_fp_contract
@@ -81,7 +80,7 @@ def _read(diagnosis, step):
 
 
 def test_a_read_of_what_the_previous_step_stored_is_inherited_through_state():
-    run, diagnosis = _state_run()
+    _, diagnosis = _state_run()
     assert _read(diagnosis, 0).cause == "none"
     conv = next(d for d in diagnosis.pair(0, REF, HOST).layers if d.op_name == "CONV_2D")
     assert conv.cause == "unexplained" and conv.own.max_abs_delta == 2     # the error's own origin
@@ -164,7 +163,7 @@ def _float_run(opt_off_at=2, tgt_off_at=2):
 
 
 def test_each_side_gets_its_own_cause_when_both_differ_from_the_reference():
-    run, diagnosis = _float_run()
+    _, diagnosis = _float_run()
     assert diagnosis.pair(0, REF, TGT).layers[2].cause == "float-contraction"
     assert diagnosis.pair(0, REF, OPT).layers[2].cause == "kernel"
     d = diagnosis.pair(0, TGT, OPT).layers[2]

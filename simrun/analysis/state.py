@@ -75,7 +75,7 @@ def _explain(d, p, graph: _Graph, captures: dict[str, list[Capture]], steps: lis
         found[side] = _last_store(graph, variable, read_key, d.tensor_index, [caps[n] for n in steps])
         if found[side] is None:
             return False
-    (read_a, stored_a, where_a), (read_b, stored_b, where_b) = found[p.a], found[p.b]
+    (_, stored_a, where_a), (_, stored_b, where_b) = found[p.a], found[p.b]
     if where_a != where_b:                  # the sides' last stores are different operators/steps
         return False
     (sg, op), step, producer = where_a
