@@ -130,6 +130,28 @@ class Model:
     def tensor(self, subgraph: int, index: int) -> TensorInfo:
         return self.subgraphs[subgraph].tensors[index]
 
+    @cached_property
+    def resource_variables(self) -> dict[tuple[int, int], str]:
+        """(subgraph, resource tensor) -> the variable a VAR_HANDLE there names
+        ("container/shared_name"): handles in different subgraphs (CALL_ONCE's initialiser,
+        the main graph) with one name are one variable, as TFLite and TFLM resolve them."""
+        schema = _schema()
+        m = schema.Model.GetRootAsModel(self.data, 0)
+        found = {}
+        for op in self.operators():
+            if op.op_name != "VAR_HANDLE" or not op.outputs:
+                continue
+            raw = m.Subgraphs(op.subgraph).Operators(op.index)
+            name = f"{op.subgraph}:{op.outputs[0]}"      # no options: the handle is its own variable
+            if raw.BuiltinOptions() is not None:
+                options = schema.VarHandleOptions()
+                options.Init(raw.BuiltinOptions().Bytes, raw.BuiltinOptions().Pos)
+                container, shared = options.Container(), options.SharedName()
+                if container or shared:
+                    name = f"{(container or b'').decode()}/{(shared or b'').decode()}"
+            found[(op.subgraph, op.outputs[0])] = name
+        return found
+
     # --- parsing ------------------------------------------------------------
     @staticmethod
     def _op_name(schema, code) -> str:

@@ -213,6 +213,83 @@ def streaming_int8(out_dir: Path, seed: int = 1) -> Path:
     return _save_int8(tf, conv, representative, path)
 
 
+def streaming_state_int8(out_dir: Path, seed: int = 2) -> Path:
+    """A streaming model shaped like microWakeWord's: its state holds computed activations,
+    not input frames. Each invoke takes [1, 3, 40] new frames; a pointwise layer makes 16
+    features per frame, which a first ring buffer (4 frames) keeps for a conv over 7 frames;
+    that conv's 5 outputs feed a second ring buffer (2 frames) and a second conv, then a dense
+    head. Backends that requantize differently (tflite-optimized rounds once) store different
+    values, which the next step's READ_VARIABLE returns: error carried by state."""
+    path = Path(out_dir) / f"streaming_state_int8_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    frames, features, width = STREAM_FRAMES, STREAM_FEATURES, 16
+    rng = np.random.default_rng(seed)
+
+    def weights(*shape, scale=0.3):
+        return tf.constant(rng.normal(0, scale, shape).astype(np.float32))
+
+    class Streaming(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.state1 = tf.Variable(tf.zeros((1, 4, width)), trainable=False)
+            self.state2 = tf.Variable(tf.zeros((1, 2, width)), trainable=False)
+            self.pw = weights(features, width)
+            self.c1, self.c1_b = weights(3, width, width), weights(width, scale=0.1)
+            self.c2, self.c2_b = weights(3, width, width), weights(width, scale=0.1)
+            self.dense = weights(width * 5, 4)
+
+        @tf.function(input_signature=[tf.TensorSpec((1, frames, features), tf.float32)])
+        def __call__(self, x):
+            # Per frame a dense layer without bias (FULLY_CONNECTED): host TFLM and TFLite round it apart.
+            h = tf.nn.relu(tf.reshape(tf.matmul(tf.reshape(x, (frames, features)), self.pw),
+                                      (1, frames, width)))                                # [1, 3, 16]
+            w1 = tf.concat([self.state1, h], axis=1)                                     # [1, 7, 16]
+            self.state1.assign(w1[:, frames:, :])
+            h = tf.nn.relu(tf.nn.conv1d(w1, self.c1, 1, "VALID") + self.c1_b)           # [1, 5, 16]
+            w2 = tf.concat([self.state2, h], axis=1)                                     # [1, 7, 16]
+            self.state2.assign(w2[:, 5:, :])
+            h = tf.nn.relu(tf.nn.conv1d(w2, self.c2, 1, "VALID") + self.c2_b)           # [1, 5, 16]
+            return tf.matmul(tf.reshape(h, (1, -1)), self.dense)
+
+    module = Streaming()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.__call__.get_concrete_function()], module)
+    conv.experimental_enable_resource_variables = True
+    conv._experimental_variable_quantization = True
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-1.0, 1.0, (1, frames, features)).astype(np.float32)]
+
+    return _save_int8(tf, conv, representative, path)
+
+
+def float_mix(out_dir: Path, seed: int = 3) -> Path:
+    """A small float32 model with the operators LiteRT's optimized built-in kernels compute
+    apart from its reference ones (FULLY_CONNECTED, TANH, LOGISTIC, SOFTMAX) and XNNPACK
+    apart from both (CONV_2D, DEPTHWISE_CONV_2D, AVERAGE_POOL_2D)."""
+    path = Path(out_dir) / f"float_mix_s{seed}.tflite"
+    if path.exists():
+        return path
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    layers = tf.keras.layers
+    image = tf.keras.Input(shape=(16, 16, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(image)
+    x = layers.Activation("tanh")(layers.DepthwiseConv2D(3, padding="same")(x))
+    x = layers.Activation("sigmoid")(layers.Conv2D(16, 3, strides=2, padding="same")(x))
+    x = layers.Flatten()(layers.AveragePooling2D(2)(x))
+    x = layers.Dense(10)(layers.Activation("relu")(layers.Dense(32)(x)))
+    model = tf.keras.Model(image, layers.Softmax()(x))
+    return _write(path, tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
 DETECT_SIZE, DETECT_GRID, DETECT_CLASSES = 32, 8, 3
 
 

@@ -23,21 +23,31 @@ the same inputs, so any difference is theirs. Causes, first match wins:
 - float-contraction: a float layer's own error vanishes with firmware built -ffp-contract=off;
 - kernel: the own error persists in the other rounding mode (or, on the desktop, LiteRT's own
   kernels without XNNPACK agree with the other side while XNNPACK does not);
+- both-sides: a pair without the reference whose two sides each differ from the reference
+  here for a known cause (a device's FMA contraction, tflite-optimized's XNNPACK summation):
+  each side's cause from its own pair with the reference (sides.py, .side_causes);
 - unexplained: anything else, with the evidence that was tried.
+(causes.py finds rounding / float-contraction / kernel / both-sides from the variant runs.)
 Layers whose inputs the reference lacks are "not isolated" (reason given), cause from the
-propagated error alone: none or unexplained.
+propagated error alone: none or unexplained; except a READ_VARIABLE of a streaming model that
+returns on both sides what an earlier ASSIGN_VARIABLE stored: inherited through state (state.py,
+.through_state names the ASSIGN_VARIABLE and step).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..capture import Capture
-from .compare import Comparison, LayerStats, PairResult, compare_pair, layer_stats
+from .causes import _num, _unit, cause_from_variants
+from .compare import Comparison, LayerStats, PairResult, compare_pair
 from .numerics import (NODELEGATE, firmware_of, kernel_family, other_rounding,  # noqa: F401 (re-exported)
                        variant_labels, without_fp_contract)
+from .sides import AgainstReference
+from .state import explain_reads
 from .summary import INTRODUCING, summarize
 
-CAUSES = ("inherited", "rounding", "kernel", "amplified", "float-contraction", "unexplained", "none")
+CAUSES = ("inherited", "rounding", "kernel", "amplified", "float-contraction", "both-sides", "unexplained",
+          "none")
 
 # Operators whose every output value depends on one input value (same quantization grid
 # size in and out), where "more steps out than in" means the function magnified them.
@@ -64,6 +74,10 @@ class LayerDiagnosis:
     kernel_a: str | None = None             # ... and on side a
     not_isolated: str | None = None         # why `own` is None
     variants: dict[str, LayerStats] = field(default_factory=dict)  # variant label -> own stats
+    # A pair without the reference: each side's own cause against it (sides.py), side -> cause.
+    side_causes: dict[str, str] = field(default_factory=dict)
+    # Inherited through a resource variable: "ASSIGN_VARIABLE 0:12 at step 3" (state.py).
+    through_state: str | None = None
 
     @property
     def id(self) -> str:
@@ -147,14 +161,23 @@ def diagnose_run(run, isolated: list[dict[str, Capture]], reference: str, *,
     `run` is a simrun.analysis.diffrun.DiffRun (not imported: it holds the Diagnosis made here)."""
     pairs = [diagnose_input(run.model, cmp, isolated[i], reference, run.versions, failed)
              for i, cmp in enumerate(run.comparisons)]
+    explain_reads(run.model, run.captures, run.sequences, run.input_names, pairs)
     run.diagnosis = Diagnosis(reference, pairs, dict(variants or {}), dict(failed or {}), list(isolated))
     return run.diagnosis
 
 
 def diagnose_input(model, comparison: Comparison, isolated: dict[str, Capture], reference: str,
                    versions: dict | None = None, failed: dict[str, str] | None = None) -> list[PairDiagnosis]:
-    return [diagnose_pair(model, pair, isolated, reference, versions or {}, failed or {})
-            for pair in comparison.pairs]
+    """The pairs with the reference first: a pair without it reads its sides' diagnoses (sides.py)."""
+    against = AgainstReference(reference)
+    order = sorted(range(len(comparison.pairs)),
+                   key=lambda i: reference not in (comparison.pairs[i].a, comparison.pairs[i].b))
+    done: dict[int, PairDiagnosis] = {}
+    for i in order:
+        done[i] = diagnose_pair(model, comparison.pairs[i], isolated, reference, versions or {},
+                                failed or {}, against)
+        against.add(done[i])
+    return [done[i] for i in range(len(comparison.pairs))]
 
 
 def own_errors(model, pair: PairResult, isolated: dict[str, Capture]) -> dict[tuple, LayerStats] | None:
@@ -181,7 +204,7 @@ def wanted_variants(model, comparison: Comparison, isolated: dict[str, Capture])
 
 
 def diagnose_pair(model, pair: PairResult, isolated: dict[str, Capture], reference: str,
-                  versions: dict, failed: dict[str, str]) -> PairDiagnosis:
+                  versions: dict, failed: dict[str, str], against: AgainstReference | None = None) -> PairDiagnosis:
     own = own_errors(model, pair, isolated)
     missing = next((f"no isolated run of {side}" + (f": {failed[side]}" if side in failed else "")
                     for side in (pair.a, pair.b) if side not in isolated), None)
@@ -202,14 +225,15 @@ def diagnose_pair(model, pair: PairResult, isolated: dict[str, Capture], referen
         else:
             d.own = o
         in_delta = _input_delta(prop, op_inputs, by_tensor)
-        _classify(d, pair, isolated, in_delta, model)
+        _classify(d, pair, isolated, in_delta, model, against)
         layers.append(d)
     result = PairDiagnosis(pair.a, pair.b, reference, layers, list(pair.outputs))
     result.summary = summarize(result)
     return result
 
 
-def _classify(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], in_delta, model) -> None:
+def _classify(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], in_delta, model,
+              against: AgainstReference | None = None) -> None:
     prop, own = d.propagated, d.own
     unit = _unit(prop)
     if own is None:
@@ -237,120 +261,7 @@ def _classify(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture],
         d.evidence = (f"{own_text}, but its inputs differ by up to {_num(in_delta)} step(s) and its output "
                       f"by {_num(prop.max_abs_delta)}: {d.op_name} magnifies the inherited difference")
         return
-    _cause_from_variants(d, pair, isolated, model, own_text)
-
-
-def _cause_from_variants(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], model,
-                         own_text: str) -> None:
-    """Firmware variants first (they switch one numerics choice of the same code), then
-    TFLM's kernels in both rounding modes reproducing both sides of a desktop pair, then
-    LiteRT without XNNPACK."""
-    float_layer = d.own.compared and not d.own.integer
-    tests = []
-    for side, other in ((pair.a, pair.b), (pair.b, pair.a)):
-        for v in variant_labels(side, float_layer):
-            s = _layer_stats(model, other, isolated.get(other), v, isolated.get(v), d)
-            if s is not None:
-                d.variants[v] = s
-                tests.append((side, v, s))
-    firmware = [t for t in tests if t[1] != NODELEGATE]
-    desktop = [t for t in tests if t[1] == NODELEGATE]
-    vanished = [t for t in firmware if not t[2].diverges]
-    if vanished:
-        side, v, _ = vanished[0]
-        if float_layer:
-            d.cause = "float-contraction"
-            d.evidence = (f"{own_text}; isolated in {v} (built -ffp-contract=off) it is 0: fused "
-                          f"multiply-add contraction in {side}'s firmware changes the float result")
-        else:
-            d.cause = "rounding"
-            mode = firmware_of(v).rounding
-            d.evidence = (f"{own_text}; isolated in {v} it is 0: requantization rounding differs "
-                          f"({mode}-rounding firmware removes it)")
-        return
-    cross = None if float_layer else _cross_rounding(d, pair, isolated, model)
-    if cross:
-        double, single, x, y = cross
-        d.cause = "rounding"
-        d.evidence = (f"{own_text}; on the same inputs TFLM's kernels reproduce both: {double} gives "
-                      f"{x}'s output, {single} gives {y}'s (single-rounding firmware removes it)")
-        d.variants[single] = _layer_stats(model, y, isolated[y], single, isolated[single], d)
-        return
-    if desktop and not desktop[0][2].diverges:
-        side, v, _ = desktop[0]
-        d.cause = "kernel"
-        d.evidence = (f"{own_text}; {v} (LiteRT's own kernels, no XNNPACK) agrees with "
-                      f"{_other(pair, side)} here: the XNNPACK delegate computes this layer differently")
-        _set_family(d, pair, side, "XNNPACK delegate (LiteRT default)")
-        return
-    if firmware:
-        side, v, s = firmware[0]
-        if float_layer:
-            d.cause = "unexplained"
-            d.evidence = (f"{own_text}; it persists without FMA contraction ({v}: max |Δ| "
-                          f"{_num(s.max_abs_delta)}); kernels {d.kernel_a} vs {d.kernel}")
-        else:
-            d.cause = "kernel"
-            d.evidence = (f"{own_text}; it persists in the other rounding mode ({v}: max |Δ| "
-                          f"{_num(s.max_abs_delta)}): {d.kernel_a} and {d.kernel} compute it differently")
-        return
-    if desktop:
-        side, v, s = desktop[0]
-        d.cause = "kernel"
-        d.evidence = (f"{own_text}; LiteRT's own kernels without XNNPACK ({v}) differ too "
-                      f"(max |Δ| {_num(s.max_abs_delta)}): LiteRT's optimized kernels compute it differently")
-        _set_family(d, pair, side, "LiteRT optimized (built-in and XNNPACK)")
-        return
-    d.cause = "unexplained"
-    d.evidence = (f"{own_text}; no variant run could test a cause (kernels {d.kernel_a} vs {d.kernel})")
-
-
-def _cross_rounding(d: LayerDiagnosis, pair: PairResult, isolated: dict[str, Capture], model):
-    """For a pair without a target: a target whose double-rounding isolated run equals one side
-    and whose single-rounding run equals the other -> (double, single, side, other side)."""
-    if firmware_of(pair.a) or firmware_of(pair.b):
-        return None
-    for double in isolated:
-        variant = firmware_of(double)
-        single = variant.other_rounding().label if variant and not variant.single_rounding else None
-        if single not in isolated:
-            continue
-        for x, y in ((pair.a, pair.b), (pair.b, pair.a)):
-            e1 = _layer_stats(model, x, isolated.get(x), double, isolated[double], d)
-            e2 = _layer_stats(model, y, isolated.get(y), single, isolated[single], d)
-            if e1 is not None and e2 is not None and not e1.diverges and not e2.diverges:
-                return double, single, x, y
-    return None
-
-
-def _set_family(d: LayerDiagnosis, pair: PairResult, side: str, family: str) -> None:
-    if side == pair.b:
-        d.kernel = family
-    else:
-        d.kernel_a = family
-
-
-def _other(pair: PairResult, side: str) -> str:
-    return pair.b if side == pair.a else pair.a
-
-
-def _layer_stats(model, a: str, cap_a: Capture | None, b: str, cap_b: Capture | None,
-                 d: LayerDiagnosis) -> LayerStats | None:
-    """One layer of two isolated Captures compared (None: a side lacks it)."""
-    if cap_a is None or cap_b is None:
-        return None
-    ta = _find(cap_a, d)
-    tb = _find(cap_b, d)
-    if ta is None or tb is None:
-        return None
-    return layer_stats(model, (d.subgraph, d.op_index, d.tensor_index), d.op_name, d.depth, ta, tb)
-
-
-def _find(cap: Capture, d: LayerDiagnosis):
-    for rec in reversed(cap.ops):
-        if rec.key == (d.subgraph, d.op_index):
-            return next((t for t in rec.outputs if t.index == d.tensor_index), None)
-    return None
+    cause_from_variants(d, pair, isolated, model, own_text, against)
 
 
 def _amplifies(d: LayerDiagnosis, in_delta, own_delta) -> bool:
@@ -388,13 +299,3 @@ def _not_isolated_reason(prop: LayerStats, isolated: dict[str, Capture], pair: P
 
 def _key(s: LayerStats) -> tuple:
     return (s.subgraph, s.op_index, s.tensor_index)
-
-
-def _unit(s: LayerStats) -> str:
-    if not s.integer:
-        return "(float)"
-    return "step" if s.max_abs_delta == 1 else "steps"
-
-
-def _num(x) -> str:
-    return "?" if x is None else f"{x:.3g}" if isinstance(x, float) and not float(x).is_integer() else f"{x:g}"

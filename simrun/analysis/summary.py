@@ -6,7 +6,7 @@ from collections import Counter
 from .numerics import firmware_of
 
 # Causes of a layer that computes something different itself (diagnose.INTRODUCING).
-INTRODUCING = ("rounding", "kernel", "float-contraction", "unexplained")
+INTRODUCING = ("rounding", "kernel", "float-contraction", "both-sides", "unexplained")
 
 
 def summarize(p) -> str:
@@ -53,6 +53,9 @@ def _cause_note(cause: str, intro: list) -> str:
         return f" ({'/'.join(sorted(modes))}-rounding firmware removes it)" if modes else ""
     if cause == "float-contraction":
         return " (firmware built -ffp-contract=off removes it)"
+    if cause == "both-sides":
+        pairs = sorted({", ".join(f"{side}: {c}" for side, c in d.side_causes.items()) for d in intro})
+        return f" ({'; '.join(pairs)})" if pairs else ""
     if cause == "kernel":
         families = sorted({d.kernel for d in intro if d.kernel})
         return f" ({', '.join(families)})" if families else ""

@@ -14,7 +14,8 @@ from ..analysis.compare import LayerStats
 from ..analysis.diffrun import DiffRun
 
 # Worst first: the cause a layer is shown with when inputs disagree on it.
-CAUSE_ORDER = ("kernel", "rounding", "float-contraction", "amplified", "unexplained", "inherited", "none")
+CAUSE_ORDER = ("kernel", "rounding", "float-contraction", "both-sides", "amplified", "unexplained", "inherited",
+               "none")
 _VERDICT_ORDER = ("fail", "pass", "unjudged", "not compared")
 
 

@@ -60,7 +60,9 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
              # from the diagnosis; all null when none ran (and for final outputs):
              "own": OWN|null,              # the layer run on the reference's inputs (isolated)
              "cause": "inherited"|"rounding"|"kernel"|"amplified"|"float-contraction"|
-                      "unexplained"|"none"|null,
+                      "both-sides"|"unexplained"|"none"|null,
+             "side_causes": {backend: cause}|null,  # both-sides: each side's cause against the reference
+             "through_state": str|null,    # inherited through a resource variable: "ASSIGN_VARIABLE 0:9 at step 2 (...)"
              "evidence": str|null,         # one sentence: what was measured
              "kernel": str|null, "kernel_a": str|null,   # kernel family on side b / side a
              "not_isolated": str|null}     # why own is null
@@ -197,11 +199,12 @@ def layer_dict(s: LayerStats | None, pv, d=None) -> dict | None:
         "relative_delta": finite_or_none(s.relative_delta),
         "verdict": layer_verdict(s, pv), "reasons": pv.failing.get(s.id, []),
         "own": None, "cause": None, "evidence": None, "kernel": None, "kernel_a": None,
-        "not_isolated": None,
+        "not_isolated": None, "side_causes": None, "through_state": None,
     }
     if d is not None:
         out.update(own=_own_dict(d.own), cause=d.cause, evidence=d.evidence, kernel=d.kernel,
-                   kernel_a=d.kernel_a, not_isolated=d.not_isolated)
+                   kernel_a=d.kernel_a, not_isolated=d.not_isolated, side_causes=d.side_causes or None,
+                   through_state=d.through_state)
     return out
 
 

@@ -15,6 +15,7 @@ CAUSE_COLOURS = {
     "rounding": "#f57c00",
     "float-contraction": "#0288d1",
     "amplified": "#8e24aa",
+    "both-sides": "#6d4c41",                # each side differs from the reference for its own cause
     "unexplained": "#fbc02d",
     "inherited": "#90a4ae",                 # passes on what came in
     "none": "#c8e6c9",
@@ -25,8 +26,9 @@ CAUSE_MEANING = {
     "rounding": "own error vanishes with the other requantization rounding",
     "float-contraction": "own error vanishes with firmware built -ffp-contract=off",
     "amplified": "a value-wise operator magnifies the difference it was given",
+    "both-sides": "both sides differ from the reference, each for its own known cause",
     "unexplained": "own error, no variant tried removes it",
-    "inherited": "no own error: it passes on what its inputs differ by",
+    "inherited": "no own error: it passes on what its inputs (or its state) differ by",
     "none": "no difference",
 }
 
