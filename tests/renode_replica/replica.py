@@ -26,6 +26,7 @@ renode-infrastructure 0c7d0762; file names below are in that tree):
   GDB gets `X06`. QEMU raises a fault in both cases; the replica catches the
   fault handler's entry and undoes it (data) or reports the abort (fetch). On
   ARMv6-M, where the core records no fault address, QEMU's fault stands.
+- `python "..."`: only simrun's two bus-copy statements (monitor_python.py), run against QEMU;
 - `cpu ExecutedInstructions` is QEMU's exact instruction count (record mode).
 - instructions 1.16.1 does not translate (the Armv8.1-M scalar shifts, NOT_TRANSLATED) fault
   UNDEFINSTR: the replica puts a UDF over each in QEMU's copy of the code.
@@ -54,6 +55,7 @@ sys.path.insert(0, str(REPO))
 from simrun.device.targets import BOARDS  # noqa: E402  (the board rows name QEMU's machine)
 from console import log, say  # noqa: E402
 from gdb_server import GdbConnection, find_bx_lr  # noqa: E402
+import monitor_python  # noqa: E402
 from qemu_client import Upstream  # noqa: E402
 
 VERSION = os.environ.get("RENODE_REPLICA_VERSION", "1.16.1")
@@ -272,6 +274,11 @@ class Monitor:
             if head == "cpu" and m and words[1:2] == ["VectorTableOffset"]:
                 m.vtor = int(self.value(words[2]), 0)
                 return ""
+            if head in ("python", "py") and m and len(words) == 2 and words[1].startswith('"'):
+                try:
+                    return monitor_python.run(words[1][1:-1], m.up)
+                except monitor_python.PythonError as err:
+                    raise ScriptError(str(err)) from None
             if head == "cpu" and m and words[1:2] == ["ExecutedInstructions"]:
                 text = m.up.monitor("info replay")
                 count = int(re.search(r"instruction count = (\d+)", text).group(1))

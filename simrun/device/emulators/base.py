@@ -35,6 +35,8 @@ class Capability(enum.Enum):
     """What an emulator can do; the session decides from these, never from a name."""
 
     MAPPED_RAM = "its board RAM can be a file the host maps (no GDB packets for model and capture)"
+    BUS_FILES = ("copies bulk memory between its bus and a file on a Monitor command (Renode: "
+                 "emulators/renode_memory.py), so model and capture skip the GDB packets")
     COUNTER_PLUGIN = "counts instructions as it runs, without stopping (our QEMU TCG plugin)"
     COUNTER_AT_STOPS = "reports its own executed-instruction count at a stop (a monitor command)"
     FAULT_LOG = ("logs some faults instead of raising them in the core (Renode: unmapped accesses); "

@@ -48,8 +48,10 @@ from ..gdbprotocol import RENODE
 from ..gdbremote import GdbRemote
 from ..targets import get_target
 from ..disassembly import Instruction
+from ..memory import GdbMemory
 from .base import AbortReport, Capability, Emulator, LoggedFault
 from .process import EmulatorProcess
+from .renode_memory import RenodeBusMemory
 
 RENODE_DIR = resources.path("renode")
 INSTALL_HINT = "install Renode (https://renode.io, e.g. the renode .deb or portable package) and put `renode` on PATH"
@@ -315,22 +317,30 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
 
 
 class RenodeEmulator(Emulator):
-    """Renode: no mapped RAM (GDB memory), its own instruction count (`cpu ExecutedInstructions`
-    via qRcmd, read at stops), and unmapped accesses only in its log (read at every stop)."""
+    """Renode: no mapped RAM, but bulk memory through files its Monitor copies (renode_memory.py),
+    its own instruction count (`cpu ExecutedInstructions` via qRcmd, read at stops), and
+    unmapped accesses only in its log (read at every stop)."""
 
     name = "renode"
-    capabilities = frozenset({Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
+    capabilities = frozenset({Capability.BUS_FILES, Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
     # Mono's start-up of Renode 1.16.1: ~3 s on an idle 2-core machine, 45-50 s seen at load 15.
     min_start_seconds = 180.0
 
     def __init__(self) -> None:
         super().__init__()
         self.version: tuple[int, int, int] | None = None
+        self.bus_files = True
 
     def _launch(self, elf: Path, cpu: str, workdir: Path, deadline: float, map_ram: bool) -> RenodeProcess:
         process = launch_renode(elf, cpu, workdir, deadline)
+        self.bus_files = map_ram          # map_ram=False (memory="gdb"): every byte over GDB, for tests
         self.version = renode_version(require_tool("renode", INSTALL_HINT))    # cached by launch_renode
         return process
+
+    def memory(self, gdb: GdbRemote, start: int, size: int) -> GdbMemory:
+        if self.process is None or not self.bus_files:
+            return GdbMemory(gdb)
+        return RenodeBusMemory(gdb, self.process.workdir, start, size)
 
     def title(self) -> str:
         return "Renode " + ".".join(map(str, self.version)) if self.version else "Renode"
