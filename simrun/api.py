@@ -25,7 +25,7 @@ from .analysis.result import DiffResult
 from .device.targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING, KERNEL_VARIANTS
 from .errors import BadInput
 from .model import Model
-from .run_options import DEFAULT_TIMEOUT, RunOptions
+from .run_options import RunOptions
 
 Input = Union[str, Path, np.ndarray]
 
@@ -36,7 +36,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
          rounding: str | Sequence[str] = DEFAULT_ROUNDING,
          fp_contract: str | Sequence[str] = DEFAULT_FP_CONTRACT,
          policy: str | Path | Policy | None = None, count: int | None = None,
-         reference: str | None = None, diagnose: bool = True, timeout: float = DEFAULT_TIMEOUT,
+         reference: str | None = None, diagnose: bool = True, timeout: float | None = None,
          emulator: str = "qemu", sources: str | Path | None = None, instructions: bool = False,
          report: str | Path | None = None, baseline: str | Path | None = None,
          task: str | None = None, task_options: dict | None = None,
@@ -71,7 +71,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
 
     labels = backend_labels(_joined(backends), [_joined(cpu)] if cpu else [], _joined(kernels),
                             _joined(rounding), _joined(fp_contract))
-    if timeout <= 0:
+    if timeout is not None and timeout <= 0:
         raise BadInput("timeout must be positive")
     if sources is not None and not Path(sources).is_dir():
         raise BadInput(f"sources {sources}: not a directory")

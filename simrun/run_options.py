@@ -25,9 +25,11 @@ _PATHS = ("sources_dir", "cache_dir", "firmware_elf")
 @dataclass(frozen=True)
 class RunOptions:
     # The wall-clock limit of one backend's worker process (all its inputs); the parent stops
-    # the worker, and the emulator with it, when it runs out.
-    timeout: float = DEFAULT_TIMEOUT
-    # Each wait inside the emulator (Session(timeout=)); None: the same as `timeout`.
+    # the worker, and the emulator with it, when it runs out. None: DEFAULT_TIMEOUT times the
+    # emulator's slowdown (Emulator.slowdown: data each emulator states, QEMU 1), so a slower
+    # emulator gets a longer default without a special case anywhere.
+    timeout: float | None = None
+    # Each wait inside the emulator (Session(timeout=)); None: the same as the run's limit.
     session_timeout: float | None = None
     emulator: str = "qemu"                  # simrun.device.targets.EMULATORS
     gdb: str | None = None                  # "HOST:PORT": attach to an emulator the user started
@@ -44,15 +46,18 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
-        if not self.timeout > 0:
+        if self.timeout is not None and not self.timeout > 0:
             raise BadInput(f"timeout must be positive, not {self.timeout!r}")
         if self.session_timeout is not None and not self.session_timeout > 0:
             raise BadInput(f"session timeout must be positive, not {self.session_timeout!r}")
 
-    @property
-    def emulator_timeout(self) -> float:
+    def run_timeout(self, slowdown: float = 1.0) -> float:
+        """The run's limit on an emulator `slowdown` times slower than QEMU (host backends: 1)."""
+        return self.timeout if self.timeout is not None else DEFAULT_TIMEOUT * slowdown
+
+    def emulator_timeout(self, slowdown: float = 1.0) -> float:
         """What each wait inside the emulator may take."""
-        return self.timeout if self.session_timeout is None else self.session_timeout
+        return self.run_timeout(slowdown) if self.session_timeout is None else self.session_timeout
 
     def to_json(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -114,7 +114,7 @@ def test_run_options_cross_the_job_file_whole(tmp_path):
     assert again == options
     assert RunOptions.from_json(RunOptions().to_json()) == RunOptions()
     assert replace(options, count_instructions=False).count_instructions is False
-    assert RunOptions(timeout=7).emulator_timeout == 7 and options.emulator_timeout == 3.0
+    assert RunOptions(timeout=7).emulator_timeout() == 7 and options.emulator_timeout() == 3.0
     with pytest.raises(ValueError, match="unknown fields bogus"):
         RunOptions.from_json({**RunOptions().to_json(), "bogus": 1})
     with pytest.raises(BadInput, match="timeout must be positive"):

@@ -16,9 +16,36 @@ DEVICE = Path(__file__).resolve().parents[1] / "simrun" / "device"
 
 def test_each_emulator_states_what_it_can_do():
     assert QemuEmulator.capabilities == {Capability.MAPPED_RAM, Capability.COUNTER_PLUGIN}
-    assert RenodeEmulator.capabilities == {Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG}
+    assert RenodeEmulator.capabilities == {Capability.BUS_FILES, Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG}
     assert AttachedEmulator.capabilities == {Capability.COUNTER_AT_STOPS}
     assert Capability.MAPPED_RAM in RenodeEmulator().lacks()
+
+
+def test_default_time_limits_follow_each_emulators_stated_slowdown():
+    from simrun.device.emulators import slowdown
+    from simrun.run_options import DEFAULT_TIMEOUT, RunOptions
+    assert QemuEmulator.slowdown == 1.0 and RenodeEmulator.slowdown > 1.0 and slowdown("renode") == RenodeEmulator.slowdown
+    options = RunOptions(emulator="renode")
+    assert options.timeout is None                                   # "the emulator's default"
+    assert options.run_timeout(slowdown("renode")) == DEFAULT_TIMEOUT * RenodeEmulator.slowdown
+    assert options.emulator_timeout(slowdown("renode")) == DEFAULT_TIMEOUT * RenodeEmulator.slowdown
+    assert RunOptions().run_timeout(slowdown("qemu")) == DEFAULT_TIMEOUT
+    assert RunOptions(timeout=42).run_timeout(slowdown("renode")) == 42          # a stated limit wins
+    assert RunOptions(timeout=42, session_timeout=7).emulator_timeout(slowdown("renode")) == 7
+    assert RunOptions.from_json(options.to_json()) == options                    # None survives the worker's JSON
+    with pytest.raises(EmulatorError, match="unknown emulator 'bochs'"):
+        slowdown("bochs")
+    with pytest.raises(BadInput, match="timeout must be positive"):
+        RunOptions(timeout=0)
+
+
+def test_the_cli_leaves_the_limit_to_the_emulator_unless_given():
+    from simrun.cli import make_parser
+    parser = make_parser()
+    assert parser.parse_args(["diff", "m.tflite"]).timeout is None
+    assert parser.parse_args(["run", "m.tflite", "--cpu", "cortex-m4"]).timeout is None
+    assert parser.parse_args(["diff", "m.tflite", "--timeout", "9"]).timeout == 9.0
+    assert parser.parse_args(["ab", "m.keras"]).timeout is None
 
 
 def test_make_emulator_picks_the_implementation():

@@ -71,3 +71,11 @@ def test_folders_a_monitor_command_cannot_carry_are_refused(tmp_path):
     odd.mkdir()
     with pytest.raises(EmulatorError, match="quote, backslash"):
         RenodeBusMemory(None, odd, 0, 16)
+
+
+def test_session_waits_default_to_the_emulators_slowdown(fixture_elf):
+    from simrun.device.emulators import QemuEmulator, RenodeEmulator
+    from simrun.device.session import DEFAULT_WAIT
+    assert Session(fixture_elf, cpu="cortex-m4").timeout == DEFAULT_WAIT * QemuEmulator.slowdown
+    assert Session(fixture_elf, cpu="cortex-m4", emulator="renode").timeout == DEFAULT_WAIT * RenodeEmulator.slowdown
+    assert Session(fixture_elf, cpu="cortex-m4", emulator="renode", timeout=5).timeout == 5.0

@@ -105,7 +105,8 @@ def run_backend(name: str | BackendId, model_path: str | Path, inputs: list[list
             job["isolate_from"] = [str(ref.save(work / f"reference{i}.npz"))
                                    for i, ref in enumerate(isolate_from)]
         (work / "job.json").write_text(json.dumps(job))
-        returncode, stderr = _run_worker(work / "job.json", options.timeout, backend.label)
+        returncode, stderr = _run_worker(work / "job.json", options.run_timeout(_slowdown(backend, options)),
+                                         backend.label)
         error_file = work / "error.json"
         if error_file.exists():
             error = json.loads(error_file.read_text())
@@ -126,6 +127,14 @@ def _firmware(backend: BackendId, options: RunOptions, progress):
                                progress=progress)
     except SimrunError as err:
         raise BackendError(backend.label, f"firmware: {err}", err.exit_code) from None
+
+
+def _slowdown(backend: BackendId, options: RunOptions) -> float:
+    """How much slower than QEMU the backend's emulator runs (its own data; host backends 1)."""
+    if not backend.is_target:
+        return 1.0
+    from ..device.emulators import slowdown
+    return slowdown(options.emulator)
 
 
 def _worker_env() -> dict:

@@ -21,9 +21,10 @@ from .collect import drop_no_data, package_versions, stage
 def open_session(elf, cpu: str, options: RunOptions, label: str | None = None):
     """The Session these options describe, not yet entered (`with open_session(...) as s`):
     `simrun run`, the Robot library and the target backend all start one this way."""
+    from ..device.emulators import slowdown
     from ..device.session import Session     # the host backends must not need the controller
     # gdb="HOST:PORT": attach to an emulator the user started with this firmware (loopback only).
-    return Session(elf, cpu=cpu, emulator=options.emulator, timeout=options.emulator_timeout,
+    return Session(elf, cpu=cpu, emulator=options.emulator, timeout=options.emulator_timeout(slowdown(options.emulator)),
                    arena_limit=options.arena_limit, label=label, memory=options.memory, gdb=options.gdb,
                    count_instructions=options.count_instructions)
 

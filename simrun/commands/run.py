@@ -29,8 +29,9 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, metavar="FILE.npz", help="save the Capture here")
     p.add_argument("--no-layers", action="store_true",
                    help="plain run: final outputs only (faster, no per-operator stops)")
-    p.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                   help="wall-clock budget per emulator wait (default 300)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="wall-clock budget per emulator wait (default: 300 times the emulator's "
+                        "slowdown: QEMU 1, Renode 6)")
     p.add_argument("--elf", type=Path, metavar="PATH",
                    help="use this firmware ELF instead of building one")
     p.add_argument("--emulator", default="qemu", choices=EMULATORS)

@@ -48,7 +48,8 @@ def register(sub) -> None:
     p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=None,
                    help="diagnose differing layers, as diff does (default: on)")
     p.add_argument("--timeout", type=float, metavar="S",
-                   help=f"per-backend time limit (default {DEFAULT_TIMEOUT:g})")
+                   help=f"per-backend time limit (default {DEFAULT_TIMEOUT:g} times the emulator's slowdown: "
+                        f"QEMU 1, Renode 6)")
     p.add_argument("--sources", type=Path, metavar="DIR",
                    help="local TFLM/CMSIS source trees for target builds (as diff --sources; else "
                         "SIMRUN_SOURCES_DIR or pinned downloads)")

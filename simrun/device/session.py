@@ -45,6 +45,7 @@ __all__ = ["Session", "TargetTensor", "Status", "TFLITE_DTYPES", "ABI_VERSION"]
 HOOKS = ("simrun_hook_ready", "simrun_hook_op_begin", "simrun_hook_op_end", "simrun_hook_done",
          "simrun_hook_fault", "simrun_hook_drain")
 MEMORY_MODES = ("auto", "gdb")
+DEFAULT_WAIT = 120.0                          # seconds per wait on QEMU (Session(timeout=None))
 KERNEL_END_MARK = "simrun_mark_kernel_end"   # where a StopCounter reads the count as a kernel returns
 
 
@@ -57,7 +58,7 @@ class Session:
     small one makes the firmware drain often.
     """
 
-    def __init__(self, elf: str | Path, cpu: str, emulator: str | Emulator = "qemu", timeout: float = 120.0,
+    def __init__(self, elf: str | Path, cpu: str, emulator: str | Emulator = "qemu", timeout: float | None = None,
                  arena_limit: int | None = None, label: str | None = None, memory: str = "auto",
                  log_limit: int | None = None, gdb: str | None = None, count_instructions: bool = False):
         # emulator: a name ("qemu", "renode") or an Emulator; gdb="HOST:PORT": attach to an emulator
@@ -71,7 +72,8 @@ class Session:
         self.image = FirmwareImage(self.elf).check_abi()
         self.target = get_target(cpu)
         self.cpu = cpu
-        self.timeout = float(timeout)
+        # Default: DEFAULT_WAIT on QEMU, times the emulator's stated slowdown elsewhere.
+        self.timeout = float(timeout) if timeout is not None else DEFAULT_WAIT * self.emulator.slowdown
         if memory not in MEMORY_MODES:
             raise BadInput(f"memory {memory!r}: choose one of {', '.join(MEMORY_MODES)}")
         self.memory_mode = memory

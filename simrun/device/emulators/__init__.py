@@ -19,7 +19,7 @@ from .qemu import QemuEmulator
 from .renode import RenodeEmulator
 
 __all__ = ["AbortReport", "AttachedEmulator", "Capability", "Emulator", "EmulatorProcess", "LoggedFault",
-           "QemuEmulator", "RenodeEmulator", "make_emulator"]
+           "QemuEmulator", "RenodeEmulator", "make_emulator", "slowdown"]
 
 IMPLEMENTATIONS: dict[str, type[Emulator]] = {"qemu": QemuEmulator, "renode": RenodeEmulator}
 assert set(IMPLEMENTATIONS) == set(EMULATORS), "every emulator the targets table names has an implementation"
@@ -32,5 +32,14 @@ def make_emulator(name: str = "qemu", gdb: str | None = None) -> Emulator:
         return AttachedEmulator(gdb)
     try:
         return IMPLEMENTATIONS[name]()
+    except KeyError:
+        raise EmulatorError(f"unknown emulator {name!r}; known: {', '.join(EMULATORS)}") from None
+
+
+def slowdown(name: str) -> float:
+    """Emulator `name`'s stated slowdown against QEMU (scales default time limits). In attach mode
+    too: `--emulator` names which emulator the user started."""
+    try:
+        return IMPLEMENTATIONS[name].slowdown
     except KeyError:
         raise EmulatorError(f"unknown emulator {name!r}; known: {', '.join(EMULATORS)}") from None

@@ -73,6 +73,9 @@ class Emulator:
     # Starting can take long (Renode: seconds of .NET start-up): at least this many seconds, whatever
     # the session's per-step timeout.
     min_start_seconds = 60.0
+    # How many times QEMU's wall-clock time a run takes here, measured; the default time limits
+    # (RunOptions.timeout, Session's per-wait timeout) are QEMU's times this.
+    slowdown = 1.0
 
     def __init__(self) -> None:
         self.process: EmulatorProcess | None = None

@@ -325,6 +325,11 @@ class RenodeEmulator(Emulator):
     capabilities = frozenset({Capability.BUS_FILES, Capability.COUNTER_AT_STOPS, Capability.FAULT_LOG})
     # Mono's start-up of Renode 1.16.1: ~3 s on an idle 2-core machine, 45-50 s seen at load 15.
     min_start_seconds = 180.0
+    # Renode 1.16.1 under Mono against QEMU 7.2, same firmware and model (bench/renode_bench.py):
+    # an inference with per-layer capture 4-6x QEMU's, up to 15-54x for a whole run under load
+    # (start-up, which has min_start_seconds of its own, included). 6: the default run limit is
+    # 30 min, where a Renode backend's run was seen to take 53-215 s at load 15.
+    slowdown = 6.0
 
     def __init__(self) -> None:
         super().__init__()
