@@ -175,6 +175,27 @@ def test_ctrl_c_during_a_run(hang):
     assert not wait_gone([qemu], timeout=0), "simrun ended but left its QEMU running"
 
 
+def test_ctrl_c_during_a_renode_run(hang, renode_replica):
+    """Ctrl-C while `simrun run --emulator renode` waits in the hanging layer: exit 130, and every
+    process of Renode's tree (relay, launcher script, Renode or the replica and its QEMU) gone."""
+    model, elf = hang
+    proc = start("run", model, "--raw", "--elf", elf, "--cpu", "cortex-m4", "--emulator", "renode",
+                 "--timeout", "300")
+    launcher = wait_for_child(proc, ("renode",), timeout=120)          # the `renode` script, in the workdir
+    log = Path(os.readlink(f"/proc/{launcher}/cwd")) / "renode.log"
+    deadline = time.monotonic() + 240
+    while "GDB server with all CPUs started" not in (log.read_text(errors="replace") if log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, f"Renode did not start: {proc.communicate()}"
+        time.sleep(0.2)
+    time.sleep(5)                    # connect, upload, allocate, run to the hang (any moment will do)
+    tree = [pid for pid, _ in children(proc.pid)]
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc, timeout=90)
+    assert code == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not wait_gone(tree, timeout=30), "simrun ended but left part of Renode's tree running"
+
+
 @pytest.fixture(scope="module")
 def sources():
     from simrun.device.sources import HOW_TO_PROVIDE, local_sources

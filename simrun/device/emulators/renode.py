@@ -15,8 +15,9 @@ What Renode does that shapes this (renode-infrastructure 0c7d0762, renode 06854d
 - it throttles the guest to real time at 100 MIPS unless
   `emulation SetGlobalAdvanceImmediately true`;
 - `renode` is a shell script that runs `dotnet Renode.dll` without exec:
-  killing its PID leaves Renode running; --pid-file gives the real one and
-  closing stdin quits Renode cleanly (EmulatorProcess.stop does all three);
+  killing its PID leaves Renode running; --pid-file gives the real one, which
+  EmulatorProcess.stop kills with the process group (closing stdin would quit Renode
+  too, in 1-5+ s under load: not worth waiting for);
 - at start (and again at exit) it deletes every folder named `renode-*` directly under its
   temp dir ($TMPDIR, else /tmp) whose suffix is not a live PID, not ending in "-crash", and
   its own `renode-<pid>` if one exists (TemporaryFilesManager.cs): a user's unrelated
@@ -298,9 +299,12 @@ def launch_renode(elf: Path, cpu: str, workdir: Path, deadline: float | None = N
         else:
             connector = (lambda d, port=port: GdbRemote.connect_tcp("127.0.0.1", port, deadline=d,
                                                                     dialect=RENODE, name="Renode"))
-        # stdin stays an open pipe: Renode's console quits at its end (stop() closes it first).
+        # stdin stays an open pipe: Renode's console quits at its end. stop() does not wait for
+        # that: a clean quit took over 5 s under load (bench/renode_bench.py, "stop") and saves
+        # nothing, as every file this Renode has is in the session's private directory; it kills
+        # Renode's PID and process group at once.
         emu = RenodeProcess("renode", argv, workdir, connector, stdin_pipe=True, pid_file=pid_file,
-                            quit_grace=5.0, env=env)
+                            quit_grace=0.0, env=env)
         try:
             ready, error = emu.wait_ready(deadline)
         except BaseException:
