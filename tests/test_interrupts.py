@@ -181,9 +181,18 @@ def test_ctrl_c_during_a_renode_run(hang, renode_replica):
     model, elf = hang
     proc = start("run", model, "--raw", "--elf", elf, "--cpu", "cortex-m4", "--emulator", "renode",
                  "--timeout", "300")
-    launcher = wait_for_child(proc, ("renode",), timeout=120)          # the `renode` script, in the workdir
-    log = Path(os.readlink(f"/proc/{launcher}/cwd")) / "renode.log"
     deadline = time.monotonic() + 240
+    relay = None                      # the network-namespace relay in front of Renode, in the workdir
+    while relay is None:
+        assert proc.poll() is None and time.monotonic() < deadline, f"no Renode started: {proc.communicate()}"
+        for pid, _ in children(proc.pid):
+            try:
+                if b"netns_relay.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    relay = pid
+            except OSError:
+                pass
+        time.sleep(0.1)
+    log = Path(os.readlink(f"/proc/{relay}/cwd")) / "renode.log"
     while "GDB server with all CPUs started" not in (log.read_text(errors="replace") if log.exists() else ""):
         assert proc.poll() is None and time.monotonic() < deadline, f"Renode did not start: {proc.communicate()}"
         time.sleep(0.2)
