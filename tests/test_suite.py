@@ -254,3 +254,37 @@ def test_durations_come_from_a_suite_summary(tmp_path):
     bad.write_text('{"schema": 1, "model": {}}')          # a diff's summary.json, not a suite's
     with pytest.raises(BadInput, match="not a simrun suite summary.json"):
         load_durations(bad)
+
+
+def test_spare_cores_go_to_the_last_diffs_backends(tmp_path):
+    from simrun.suite.scheduler import core_share
+    two = _entries(tmp_path, 1)[0]
+    (tmp_path / "m.tflite").write_bytes(b"")
+    three = load_suite([tmp_path / "m.tflite"], {"backends": "tflm-host,tflite-reference,tflite-optimized"})[0]
+    assert core_share(two, free=2, pending=5) == 1          # more models than cores: one each
+    assert core_share(two, free=2, pending=2) == 1
+    assert core_share(two, free=2, pending=1) == 2          # the last model gets both cores
+    assert core_share(two, free=4, pending=1) == 2          # never more than its backends
+    assert core_share(three, free=4, pending=1) == 3
+    # --jobs 4 over 3 models of 3 backends: 2, 1, 1 (the shares add up to --jobs, no more).
+    shares, free = [], 4
+    for left in (3, 2, 1):
+        shares.append(core_share(three, free, left))
+        free -= shares[-1]
+    assert shares == [2, 1, 1]
+
+
+@pytest.mark.integration
+@pytest.mark.backends
+def test_a_lone_model_runs_its_backends_at_once_with_the_same_summary(models_dir, tmp_path):
+    model = str(models_dir / "micro_speech_quantized.tflite")
+    runs = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        proc = _suite("suite", model, "--backends", BACKENDS, "--jobs", str(jobs), "--out", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        log = (out / "models" / "micro_speech_quantized.log.txt").read_text()
+        assert f"micro_speech_quantized: up to {jobs} backend(s) at once" in log
+        runs[jobs] = json.loads((out / "summary.json").read_text())
+    assert _comparable(runs[2]) == _comparable(runs[1])
+    assert runs[1]["counts"]["passed"] == 1

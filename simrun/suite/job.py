@@ -41,12 +41,15 @@ def main(argv: list[str]) -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
     from ..api import diff
+    # The scheduler's share of the suite's --jobs for this diff (simrun.suite.scheduler.core_share).
+    jobs = job.get("jobs", 1)
+    print(f"[suite] {job['id']}: up to {jobs} backend(s) at once", flush=True)
     try:
         result = diff(job["model"], job["inputs"] or None, backends=job["backends"],
                       policy=job["policy"], count=job["count"], reference=job["reference"],
                       diagnose=job["diagnose"], timeout=job["timeout"],
                       emulator=options.get("emulator", "qemu"), sources=options.get("sources"),
-                      report=report_dir, progress=progress)
+                      report=report_dir, progress=progress, jobs=jobs)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SimrunError as err:

@@ -48,15 +48,27 @@ def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> list[str]:
     return labels
 
 
+def core_share(entry: SuiteEntry, free: int, pending: int) -> int:
+    """The backends a job may run at once: one while more models wait than cores are free
+    (a core per diff is the better use); once fewer are left, the free cores spread over
+    them, never more than the diff has backends to run side by side. The shares of running
+    jobs add up to at most the suite's --jobs, so neither do their backend processes."""
+    if pending >= free:
+        return 1
+    return max(1, min(-(-free // pending), len(entry.backends)))
+
+
 class _Job:
-    def __init__(self, entry: SuiteEntry, out_dir: Path, spec_dir: Path, options: dict, events):
+    def __init__(self, entry: SuiteEntry, out_dir: Path, spec_dir: Path, options: dict, events,
+                 cores: int = 1):
         self.entry = entry
+        self.cores = cores
         self.folder = out_dir / "models" / entry.id
         if self.folder.exists():                # a previous run's folder of this model
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
         spec = spec_dir / f"{entry.id}.json"
-        spec.write_text(json.dumps(entry.job()))
+        spec.write_text(json.dumps({**entry.job(), "jobs": cores}))
         read_end, write_end = os.pipe()
         env = dict(os.environ, SIMRUN_SUITE_OPTIONS=json.dumps(options))
         self.start = time.monotonic()
@@ -114,8 +126,11 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
     spec_dir = Path(tempfile.mkdtemp(prefix="simrun-suite-"))
     try:
         while pending or running:
-            while pending and len(running) < jobs:
-                job = _Job(pending.pop(0), out_dir, spec_dir, options, events)
+            while pending and sum(j.cores for j in running) < jobs:
+                free = jobs - sum(j.cores for j in running)
+                entry = pending.pop(0)
+                job = _Job(entry, out_dir, spec_dir, options, events,
+                           cores=core_share(entry, free, len(pending) + 1))
                 running.append(job)
                 display.model_started(job.entry)
             try:
