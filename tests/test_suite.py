@@ -18,6 +18,7 @@ from simrun.errors import BadInput
 from simrun.suite import Shard, load_suite, select_shard
 from simrun.suite.index import suite_exit_code
 from simrun.suite.shard import assign
+from test_baseline import models  # noqa: F401  (the fixture: a model and its perturbed twin)
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = "tflm-host,tflite-reference"
@@ -288,3 +289,64 @@ def test_a_lone_model_runs_its_backends_at_once_with_the_same_summary(models_dir
         runs[jobs] = json.loads((out / "summary.json").read_text())
     assert _comparable(runs[2]) == _comparable(runs[1])
     assert runs[1]["counts"]["passed"] == 1
+
+
+def test_a_bad_suite_baseline_is_a_usage_error(tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"")
+    diff_report = tmp_path / "diff"
+    diff_report.mkdir()
+    (diff_report / "summary.json").write_text('{"schema": 2, "comparisons": []}')
+    for folder, message in ((tmp_path / "nowhere", "no readable suite summary.json"),
+                            (diff_report, "not a simrun suite summary")):
+        proc = _suite("suite", str(tmp_path / "m.tflite"), "--baseline", str(folder),
+                      "--out", str(tmp_path / "out"), cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.backends
+def test_suite_baseline_says_per_model_what_got_better_or_worse(models, models_dir, tmp_path):
+    """The baseline: a merge of two shards. conv: bit-exact then, one perturbed weight now
+    (XNNPACK rounds it differently): regressed. flip: the other way round: improved. hello:
+    unchanged. gone: only in the baseline. fresh: only in this run."""
+    old, new, _ = models
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[defaults]\npairs = ["*"]\n')
+
+    def suite_file(name: str, rows: list[tuple[str, Path]]) -> Path:
+        path = tmp_path / name
+        path.write_text(f'[defaults]\nbackends = ["tflite-reference", "tflite-optimized"]\npolicy = "{policy}"\n'
+                        f'diagnose = false\n' + "".join(f'[[models]]\nname = "{i}"\npath = "{p}"\n' for i, p in rows))
+        return path
+    hello = models_dir / "hello_world_int8.tflite"
+    before = suite_file("before.toml", [("conv", old), ("flip", new), ("hello", hello),
+                                        ("gone", models_dir / "micro_speech_quantized.tflite")])
+    after = suite_file("after.toml", [("conv", new), ("flip", old), ("hello", hello), ("fresh", old)])
+    for i in (1, 2):
+        proc = _suite("suite", str(before), "--shard", f"{i}/2", "--jobs", "2", "--out", str(tmp_path / f"s{i}"), cwd=tmp_path)
+        assert proc.returncode in (0, 1), proc.stderr
+    assert _suite("merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "base"),
+                  cwd=tmp_path).returncode == 0
+
+    proc = _suite("suite", str(after), "--baseline", str(tmp_path / "base"), "--jobs", "2",
+                  "--out", str(tmp_path / "now"), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr       # conv's regression, by diff's rules
+    data = json.loads((tmp_path / "now" / "summary.json").read_text())
+    status = {m["id"]: m["baseline"]["status"] for m in data["models"]}
+    assert status == {"conv": "regressed", "flip": "improved", "hello": "unchanged", "fresh": "new"}
+    assert {m["id"]: m["exit_code"] for m in data["models"]} == {"conv": 1, "flip": 0, "hello": 0, "fresh": 0}
+    conv = next(m for m in data["models"] if m["id"] == "conv")
+    assert any("was bit-exact, now differs" in t for t in conv["baseline"]["regressions"])
+    assert any(f.startswith("baseline: ") for f in conv["failures"])
+    assert data["baseline"] == {"path": str(tmp_path / "base"), "missing": ["gone"], "regressed": ["conv"],
+                                "improved": ["flip"], "unchanged": ["hello"], "new": ["fresh"],
+                                "not compared": []}
+    line = "1 regressed, 1 improved, 1 unchanged, 1 new; no longer in the suite: gone"
+    assert line in proc.stdout and "conv: REGRESSION:" in proc.stdout and "flip: improved:" in proc.stdout
+    md = (tmp_path / "now" / "summary.md").read_text()
+    assert line in md and "| vs baseline |" in md and "| regressed (3) |" in md and "## Against the baseline" in md
+    assert "<th>vs baseline</th>" in (tmp_path / "now" / "index.html").read_text()
+    # Each model's own report holds the diff's baseline section, as diff --baseline writes it.
+    own = json.loads((tmp_path / "now" / "models" / "conv" / "summary.json").read_text())["baseline"]
+    assert own["path"] == str((tmp_path / "base" / "models" / "conv" / "summary.json").resolve())
+    assert not own["passed"]

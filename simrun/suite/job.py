@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, SimrunError
+from . import baseline as suite_baseline
 
 
 def main(argv: list[str]) -> int:
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> int:
                       policy=job["policy"], count=job["count"], reference=job["reference"],
                       diagnose=job["diagnose"], timeout=job["timeout"],
                       emulator=options.get("emulator", "qemu"), sources=options.get("sources"),
-                      report=report_dir, progress=progress, jobs=jobs)
+                      report=report_dir, progress=progress, jobs=jobs, baseline=job.get("baseline"))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SimrunError as err:
@@ -65,9 +66,12 @@ def main(argv: list[str]) -> int:
 
 
 def failed_record(job: dict, code: int, message: str) -> dict:
+    against = None
+    if job.get("baseline") or job.get("baseline_section"):
+        against = suite_baseline.section("not compared", notes=[message])
     return {"id": job["id"], "model": job["model"], "backends": job["backends"], "exit_code": code,
             "passed": False, "error": message, "reference": None, "cells": {}, "failures": [message],
-            "inputs": [], "report": f"models/{job['id']}"}
+            "inputs": [], "report": f"models/{job['id']}", "baseline": against}
 
 
 def record(job: dict, result) -> dict:
@@ -76,7 +80,7 @@ def record(job: dict, result) -> dict:
 
     RECORD = {"id", "model", "backends": [label], "exit_code", "passed", "error": null,
               "reference": label|null, "inputs": [name], "failures": [str],
-              "report": "models/<id>",
+              "report": "models/<id>", "baseline": simrun.suite.baseline's section | null,
               "cells": {label: {"status", "first_divergent": {"input", "id", "op"}|null,
                                 "max_abs_delta": number|null, "message": str|null}}}
     """
@@ -98,7 +102,9 @@ def record(job: dict, result) -> dict:
     return {"id": job["id"], "model": job["model"], "backends": job["backends"],
             "exit_code": result.exit_code, "passed": result.passed, "error": None, "reference": ref,
             "inputs": list(run.input_names), "failures": list(verdict.failures), "cells": cells,
-            "report": f"models/{job['id']}"}
+            "report": f"models/{job['id']}",
+            "baseline": (suite_baseline.from_verdict(verdict) if verdict.baseline is not None
+                         else job.get("baseline_section"))}
 
 
 def _against(run, verdict, ref: str, label: str) -> dict:

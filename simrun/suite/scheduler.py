@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 from ..errors import EXIT_DEVICE, EXIT_INTERRUPTED
+from . import baseline as suite_baseline
+from .baseline import SuiteBaseline
 from .job import failed_record
 from .spec import SuiteEntry
 
@@ -60,7 +62,7 @@ def core_share(entry: SuiteEntry, free: int, pending: int) -> int:
 
 class _Job:
     def __init__(self, entry: SuiteEntry, out_dir: Path, spec_dir: Path, options: dict, events,
-                 cores: int = 1):
+                 cores: int = 1, baseline: SuiteBaseline | None = None):
         self.entry = entry
         self.cores = cores
         self.folder = out_dir / "models" / entry.id
@@ -68,7 +70,11 @@ class _Job:
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
         spec = spec_dir / f"{entry.id}.json"
-        spec.write_text(json.dumps({**entry.job(), "jobs": cores}))
+        against = suite_baseline.for_model(baseline, entry.id)
+        self.spec = {**entry.job(), "jobs": cores, "baseline": against,
+                     "baseline_section": suite_baseline.unmatched(baseline, entry.id)
+                     if baseline is not None and against is None else None}
+        spec.write_text(json.dumps(self.spec))
         read_end, write_end = os.pipe()
         env = dict(os.environ, SIMRUN_SUITE_OPTIONS=json.dumps(options))
         self.start = time.monotonic()
@@ -109,12 +115,14 @@ class _Job:
 
 
 def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: dict,
-              display, durations: dict[str, float] | None = None) -> list[dict]:
+              display, durations: dict[str, float] | None = None,
+              baseline: SuiteBaseline | None = None) -> list[dict]:
     """Run every entry; returns their records (simrun.suite.job.record, plus "seconds" and
     "peak_rss_mib"), in suite order. With `durations` (a previous run's) the longest models
     start first, so the last one to finish is a short one. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
     every job and raises KeyboardInterrupt: the jobs run in sessions of their own, so no
-    signal reaches them but through here."""
+    signal reaches them but through here. With `baseline`, each model is judged against its
+    own diff in it (simrun.suite.baseline)."""
     def stop(_signum, _frame):
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
@@ -130,7 +138,7 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
                 free = jobs - sum(j.cores for j in running)
                 entry = pending.pop(0)
                 job = _Job(entry, out_dir, spec_dir, options, events,
-                           cores=core_share(entry, free, len(pending) + 1))
+                           cores=core_share(entry, free, len(pending) + 1), baseline=baseline)
                 running.append(job)
                 display.model_started(job.entry)
             try:
@@ -171,7 +179,7 @@ def _crashed(job: _Job, code: int) -> dict:
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     message = (f"the diff process of {job.entry.id} {how} without a result; see "
                f"models/{job.entry.id}.log.txt")
-    return failed_record(job.entry.job(), EXIT_DEVICE if code <= 0 else code, message)
+    return failed_record(job.spec, EXIT_DEVICE if code <= 0 else code, message)
 
 
 def _stop_all(running: list[_Job]) -> None:
