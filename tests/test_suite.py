@@ -350,3 +350,22 @@ def test_suite_baseline_says_per_model_what_got_better_or_worse(models, models_d
     own = json.loads((tmp_path / "now" / "models" / "conv" / "summary.json").read_text())["baseline"]
     assert own["path"] == str((tmp_path / "base" / "models" / "conv" / "summary.json").resolve())
     assert not own["passed"]
+
+
+def test_prebuild_asks_for_each_target_variant_once(tmp_path, monkeypatch):
+    """The variants the entries name, each once, with their rounding and fp-contract (no build
+    here: ensure_firmware is replaced by a recorder)."""
+    import simrun.device.build as build
+    from simrun.suite.scheduler import prebuild
+    asked = []
+    monkeypatch.setattr(build, "ensure_firmware", lambda cpu, kernels, **kw: asked.append(
+        (cpu, kernels, kw["rounding"], kw["fp_contract"], kw["sources_dir"])))
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.tflite").write_bytes(b"")
+    labels = "tflm-host,target:cortex-m4:reference,target:cortex-m55:cmsis-nn:single-rounding:no-fp-contract"
+    entries = load_suite([tmp_path / "a.tflite", tmp_path / "b.tflite"], {"backends": labels})
+    said = []
+    assert prebuild(entries, tmp_path, said.append) == labels.split(",")[1:]
+    assert asked == [("cortex-m4", "reference", "double", "fast", tmp_path),
+                     ("cortex-m55", "cmsis-nn", "single", "off", tmp_path)]
+    assert said[0] == "firmware for target:cortex-m4:reference"

@@ -38,14 +38,13 @@ def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> list[str]:
     cache's lock makes two jobs that want the same one build it once."""
     from ..backends import parse_backend
     from ..device.build import ensure_firmware
-    from ..device.targets import DEFAULT_FP_CONTRACT, DEFAULT_ROUNDING
 
     labels = list(dict.fromkeys(label for e in entries for label in e.targets))
     for label in labels:
-        opts = parse_backend(label).options
+        variant = parse_backend(label).variant
         say(f"firmware for {label}")
-        ensure_firmware(opts["cpu"], opts["kernels"], rounding=opts.get("rounding", DEFAULT_ROUNDING),
-                        fp_contract=opts.get("fp_contract", DEFAULT_FP_CONTRACT), sources_dir=sources,
+        ensure_firmware(variant.cpu, variant.kernels, rounding=variant.rounding,
+                        fp_contract=variant.fp_contract, sources_dir=sources,
                         progress=lambda msg, label=label: say(f"  {label}: {msg}"))
     return labels
 
