@@ -16,7 +16,7 @@ runs, and nothing is printed unless `progress` is given. Reports are written onl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -40,6 +40,7 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
          emulator: str = "qemu", sources: str | Path | None = None, instructions: bool = False,
          report: str | Path | None = None, baseline: str | Path | None = None,
          task: str | None = None, task_options: dict | None = None, jobs: int | None = None,
+         firmware: Mapping[str, str | Path] | None = None,
          progress: Callable[[str, str, float, str], None] | None = None) -> DiffResult:
     """Run `model` on every backend for every input, compare layer by layer, diagnose and judge.
 
@@ -62,6 +63,8 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
       ``result.run.task`` holds the decisions compared, and the policy judges them.
     - `jobs`: how many backends (and isolated runs of the diagnosis) run at once, as the CLI's
       --jobs (default: the machine's cores); the result is the same for any value.
+    - `firmware`: target label -> ELF to run for it instead of looking its variant up in the
+      cache (what a suite's parent found once for all its diffs); other labels as usual.
     - `progress(label, event, seconds, message)`: hears every backend start and finish.
 
     Returns the DiffResult (verdict, diagnosis, per-layer statistics, Captures, per-backend
@@ -100,8 +103,13 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
         raise BadInput(f"reference {reference}: not among the backends ({', '.join(labels)})")
     if instructions:
         require_instruction_counter(labels, emulator)
+    for label, elf in (firmware or {}).items():
+        if label not in labels or not label.startswith("target:"):
+            raise BadInput(f"firmware for {label}: not among the target backends ({', '.join(labels)})")
+        if not Path(elf).is_file():
+            raise BadInput(f"firmware for {label}: {elf}: no such file")
     options = RunOptions(timeout=timeout, emulator=emulator, sources_dir=sources,
-                         count_instructions=instructions)
+                         count_instructions=instructions, firmware_by_label=dict(firmware or {}))
     result = diff_run(model, names, samples, labels, options, reference=reference, diagnose=diagnose,
                       policy=policy, task=spec, progress=progress, baseline=baseline,
                       jobs=default_jobs() if jobs is None else jobs)

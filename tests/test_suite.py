@@ -353,19 +353,44 @@ def test_suite_baseline_says_per_model_what_got_better_or_worse(models, models_d
 
 
 def test_prebuild_asks_for_each_target_variant_once(tmp_path, monkeypatch):
-    """The variants the entries name, each once, with their rounding and fp-contract (no build
-    here: ensure_firmware is replaced by a recorder)."""
+    """The variants the entries name, each once, with their rounding and fp-contract, the
+    sources checked once for all; the ELFs come back by label for the jobs (no build here:
+    ensure_firmware is replaced by a recorder)."""
     import simrun.device.build as build
+    import simrun.device.sources as device_sources
     from simrun.suite.scheduler import prebuild
+    monkeypatch.delenv("SIMRUN_SOURCES_DIR", raising=False)
+    checked = []
+    real_state = device_sources.state
+    monkeypatch.setattr(device_sources, "state", lambda d: checked.append(d) or real_state(d))
     asked = []
-    monkeypatch.setattr(build, "ensure_firmware", lambda cpu, kernels, **kw: asked.append(
-        (cpu, kernels, kw["rounding"], kw["fp_contract"], kw["sources_dir"])))
+
+    class Found:
+        def __init__(self, cpu, kernels):
+            self.elf = tmp_path / f"{cpu}-{kernels}.elf"
+
+    def ensure(cpu, kernels, **kw):
+        asked.append((cpu, kernels, kw["rounding"], kw["fp_contract"], kw["source_state"].root))
+        return Found(cpu, kernels)
+    monkeypatch.setattr(build, "ensure_firmware", ensure)
     for name in ("a", "b"):
         (tmp_path / f"{name}.tflite").write_bytes(b"")
     labels = "tflm-host,target:cortex-m4:reference,target:cortex-m55:cmsis-nn:single-rounding:no-fp-contract"
     entries = load_suite([tmp_path / "a.tflite", tmp_path / "b.tflite"], {"backends": labels})
     said = []
-    assert prebuild(entries, tmp_path, said.append) == labels.split(",")[1:]
-    assert asked == [("cortex-m4", "reference", "double", "fast", tmp_path),
-                     ("cortex-m55", "cmsis-nn", "single", "off", tmp_path)]
+    assert prebuild(entries, None, said.append) == {
+        "target:cortex-m4:reference": tmp_path / "cortex-m4-reference.elf",
+        "target:cortex-m55:cmsis-nn:single-rounding:no-fp-contract": tmp_path / "cortex-m55-cmsis-nn.elf"}
+    assert asked == [("cortex-m4", "reference", "double", "fast", None),
+                     ("cortex-m55", "cmsis-nn", "single", "off", None)]
+    assert checked == [None]
     assert said[0] == "firmware for target:cortex-m4:reference"
+
+
+def test_the_biggest_models_start_first_unless_durations_say_otherwise(tmp_path):
+    from simrun.suite.scheduler import start_order
+    for name, size in (("a", 10), ("b", 300), ("c", 10), ("d", 50)):
+        (tmp_path / f"{name}.tflite").write_bytes(b"x" * size)
+    entries = load_suite([tmp_path / f"{n}.tflite" for n in "abcd"], {"backends": BACKENDS})
+    assert [e.id for e in start_order(entries, None)] == ["b", "d", "a", "c"]
+    assert [e.id for e in start_order(entries, {"a": 9.0, "c": 20.0})] == ["c", "a", "b", "d"]

@@ -92,12 +92,12 @@ def run(args: argparse.Namespace) -> int:
     where = f"shard {shard}: " if shard else ""
     display.note(f"{where}{len(mine)} of {len(entries)} model(s), {args.jobs} job(s), output {out}")
     started = time.monotonic()
-    if mine:
-        built = prebuild(mine, args.sources, display.note)
-        if built:
-            display.note(f"firmware ready: {len(built)} variant(s)")
+    built = prebuild(mine, args.sources, display.note) if mine else {}
+    if built:
+        display.note(f"firmware ready: {len(built)} variant(s)")
     options = {"emulator": args.emulator,
-               "sources": None if args.sources is None else str(args.sources.resolve())}
+               "sources": None if args.sources is None else str(args.sources.resolve()),
+               "firmware": {label: str(elf) for label, elf in built.items()}}
     try:
         records = run_suite(mine, out, jobs=args.jobs, options=options, display=display,
                             durations=durations, baseline=base)

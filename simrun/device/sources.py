@@ -138,6 +138,19 @@ def cmake_args(root: Path | None) -> list[str]:
     return [f"-DFETCHCONTENT_SOURCE_DIR_{t.fetch_name.upper()}={root / t.dirname}" for t in TREES]
 
 
+@dataclass(frozen=True)
+class SourceState:
+    """The checked source directory (None: CMake downloads) and its identity: computed once by
+    a caller that plans several variants (a suite's prebuild), not once per variant."""
+    root: Path | None
+    identity: dict[str, str]
+
+
+def state(sources_dir: str | Path | None) -> SourceState:
+    root = resolve(sources_dir)
+    return SourceState(root, identity(root))
+
+
 def identity(root: Path | None) -> dict[str, str]:
     """What the sources are, for the cache key and the metadata: the pins when
     CMake downloads them, a fingerprint of each local tree otherwise."""

@@ -50,7 +50,9 @@ def main(argv: list[str]) -> int:
                       policy=job["policy"], count=job["count"], reference=job["reference"],
                       diagnose=job["diagnose"], timeout=job["timeout"],
                       emulator=options.get("emulator", "qemu"), sources=options.get("sources"),
-                      report=report_dir, progress=progress, jobs=jobs, baseline=job.get("baseline"))
+                      report=report_dir, progress=progress, jobs=jobs, baseline=job.get("baseline"),
+                      firmware={label: elf for label, elf in options.get("firmware", {}).items()
+                                if label in job["backends"]})
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SimrunError as err:

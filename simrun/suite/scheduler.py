@@ -31,22 +31,31 @@ from .spec import SuiteEntry
 _STOP_GRACE = 15.0
 
 
-def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> list[str]:
+def prebuild(entries: list[SuiteEntry], sources: Path | None, say) -> dict[str, Path]:
     """Build (or find cached) every firmware variant the entries' target backends need, once,
-    before any diff starts: the jobs then only read the cache. Variants the diagnosis adds
-    (the other rounding, -ffp-contract=off) are built by the job that wants them; the
-    cache's lock makes two jobs that want the same one build it once."""
+    before any diff starts; returns label -> ELF, which every job is given (RunOptions.
+    firmware_by_label), so no job looks a variant up again (the source-tree check is about
+    half a second per lookup, and it was once per target backend per model). The sources are
+    checked once for all variants. Variants the diagnosis adds (the other rounding,
+    -ffp-contract=off) are built by the job that wants them; the cache's lock makes two jobs
+    that want the same one build it once."""
     from ..backends import parse_backend
+    from ..device import sources as device_sources
     from ..device.build import ensure_firmware
 
     labels = list(dict.fromkeys(label for e in entries for label in e.targets))
+    if not labels:
+        return {}
+    state = device_sources.state(sources)
+    found = {}
     for label in labels:
         variant = parse_backend(label).variant
         say(f"firmware for {label}")
-        ensure_firmware(variant.cpu, variant.kernels, rounding=variant.rounding,
-                        fp_contract=variant.fp_contract, sources_dir=sources,
-                        progress=lambda msg, label=label: say(f"  {label}: {msg}"))
-    return labels
+        found[label] = ensure_firmware(variant.cpu, variant.kernels, rounding=variant.rounding,
+                                       fp_contract=variant.fp_contract, sources_dir=sources,
+                                       source_state=state,
+                                       progress=lambda msg, label=label: say(f"  {label}: {msg}")).elf
+    return found
 
 
 def core_share(entry: SuiteEntry, free: int, pending: int) -> int:
@@ -57,6 +66,20 @@ def core_share(entry: SuiteEntry, free: int, pending: int) -> int:
     if pending >= free:
         return 1
     return max(1, min(-(-free // pending), len(entry.backends)))
+
+
+def start_order(entries: list[SuiteEntry], durations: dict[str, float] | None) -> list[SuiteEntry]:
+    """Longest first: by a previous run's `durations` when given, else by model file size (a
+    bigger model runs longer on every backend). Ties keep the suite's order."""
+    if durations:
+        return sorted(entries, key=lambda e: (-durations.get(e.id, 0.0), e.order))
+
+    def size(entry: SuiteEntry) -> int:
+        try:
+            return entry.model.stat().st_size
+        except OSError:
+            return 0
+    return sorted(entries, key=lambda e: (-size(e), e.order))
 
 
 class _Job:
@@ -117,8 +140,8 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
               display, durations: dict[str, float] | None = None,
               baseline: SuiteBaseline | None = None) -> list[dict]:
     """Run every entry; returns their records (simrun.suite.job.record, plus "seconds" and
-    "peak_rss_mib"), in suite order. With `durations` (a previous run's) the longest models
-    start first, so the last one to finish is a short one. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
+    "peak_rss_mib"), in suite order. The longest models start first (start_order), so the
+    last one to finish, alone on the machine, is a short one. Ctrl-C (or SIGTERM, as a cancelled CI job gets) stops
     every job and raises KeyboardInterrupt: the jobs run in sessions of their own, so no
     signal reaches them but through here. With `baseline`, each model is judged against its
     own diff in it (simrun.suite.baseline)."""
@@ -126,8 +149,7 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
     events: queue.Queue = queue.Queue()
-    known = durations or {}
-    pending = sorted(entries, key=lambda e: (-known.get(e.id, 0.0), e.order))
+    pending = start_order(entries, durations)
     running: list[_Job] = []
     records: list[dict] = []
     spec_dir = Path(tempfile.mkdtemp(prefix="simrun-suite-"))
