@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, SimrunError
@@ -41,6 +42,16 @@ def main(argv: list[str]) -> int:
     def stop(_signum, _frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
+
+    from ..backends import parallel
+
+    def more(_signum, _frame):
+        # The scheduler freed a core for this diff: one backend more at once. From a thread of
+        # its own, so the handler takes no lock the interrupted code might hold.
+        os.write(1, b"[suite] one core more for this diff's backends\n")
+        threading.Thread(target=parallel.grant, args=(1,), daemon=True).start()
+    signal.signal(signal.SIGUSR1, more)
+    parallel.accept_grants()
     from ..api import diff
     # The scheduler's share of the suite's --jobs for this diff (simrun.suite.scheduler.core_share).
     jobs = job.get("jobs", 1)

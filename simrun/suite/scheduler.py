@@ -1,6 +1,9 @@
 """Run a suite's diffs over `jobs` processes, firmware built before them.
 
-Each entry is one `python -m simrun.suite.job` process in a session of its own: the
+Each entry is one `python -m simrun.suite.job` process in a session of its own, given a share
+of the --jobs cores for its backends (core_share); once no model is left to start, a core a
+finished job frees goes to a running one (SIGUSR1: simrun.backends.parallel.grant), so the
+backend processes of all jobs never exceed --jobs and no core idles at the tail. The
 parent decides when it stops (Ctrl-C or SIGTERM: every job is asked to stop, given time to
 close its emulators, then killed with its process group). A job's log (the diff's
 terminal report and progress) goes to models/<id>.log.txt (beside the report folder, which the diff replaces whole), its events come back over a
@@ -107,6 +110,7 @@ class _Job:
                 env=env, start_new_session=True)
         os.close(write_end)
         self.record = None
+        self.started: set[str] = set()      # backends it reported started (it listens for grants then)
         self.thread = threading.Thread(target=self._read, args=(read_end, events), daemon=True)
         self.thread.start()
 
@@ -121,6 +125,24 @@ class _Job:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         events.put((self, {"event": "exit", "code": self.proc.returncode,
                            "peak_rss_mib": usage.ru_maxrss / 1024.0}))
+
+    @property
+    def waiting_backends(self) -> int:
+        return len(self.entry.backends) - len(self.started)
+
+    def can_take(self) -> bool:
+        """Could a core more speed this job up? Once it reported a backend (its SIGUSR1 handler
+        is in place by then) and while it has backends not yet started."""
+        return (self.proc.returncode is None and self.record is None and bool(self.started)
+                and self.waiting_backends > 0 and self.cores < len(self.entry.backends))
+
+    def grant(self) -> None:
+        """One core more for this job's backends (simrun.backends.parallel.grant in the job)."""
+        try:
+            os.kill(self.proc.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return
+        self.cores += 1
 
     def stop(self) -> None:
         if self.proc.returncode is None:
@@ -162,12 +184,16 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
                            cores=core_share(entry, free, len(pending) + 1), baseline=baseline)
                 running.append(job)
                 display.model_started(job.entry)
+            if not pending:
+                _hand_out_spare_cores(running, jobs)
             try:
                 job, event = events.get(timeout=0.5)
             except queue.Empty:
                 display.tick()
                 continue
             if event["event"] == "backend":
+                if event["what"] == "started":
+                    job.started.add(event["label"])
                 display.backend(job.entry, event["label"], event["what"])
             elif event["event"] == "done":
                 job.record = event["record"]
@@ -189,6 +215,18 @@ def run_suite(entries: list[SuiteEntry], out_dir: Path, *, jobs: int, options: d
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return sorted(records, key=lambda r: r["order"])
+
+
+def _hand_out_spare_cores(running: list[_Job], jobs: int) -> None:
+    """No model left to start: a core a finished job freed goes to the running job with the most
+    backends still waiting, so the suite's tail does not leave a core idle."""
+    free = jobs - sum(j.cores for j in running)
+    while free > 0:
+        takers = [j for j in running if j.can_take()]
+        if not takers:
+            return
+        max(takers, key=lambda j: j.waiting_backends).grant()
+        free -= 1
 
 
 def log_path(folder: Path) -> Path:
