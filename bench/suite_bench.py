@@ -2,7 +2,7 @@
 in one run, and the peak memory of a job.
 
     python bench/suite_bench.py [MODEL|DIR ...] [--backends LIST] [--cpu CPU] [--kernels LIST]
-                                [--sources DIR] [--jobs 1,2] [--no-diagnose] [--quick]
+                                [--sources DIR] [--jobs 1,2] [--repeat N] [--no-diagnose] [--quick]
 
 Default: the shared models (../shared/models) on the host backends tflm-host and
 tflite-reference, diagnosis on (what `simrun suite` does by default). `--cpu` adds emulated
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,8 @@ def main() -> int:
     p.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to compare")
     p.add_argument("--no-diagnose", action="store_true")
     p.add_argument("--count", type=int, default=1, help="random inputs per model")
+    p.add_argument("--repeat", type=int, default=1, help="runs per --jobs value, alternating the order "
+                                                         "(the ratio is of the median walls)")
     p.add_argument("--quick", action="store_true", help="two small models, no diagnosis (a smoke run)")
     args = p.parse_args()
     models = [str(m) for m in args.models] or [str(MODELS)]
@@ -100,35 +103,47 @@ def main() -> int:
                   f"never builds: build them first (simrun build --cpu CPU --kernels K [--rounding "
                   f"single] [--fp-contract off]), or give --no-diagnose or the --sources they were built from")
             return 1
-    results = []
+    jobs_list = [int(j) for j in args.jobs.split(",")]
+    runs: dict[int, list[tuple[float, dict]]] = {j: [] for j in jobs_list}
     with tempfile.TemporaryDirectory(prefix="simrun-suite-bench-") as tmp:
-        for jobs in (int(j) for j in args.jobs.split(",")):
-            out = Path(tmp) / f"jobs{jobs}"
-            load_before, cpu_before = _load(), _children_cpu()
-            start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "simrun", "suite", *models, "--backends", backends,
-                                   *extra, "--jobs", str(jobs), "--out", str(out)],
-                                  env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            cpu = _children_cpu() - cpu_before
-            summary_path = out / "summary.json"
-            if not summary_path.is_file():
-                print(f"--jobs {jobs}: simrun suite wrote no summary (exit {proc.returncode}):\n{proc.stderr}")
-                return 1
-            data = json.loads(summary_path.read_text())
-            n = data["counts"]["models"]
-            peak = max((m["peak_rss_mib"] for m in data["models"]), default=0.0)
-            results.append((jobs, wall, n, peak, data))
-            print(f"--jobs {jobs}: {n} models in {wall:.1f} s wall = {60 * n / wall:.1f} models/min "
-                  f"(exit {data['exit_code']}; {data['counts']['passed']} passed); CPU {cpu:.1f} s; "
-                  f"peak memory of one job {peak:.0f} MiB; load average {load_before} before, {_load()} after")
-    base_jobs, base_wall = results[0][0], results[0][1]
-    for jobs, wall, n, _, _ in results[1:]:
-        print(f"throughput ratio --jobs {jobs} / --jobs {base_jobs}: {base_wall / wall:.2f}x")
-    print("per model (seconds at --jobs " + ", ".join(str(r[0]) for r in results) + "; peak MiB):")
-    for k, m in enumerate(results[0][4]["models"]):
-        times = ", ".join(f"{r[4]['models'][k]['seconds']:.1f}" for r in results)
-        print(f"  {m['id']:<28} {times}  {max(r[4]['models'][k]['peak_rss_mib'] for r in results):.0f}")
+        for rep in range(args.repeat):
+            # Every other repetition the other way round: a load that drifts during the bench
+            # then weighs on both sides alike.
+            for jobs in (jobs_list if rep % 2 == 0 else jobs_list[::-1]):
+                out = Path(tmp) / f"jobs{jobs}-{rep}"
+                load_before, cpu_before = _load(), _children_cpu()
+                start = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "simrun", "suite", *models, "--backends", backends,
+                                       *extra, "--jobs", str(jobs), "--out", str(out)],
+                                      env=env, capture_output=True, text=True)
+                wall = time.perf_counter() - start
+                cpu = _children_cpu() - cpu_before
+                summary_path = out / "summary.json"
+                if not summary_path.is_file():
+                    print(f"--jobs {jobs}: simrun suite wrote no summary (exit {proc.returncode}):\n{proc.stderr}")
+                    return 1
+                data = json.loads(summary_path.read_text())
+                n = data["counts"]["models"]
+                peak = max((m["peak_rss_mib"] for m in data["models"]), default=0.0)
+                # What the jobs could not share: start-up, firmware prebuild, index, and the tail
+                # where fewer models run than --jobs.
+                overhead = wall - sum(m["seconds"] for m in data["models"]) / jobs
+                runs[jobs].append((wall, data))
+                print(f"--jobs {jobs}: {n} models in {wall:.1f} s wall = {60 * n / wall:.1f} models/min "
+                      f"(exit {data['exit_code']}; {data['counts']['passed']} passed); CPU {cpu:.1f} s; "
+                      f"beyond the jobs' own time {overhead:.1f} s; peak memory of one job {peak:.0f} MiB; "
+                      f"load average {load_before} before, {_load()} after", flush=True)
+    walls = {j: statistics.median(w for w, _ in runs[j]) for j in jobs_list}
+    base = jobs_list[0]
+    for jobs in jobs_list[1:]:
+        print(f"throughput ratio --jobs {jobs} / --jobs {base}: {walls[base] / walls[jobs]:.2f}x"
+              + (f" (median wall of {args.repeat} runs each)" if args.repeat > 1 else ""))
+    peak = max(m["peak_rss_mib"] for j in jobs_list for _, d in runs[j] for m in d["models"])
+    print(f"peak memory of one job: {peak:.0f} MiB (its largest process)")
+    print("per model (seconds at --jobs " + ", ".join(str(j) for j in jobs_list) + "; peak MiB):")
+    for k, m in enumerate(runs[base][0][1]["models"]):
+        times = ", ".join(f"{runs[j][0][1]['models'][k]['seconds']:.1f}" for j in jobs_list)
+        print(f"  {m['id']:<28} {times}  {max(runs[j][0][1]['models'][k]['peak_rss_mib'] for j in jobs_list):.0f}")
     return 0
 
 
