@@ -10,6 +10,10 @@ whole, so nothing else may live in it):
     {"event": "backend", "label": "tflm-host", "what": "started"|"finished"|"failed"}
     {"event": "done", "record": RECORD}          # see record() below
 
+JOB.json is SuiteEntry.job() plus "jobs" (the backends it may run at once), "baseline" (the
+summary.json to judge against, or null) and "baseline_section" (why there is none). SIGUSR1
+from the scheduler grants one core more (simrun.backends.parallel.grant).
+
 Exit status: the diff's exit code (simrun.errors), 130 when stopped (SIGTERM or Ctrl-C).
 """
 from __future__ import annotations
