@@ -300,6 +300,7 @@ def test_spare_cores_change_nothing_in_the_summary(models_dir, tmp_path):
         assert runs[1]["counts"]["passed"] == len(models)
 
 
+@pytest.mark.integration
 def test_a_bad_suite_baseline_is_a_usage_error(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"")
     diff_report = tmp_path / "diff"
