@@ -16,7 +16,7 @@ runs, and nothing is printed unless `progress` is given. Reports are written onl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -39,7 +39,8 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
          reference: str | None = None, diagnose: bool = True, timeout: float | None = None,
          emulator: str = "qemu", sources: str | Path | None = None, instructions: bool = False,
          report: str | Path | None = None, baseline: str | Path | None = None,
-         task: str | None = None, task_options: dict | None = None,
+         task: str | None = None, task_options: dict | None = None, jobs: int | None = None,
+         firmware: Mapping[str, str | Path] | None = None,
          progress: Callable[[str, str, float, str], None] | None = None) -> DiffResult:
     """Run `model` on every backend for every input, compare layer by layer, diagnose and judge.
 
@@ -60,12 +61,17 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
     - `task`: ``classify``, ``detect``, ``wakeword`` or ``python:FILE.py:FUNCTION`` (default: the
       policy's ``[task] kind``), its decoder settings in `task_options` (over the policy's);
       ``result.run.task`` holds the decisions compared, and the policy judges them.
+    - `jobs`: how many backends (and isolated runs of the diagnosis) run at once, as the CLI's
+      --jobs (default: the machine's cores); the result is the same for any value.
+    - `firmware`: target label -> ELF to run for it instead of looking its variant up in the
+      cache (what a suite's parent found once for all its diffs); other labels as usual.
     - `progress(label, event, seconds, message)`: hears every backend start and finish.
 
     Returns the DiffResult (verdict, diagnosis, per-layer statistics, Captures, per-backend
     seconds, exit code). A failing backend is part of the result, not an exception; bad
     arguments raise BadInput, a missing tool ToolMissing (simrun.errors).
     """
+    from .backends.parallel import default_jobs
     from .commands.diff import backend_labels, require_instruction_counter
     from .pipeline import diff_run
 
@@ -73,6 +79,8 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
                             _joined(rounding), _joined(fp_contract))
     if timeout is not None and timeout <= 0:
         raise BadInput("timeout must be positive")
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise BadInput(f"jobs {jobs!r}: give a whole number of at least 1 (backends run at once)")
     if sources is not None and not Path(sources).is_dir():
         raise BadInput(f"sources {sources}: not a directory")
     if not isinstance(policy, Policy):
@@ -95,10 +103,16 @@ def diff(model: str | Path | Model, inputs: Input | Sequence[Input] | None = Non
         raise BadInput(f"reference {reference}: not among the backends ({', '.join(labels)})")
     if instructions:
         require_instruction_counter(labels, emulator)
+    for label, elf in (firmware or {}).items():
+        if label not in labels or not label.startswith("target:"):
+            raise BadInput(f"firmware for {label}: not among the target backends ({', '.join(labels)})")
+        if not Path(elf).is_file():
+            raise BadInput(f"firmware for {label}: {elf}: no such file")
     options = RunOptions(timeout=timeout, emulator=emulator, sources_dir=sources,
-                         count_instructions=instructions)
+                         count_instructions=instructions, firmware_by_label=dict(firmware or {}))
     result = diff_run(model, names, samples, labels, options, reference=reference, diagnose=diagnose,
-                      policy=policy, task=spec, progress=progress, baseline=baseline)
+                      policy=policy, task=spec, progress=progress, baseline=baseline,
+                      jobs=default_jobs() if jobs is None else jobs)
     if report is not None:
         from .report import write_reports
         write_reports(result, Path(report))

@@ -13,7 +13,7 @@ concerns target backends.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import BadInput
@@ -40,12 +40,18 @@ class RunOptions:
     cache_dir: Path | None = None           # firmware cache (default SIMRUN_CACHE_DIR)
     firmware_elf: Path | None = None        # run this ELF instead of building the label's firmware
     raw_model: bool = False                 # the model file holds the fixture firmware's own format
+    # Target label -> ELF found (or built) already, e.g. once by a suite's parent for all its
+    # diffs: such a backend skips the cache lookup, whose source-tree check costs about half
+    # a second of every target backend. Labels not in it are looked up as usual.
+    firmware_by_label: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self):
         for name in _PATHS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "firmware_by_label",
+                           {str(k): Path(v) for k, v in dict(self.firmware_by_label).items()})
         if self.timeout is not None and not self.timeout > 0:
             raise BadInput(f"timeout must be positive, not {self.timeout!r}")
         if self.session_timeout is not None and not self.session_timeout > 0:
@@ -60,7 +66,9 @@ class RunOptions:
         return self.run_timeout(slowdown) if self.session_timeout is None else self.session_timeout
 
     def to_json(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        data["firmware_by_label"] = {k: str(v) for k, v in self.firmware_by_label.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> RunOptions:

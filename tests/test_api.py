@@ -58,6 +58,9 @@ def test_bad_arguments_are_the_clis_messages(models_dir):
         simrun.diff(model, inputs=[np.zeros(3, np.int8)], backends="tflm-host,tflite-reference")
     with pytest.raises(BadInput, match="reference tflite-optimized: not among the backends"):
         simrun.diff(model, backends=["tflm-host", "tflite-reference"], reference="tflite-optimized")
+    for jobs in (0, 1.5, True):
+        with pytest.raises(BadInput, match=r"jobs .*: give a whole number of at least 1"):
+            simrun.diff(model, backends="tflm-host,tflite-reference", jobs=jobs)
 
 
 @pytest.mark.backends
@@ -73,6 +76,11 @@ def test_diff_takes_arrays_and_specs_and_returns_the_typed_result(models_dir, tm
     assert result.layers("tflm-host", "tflite-reference", input=1)[0].op_name == "FULLY_CONNECTED"
     assert ("tflm-host", "finished") in events
     assert (tmp_path / "r" / "summary.json").is_file() and (tmp_path / "r" / "junit.xml").is_file()
+    # Both backends at once: the same verdict and per-layer statistics.
+    both = simrun.diff(model, inputs=[np.zeros((1, 1), np.int8), "random:3"],
+                       backends=["tflite-reference", "tflm-host"], diagnose=False, jobs=2)
+    assert both.exit_code == result.exit_code
+    assert both.layers("tflm-host", "tflite-reference", input=1) == result.layers("tflm-host", "tflite-reference", input=1)
 
 
 # --- the assertion helpers ------------------------------------------------------------

@@ -108,8 +108,10 @@ def test_bad_build_options_are_bad_input():
 def test_run_options_cross_the_job_file_whole(tmp_path):
     options = RunOptions(timeout=12.5, session_timeout=3.0, emulator="renode", gdb="127.0.0.1:3333",
                          memory="gdb", arena_limit=4096, count_instructions=True, sources_dir="src",
-                         cache_dir=tmp_path, firmware_elf=tmp_path / "fw.elf", raw_model=True)
+                         cache_dir=tmp_path, firmware_elf=tmp_path / "fw.elf", raw_model=True,
+                         firmware_by_label={"target:cortex-m4:reference": str(tmp_path / "m4.elf")})
     assert options.sources_dir == Path("src")        # paths are Paths, whatever the caller gave
+    assert options.firmware_by_label == {"target:cortex-m4:reference": tmp_path / "m4.elf"}
     again = RunOptions.from_json(json.loads(json.dumps(options.to_json())))
     assert again == options
     assert RunOptions.from_json(RunOptions().to_json()) == RunOptions()

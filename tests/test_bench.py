@@ -20,7 +20,7 @@ QUICK = {
                       ["host backends only: --quick", "tflm-host", "report generation:"], False),
     "report_bench.py": (["--ops", "80", "--inputs", "2", "--values", "64", "--no-browser"],
                         ["write_reports", "Model Explorer overlays", "browser load"], False),
-    "suite_bench.py": (["--quick"], ["machine: ", "--jobs 1: 2 models", "throughput ratio --jobs 2 / --jobs 1"], False),
+    "suite_bench.py": (["--quick"], ["machine: ", "--jobs 1: 2 models", "throughput ratio --jobs 2 / --jobs 1", "peak memory of one job: "], False),
     "diagnose_bench.py": (["--model", str(MODELS / "hello_world_int8.tflite")], ["tflm-host"], False),
     # Without QEMU's plugin header (no network, no SIMRUN_QEMU_SOURCE_DIR) it prints why and skips.
     "cost_bench.py": (["--quick", "--cpu", "cortex-m4"], ["machine: ", "plugin"], True),

@@ -346,3 +346,33 @@ def test_compile_steps_carry_files_done_of_the_objects_missing(tmp_path):
     assert [s.rsplit("[", 1)[1].split(" files")[0] for s in steps] == ["1/8", "2/8", "3/8", "4/8"]
     assert "In file included from" in " ".join(said)              # other lines pass unchanged
     assert build_progress.load_figure(tmp_path) is None            # 4 files: too few for a figure
+
+
+def _walk_fingerprint(tree: Path) -> str:
+    """The fingerprint as it was first written (os.walk): every firmware cache key holds it,
+    so the faster walk must give the same digest."""
+    import hashlib
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), tree)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def test_source_tree_fingerprint_is_the_os_walk_one_and_sees_edits(tmp_path):
+    from simrun.device import sources
+    tree = tmp_path / "tree"
+    for rel in ("b.c", "a.h", "sub/x.cc", "sub/deeper/y.cc", "Sub2/z", ".git/HEAD", "sub/.git/config"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_text(rel)
+    (tree / "link-to-sub").symlink_to(tree / "sub")          # listed as a directory, not entered
+    (tree / "sub" / "link.c").symlink_to(tree / "b.c")       # a file: its target's size and mtime
+    first = sources.tree_fingerprint(tree)
+    assert first == _walk_fingerprint(tree)
+    (tree / "sub" / "deeper" / "y.cc").write_text("edited, longer")
+    assert sources.tree_fingerprint(tree) == _walk_fingerprint(tree) != first
+    (tree / ".git" / "HEAD").write_text("ignored")
+    assert sources.tree_fingerprint(tree) == _walk_fingerprint(tree)

@@ -37,6 +37,41 @@ def test_tasks_run_at_once_and_results_keep_their_order():
         run_each([lambda: 1], jobs=0)
 
 
+def test_a_granted_core_starts_the_next_task_early_in_order(monkeypatch):
+    """A suite job (accept_grants) at jobs=1 runs its tasks one at a time, in order, until the
+    scheduler grants it a core: then the next one starts while the first still runs."""
+    monkeypatch.setattr(parallel, "_granted", 0)
+    monkeypatch.setattr(parallel, "_accepting", False)
+    parallel.accept_grants()
+    order, running, peak = [], [0], [0]
+    lock = threading.Lock()
+    first_started, second_started = threading.Event(), threading.Event()
+
+    def task(n):
+        def run():
+            with lock:
+                order.append(n)
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            if n == 0:
+                first_started.set()
+                assert second_started.wait(20), "the granted core never started task 1"
+            elif n == 1:
+                second_started.set()
+            with lock:
+                running[0] -= 1
+            return n
+        return run
+    granter = threading.Thread(target=lambda: first_started.wait(20) and parallel.grant(1))
+    granter.start()
+    assert run_each([task(0), task(1), task(2)], jobs=1) == [0, 1, 2]
+    granter.join()
+    assert order == [0, 1, 2] and peak[0] == 2
+    # The grant stays for the process's later calls (the diagnosis's isolated runs).
+    both = threading.Barrier(2, timeout=20)
+    assert run_each([lambda: (both.wait(), "a")[1], lambda: (both.wait(), "b")[1]], jobs=1) == ["a", "b"]
+
+
 def test_a_failing_task_stops_the_workers_still_running(monkeypatch):
     monkeypatch.setattr(parallel, "TERM_GRACE", 5.0)
     started = threading.Event()

@@ -18,6 +18,7 @@ from simrun.errors import BadInput
 from simrun.suite import Shard, load_suite, select_shard
 from simrun.suite.index import suite_exit_code
 from simrun.suite.shard import assign
+from test_baseline import models  # noqa: F401  (the fixture: a model and its perturbed twin)
 
 REPO = Path(__file__).resolve().parents[1]
 BACKENDS = "tflm-host,tflite-reference"
@@ -254,3 +255,179 @@ def test_durations_come_from_a_suite_summary(tmp_path):
     bad.write_text('{"schema": 1, "model": {}}')          # a diff's summary.json, not a suite's
     with pytest.raises(BadInput, match="not a simrun suite summary.json"):
         load_durations(bad)
+
+
+def test_spare_cores_go_to_the_last_diffs_backends(tmp_path):
+    from simrun.suite.scheduler import core_share
+    two = _entries(tmp_path, 1)[0]
+    (tmp_path / "m.tflite").write_bytes(b"")
+    three = load_suite([tmp_path / "m.tflite"], {"backends": "tflm-host,tflite-reference,tflite-optimized"})[0]
+    assert core_share(two, free=2, pending=5) == 1          # more models than cores: one each
+    assert core_share(two, free=2, pending=2) == 1
+    assert core_share(two, free=2, pending=1) == 2          # the last model gets both cores
+    assert core_share(two, free=4, pending=1) == 2          # never more than its backends
+    assert core_share(three, free=4, pending=1) == 3
+    # --jobs 4 over 3 models of 3 backends: 2, 1, 1 (the shares add up to --jobs, no more).
+    shares, free = [], 4
+    for left in (3, 2, 1):
+        shares.append(core_share(three, free, left))
+        free -= shares[-1]
+    assert shares == [2, 1, 1]
+
+
+@pytest.mark.integration
+@pytest.mark.backends
+def test_spare_cores_change_nothing_in_the_summary(models_dir, tmp_path):
+    """A lone model gets both cores of --jobs 2 from the start; of two models, the one still
+    running when the other ends may be granted the freed core (timing decides): either way
+    the summary is --jobs 1's."""
+    lone = [str(models_dir / "micro_speech_quantized.tflite")]
+    pair = lone + [str(models_dir / "hello_world_int8.tflite")]
+    three = "tflm-host,tflite-reference,tflite-optimized"
+    for name, models, backends in (("lone", lone, BACKENDS), ("pair", pair, three)):
+        runs = {}
+        for jobs in (1, 2):
+            out = tmp_path / f"{name}{jobs}"
+            proc = _suite("suite", *models, "--backends", backends, "--jobs", str(jobs), "--out", str(out), cwd=tmp_path)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            log = (out / "models" / "micro_speech_quantized.log.txt").read_text()
+            share = jobs if name == "lone" else 1
+            assert f"micro_speech_quantized: up to {share} backend(s) at once" in log
+            if jobs == 1:
+                assert "one core more" not in log
+            runs[jobs] = json.loads((out / "summary.json").read_text())
+        assert _comparable(runs[2]) == _comparable(runs[1])
+        assert runs[1]["counts"]["passed"] == len(models)
+
+
+@pytest.mark.integration
+def test_a_bad_suite_baseline_is_a_usage_error(tmp_path):
+    (tmp_path / "m.tflite").write_bytes(b"")
+    diff_report = tmp_path / "diff"
+    diff_report.mkdir()
+    (diff_report / "summary.json").write_text('{"schema": 2, "comparisons": []}')
+    for folder, message in ((tmp_path / "nowhere", "no readable suite summary.json"),
+                            (diff_report, "not a simrun suite summary")):
+        proc = _suite("suite", str(tmp_path / "m.tflite"), "--baseline", str(folder),
+                      "--out", str(tmp_path / "out"), cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.backends
+def test_suite_baseline_says_per_model_what_got_better_or_worse(models, models_dir, tmp_path):
+    """The baseline: a merge of two shards. conv: bit-exact then, one perturbed weight now
+    (XNNPACK rounds it differently): regressed. flip: the other way round: improved. hello:
+    unchanged. gone: only in the baseline. fresh: only in this run."""
+    old, new, _ = models
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[defaults]\npairs = ["*"]\n')
+
+    def suite_file(name: str, rows: list[tuple[str, Path]]) -> Path:
+        path = tmp_path / name
+        path.write_text(f'[defaults]\nbackends = ["tflite-reference", "tflite-optimized"]\npolicy = "{policy}"\n'
+                        f'diagnose = false\n' + "".join(f'[[models]]\nname = "{i}"\npath = "{p}"\n' for i, p in rows))
+        return path
+    hello = models_dir / "hello_world_int8.tflite"
+    before = suite_file("before.toml", [("conv", old), ("flip", new), ("hello", hello),
+                                        ("gone", models_dir / "micro_speech_quantized.tflite")])
+    after = suite_file("after.toml", [("conv", new), ("flip", old), ("hello", hello), ("fresh", old)])
+    for i in (1, 2):
+        proc = _suite("suite", str(before), "--shard", f"{i}/2", "--jobs", "2", "--out", str(tmp_path / f"s{i}"), cwd=tmp_path)
+        assert proc.returncode in (0, 1), proc.stderr
+    assert _suite("merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "base"),
+                  cwd=tmp_path).returncode == 0
+
+    proc = _suite("suite", str(after), "--baseline", str(tmp_path / "base"), "--jobs", "2",
+                  "--out", str(tmp_path / "now"), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr       # conv's regression, by diff's rules
+    data = json.loads((tmp_path / "now" / "summary.json").read_text())
+    status = {m["id"]: m["baseline"]["status"] for m in data["models"]}
+    assert status == {"conv": "regressed", "flip": "improved", "hello": "unchanged", "fresh": "new"}
+    assert {m["id"]: m["exit_code"] for m in data["models"]} == {"conv": 1, "flip": 0, "hello": 0, "fresh": 0}
+    conv = next(m for m in data["models"] if m["id"] == "conv")
+    assert any("was bit-exact, now differs" in t for t in conv["baseline"]["regressions"])
+    assert any(f.startswith("baseline: ") for f in conv["failures"])
+    assert data["baseline"] == {"path": str(tmp_path / "base"), "missing": ["gone"], "regressed": ["conv"],
+                                "improved": ["flip"], "unchanged": ["hello"], "new": ["fresh"],
+                                "not compared": []}
+    line = "1 regressed, 1 improved, 1 unchanged, 1 new; no longer in the suite: gone"
+    assert line in proc.stdout and "conv: REGRESSION:" in proc.stdout and "flip: improved:" in proc.stdout
+    md = (tmp_path / "now" / "summary.md").read_text()
+    assert line in md and "| vs baseline |" in md and "| regressed (3) |" in md and "## Against the baseline" in md
+    assert "<th>vs baseline</th>" in (tmp_path / "now" / "index.html").read_text()
+    # Each model's own report holds the diff's baseline section, as diff --baseline writes it.
+    own = json.loads((tmp_path / "now" / "models" / "conv" / "summary.json").read_text())["baseline"]
+    assert own["path"] == str((tmp_path / "base" / "models" / "conv" / "summary.json").resolve())
+    assert not own["passed"]
+
+
+def test_prebuild_asks_for_each_target_variant_once(tmp_path, monkeypatch):
+    """The variants the entries name, each once, with their rounding and fp-contract, the
+    sources checked once for all; the ELFs come back by label for the jobs (no build here:
+    ensure_firmware is replaced by a recorder)."""
+    import simrun.device.build as build
+    import simrun.device.sources as device_sources
+    from simrun.suite.scheduler import prebuild
+    monkeypatch.delenv("SIMRUN_SOURCES_DIR", raising=False)
+    checked = []
+    real_state = device_sources.state
+    monkeypatch.setattr(device_sources, "state", lambda d: checked.append(d) or real_state(d))
+    asked = []
+
+    class Found:
+        def __init__(self, cpu, kernels):
+            self.elf = tmp_path / f"{cpu}-{kernels}.elf"
+
+    def ensure(cpu, kernels, **kw):
+        asked.append((cpu, kernels, kw["rounding"], kw["fp_contract"], kw["source_state"].root))
+        return Found(cpu, kernels)
+    monkeypatch.setattr(build, "ensure_firmware", ensure)
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.tflite").write_bytes(b"")
+    labels = "tflm-host,target:cortex-m4:reference,target:cortex-m55:cmsis-nn:single-rounding:no-fp-contract"
+    entries = load_suite([tmp_path / "a.tflite", tmp_path / "b.tflite"], {"backends": labels})
+    said = []
+    assert prebuild(entries, None, said.append) == {
+        "target:cortex-m4:reference": tmp_path / "cortex-m4-reference.elf",
+        "target:cortex-m55:cmsis-nn:single-rounding:no-fp-contract": tmp_path / "cortex-m55-cmsis-nn.elf"}
+    assert asked == [("cortex-m4", "reference", "double", "fast", None),
+                     ("cortex-m55", "cmsis-nn", "single", "off", None)]
+    assert checked == [None]
+    assert said[0] == "firmware for target:cortex-m4:reference"
+
+
+def test_the_biggest_models_start_first_unless_durations_say_otherwise(tmp_path):
+    from simrun.suite.scheduler import start_order
+    for name, size in (("a", 10), ("b", 300), ("c", 10), ("d", 50)):
+        (tmp_path / f"{name}.tflite").write_bytes(b"x" * size)
+    entries = load_suite([tmp_path / f"{n}.tflite" for n in "abcd"], {"backends": BACKENDS})
+    assert [e.id for e in start_order(entries, None)] == ["b", "d", "a", "c"]
+    assert [e.id for e in start_order(entries, {"a": 9.0, "c": 20.0})] == ["c", "a", "b", "d"]
+
+
+def test_a_freed_core_goes_to_the_running_job_with_most_backends_waiting(tmp_path):
+    from simrun.suite import scheduler
+
+    class Proc:
+        returncode = None
+        pid = 0
+
+    class Fake(scheduler._Job):
+        def __init__(self, entry, started):
+            self.entry, self.cores, self.record, self.started = entry, 1, None, set(started)
+            self.proc, self.granted = Proc(), 0
+
+        def grant(self):
+            self.granted += 1
+            self.cores += 1
+    (tmp_path / "m.tflite").write_bytes(b"")
+    three = load_suite([tmp_path / "m.tflite"], {"backends": "tflm-host,tflite-reference,tflite-optimized"})[0]
+    busy = Fake(three, ["tflm-host"])                   # two backends still waiting
+    nearly = Fake(three, ["tflm-host", "tflite-reference"])
+    fresh = Fake(three, [])                             # no event yet: its handler may not be in place
+    scheduler._hand_out_spare_cores([nearly, busy, fresh], jobs=4)
+    assert (busy.granted, nearly.granted, fresh.granted) == (1, 0, 0)   # then it has one waiting, as nearly
+    done = Fake(three, ["tflm-host", "tflite-reference", "tflite-optimized"])
+    scheduler._hand_out_spare_cores([done], jobs=2)
+    assert done.granted == 0                            # nothing left to start: the core stays free

@@ -95,7 +95,8 @@ def run_backend(name: str | BackendId, model_path: str | Path, inputs: list[list
     if sum(sequences) != len(inputs) or min(sequences) < 1:
         raise BadInput(f"sequence lengths {sequences} do not cut {len(inputs)} inputs")
     if backend.is_target and options.firmware_elf is None:
-        options = replace(options, firmware_elf=_firmware(backend, options, progress).elf)
+        given = options.firmware_by_label.get(backend.label)
+        options = replace(options, firmware_elf=given or _firmware(backend, options, progress).elf)
     with tempfile.TemporaryDirectory(prefix="simrun-backend-") as tmp:
         work = Path(tmp)
         save_inputs(inputs, work / "inputs.npz")

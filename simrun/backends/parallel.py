@@ -52,27 +52,110 @@ def live_worker(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
             _live.discard(proc)
 
 
+class _Gate:
+    """Lets tasks start in their order, at most `limit` at once; `grow` raises the limit while
+    they run (a suite's scheduler handing this diff a freed core), `stop` turns away the ones
+    still waiting."""
+
+    def __init__(self, limit: int):
+        self.limit, self.running, self.next, self.stopped = limit, 0, 0, False
+        self.cond = threading.Condition()
+
+    def enter(self, k: int) -> bool:
+        with self.cond:
+            self.cond.wait_for(lambda: self.stopped or (self.next == k and self.running < self.limit))
+            if self.stopped:
+                return False
+            self.next += 1
+            self.running += 1
+            self.cond.notify_all()
+            return True
+
+    def leave(self) -> None:
+        with self.cond:
+            self.running -= 1
+            self.cond.notify_all()
+
+    def grow(self, n: int) -> None:
+        with self.cond:
+            self.limit += n
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# Cores granted to this process beyond the `jobs` its caller asked for (grant()), and the gates
+# of the run_each calls running now, which a grant widens at once.
+_granted = 0
+_accepting = False
+_gates: set[_Gate] = set()
+_grant_lock = threading.Lock()
+
+
+def accept_grants() -> None:
+    """This process may be granted cores while it runs (a suite job): run_each then runs its
+    tasks through a gate even at jobs=1, so that a grant can start the next one early."""
+    global _accepting
+    _accepting = True
+
+
+def grant(n: int = 1) -> None:
+    """n more tasks may run at once, in the run_each calls running now and in later ones."""
+    global _granted
+    with _grant_lock:
+        _granted += n
+        gates = list(_gates)
+    for gate in gates:
+        gate.grow(n)
+
+
 def run_each(tasks: list[Callable[[], T]], jobs: int = 1) -> list[T]:
-    """Call every task, up to `jobs` at a time; their results in the tasks' order.
-    A task that raises stops the others' workers and its exception propagates."""
+    """Call every task, up to `jobs` at a time (plus any granted cores), starting them in
+    their order; their results in the tasks' order. A task that raises stops the others'
+    workers and its exception propagates."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
-    if jobs == 1 or len(tasks) <= 1:
+    with _grant_lock:
+        limit = jobs + _granted
+        if len(tasks) <= 1 or (limit == 1 and not _accepting):
+            gate = None
+        else:
+            gate = _Gate(limit)
+            _gates.add(gate)
+    if gate is None:
         return [task() for task in tasks]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks)), thread_name_prefix="simrun-backend") as pool:
-        futures = [pool.submit(task) for task in tasks]
+
+    def gated(k: int, task: Callable[[], T]) -> T:
+        if not gate.enter(k):
+            raise _Cancelled
         try:
-            # The first failure counts at once, not after the tasks before it finished.
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = next((f for f in futures if f in done and f.exception() is not None), None)
-            if failed is not None:
-                raise failed.exception()
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            stop_live_workers()
-            raise
+            return task()
+        finally:
+            gate.leave()
+    try:
+        with ThreadPoolExecutor(max_workers=len(tasks), thread_name_prefix="simrun-backend") as pool:
+            futures = [pool.submit(gated, k, task) for k, task in enumerate(tasks)]
+            try:
+                # The first failure counts at once, not after the tasks before it finished.
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = next((f for f in futures if f in done and f.exception() is not None), None)
+                if failed is not None:
+                    raise failed.exception()
+                return [future.result() for future in futures]
+            except BaseException:
+                gate.stop()
+                stop_live_workers()
+                raise
+    finally:
+        with _grant_lock:
+            _gates.discard(gate)
 
 
 def stop_live_workers() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -34,6 +35,10 @@ def register(sub) -> None:
     p.add_argument("--durations", type=Path, metavar="FILE",
                    help="a previous suite's summary.json: balance --shard by its model durations "
                         "and estimate the remaining time from them")
+    p.add_argument("--baseline", type=Path, metavar="DIR",
+                   help="an earlier suite's --out folder (or a merge's): judge each model against "
+                        "its own diff there, as diff --baseline does (regressions fail, failures it "
+                        "had too are known); the index says what got better or worse")
     p.add_argument("--input", action="append", metavar="SPEC", dest="inputs",
                    help="as diff --input (repeatable; default random:0)")
     p.add_argument("--count", type=int, help="samples per random input spec (default 1)")
@@ -58,6 +63,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..suite import baseline as suite_baseline
     from ..suite import load_suite, select_shard
     from ..suite.index import write_index
     from ..suite.progress import SuiteProgress
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--jobs {args.jobs}: give at least 1")
     shard = Shard.parse(args.shard) if args.shard is not None else None
     durations = load_durations(args.durations) if args.durations is not None else None
+    base = suite_baseline.load(args.baseline) if args.baseline is not None else None
     if args.sources is not None and not args.sources.is_dir():
         raise BadInput(f"--sources {args.sources}: not a directory")
     if args.policy is not None:
@@ -85,20 +92,21 @@ def run(args: argparse.Namespace) -> int:
     where = f"shard {shard}: " if shard else ""
     display.note(f"{where}{len(mine)} of {len(entries)} model(s), {args.jobs} job(s), output {out}")
     started = time.monotonic()
-    if mine:
-        built = prebuild(mine, args.sources, display.note)
-        if built:
-            display.note(f"firmware ready: {len(built)} variant(s)")
+    built = prebuild(mine, args.sources, display.note) if mine else {}
+    if built:
+        display.note(f"firmware ready: {len(built)} variant(s)")
     options = {"emulator": args.emulator,
-               "sources": None if args.sources is None else str(args.sources.resolve())}
+               "sources": None if args.sources is None else str(args.sources.resolve()),
+               "firmware": {label: str(elf) for label, elf in built.items()}}
     try:
         records = run_suite(mine, out, jobs=args.jobs, options=options, display=display,
-                            durations=durations)
+                            durations=durations, baseline=base)
     finally:
         display.close()
     meta = {"shard": None if shard is None else {"index": shard.index, "count": shard.count,
                                                   "total_models": len(entries)},
-            "jobs": args.jobs, "seconds": time.monotonic() - started}
+            "jobs": args.jobs, "seconds": time.monotonic() - started,
+            "baseline": None if base is None else suite_baseline.meta(base, [e.id for e in entries])}
     return _report(out, records, meta)
 
 
@@ -110,5 +118,11 @@ def _report(out: Path, records: list[dict], meta: dict) -> int:
     for r in records:
         if not r["passed"]:
             print(f"  {r['id']}: exit {r['exit_code']}: " + ("; ".join(r["failures"])[:300] or "failed"))
+    data = json.loads(paths["json"].read_text())
+    if data["baseline"] is not None:
+        from ..suite.index import baseline_line, baseline_changes
+        print(baseline_line(data["baseline"]))
+        for ident, what, text in baseline_changes(data):
+            print(f"  {ident}: {what}: {text}")
     print(f"[suite] index: {paths['html']}", file=sys.stderr)
     return suite_exit_code(records)

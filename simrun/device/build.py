@@ -197,20 +197,23 @@ class FirmwareRequest:
 
 def plan_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
                   fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None,
-                  cache_dir: str | Path | None = None) -> FirmwareRequest:
-    """Check the variant and the compiler, and compute its key; builds nothing."""
+                  cache_dir: str | Path | None = None,
+                  source_state: sources.SourceState | None = None) -> FirmwareRequest:
+    """Check the variant and the compiler, and compute its key; builds nothing. `source_state`:
+    sources.state(sources_dir) computed once for several variants (else here)."""
     try:
         target = get_target(cpu)
         check_variant(kernels)
     except (UnknownTarget, ValueError) as err:
         raise BadInput(str(err)) from None
     FirmwareVariant(cpu, kernels, rounding, fp_contract)    # checks rounding, fp_contract
-    src_root = sources.resolve(sources_dir)
+    state = source_state or sources.state(sources_dir)
+    src_root = state.root
     gcc = require_tool("arm-none-eabi-gcc")
     check_cmsis_nn_path(gcc, target)
     cache = errors.require_writable_dir(Path(cache_dir) if cache_dir else default_cache_dir(),
                                         errors.CacheUnwritable, "firmware cache", CACHE_FIX)
-    inputs = key_inputs(target, kernels, sources.identity(src_root), tool_version(gcc),
+    inputs = key_inputs(target, kernels, state.identity, tool_version(gcc),
                         files_digest(resources.root(), FIRMWARE_INPUTS), rounding, fp_contract)
     return FirmwareRequest(target, kernels, rounding, fp_contract, src_root, cache, inputs)
 
@@ -227,9 +230,10 @@ def cached_firmware(request: FirmwareRequest) -> Firmware | None:
 
 def ensure_firmware(cpu: str, kernels: str, *, rounding: str = DEFAULT_ROUNDING,
                     fp_contract: str = DEFAULT_FP_CONTRACT, sources_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                    progress: Progress | None = None) -> Firmware:
+                    progress: Progress | None = None,
+                    source_state: sources.SourceState | None = None) -> Firmware:
     request = plan_firmware(cpu, kernels, rounding=rounding, fp_contract=fp_contract,
-                            sources_dir=sources_dir, cache_dir=cache_dir)
+                            sources_dir=sources_dir, cache_dir=cache_dir, source_state=source_state)
     return build_firmware(request, progress)
 
 

@@ -8,6 +8,8 @@
        "backends": [label, ...],                 # every backend of any model, first seen first
        "shard": {"index", "count", "total_models"} | null, "merged_from": [dir] | null,
        "jobs": int|null, "seconds": float,       # wall time of the run (a merge: its shards' sum)
+       "baseline": {"path", "missing": [id], "regressed"|"improved"|"unchanged"|"new"|"not compared": [id]}
+                   | null,                       # --baseline (simrun.suite.baseline)
        "models": [RECORD, ...]}                  # suite order
 
 - summary.md: the same as a table (CI job summaries, pull-request comments);
@@ -25,6 +27,8 @@ import json
 import xml.etree.ElementTree as ET
 from html import escape
 from pathlib import Path
+
+from .baseline import cell as baseline_cell, overview
 
 SCHEMA = 1
 
@@ -47,7 +51,7 @@ def summary(records: list[dict], meta: dict) -> dict:
             "backends": all_backends(records), "shard": meta.get("shard"),
             "merged_from": meta.get("merged_from"), "jobs": meta.get("jobs"),
             "seconds": round(meta.get("seconds", sum(r.get("seconds", 0.0) for r in records)), 3),
-            "models": records}
+            "baseline": overview(records, meta.get("baseline")), "models": records}
 
 
 def write_index(out_dir: Path, records: list[dict], meta: dict) -> dict[str, Path]:
@@ -87,19 +91,41 @@ def _verdict(r: dict) -> str:
 
 
 # --- summary.md ---------------------------------------------------------------------------
+def baseline_line(base: dict) -> str:
+    """One sentence on the suite against its baseline (summary.md, index.html, the terminal)."""
+    counts = ", ".join(f"{len(base[k])} {k}" for k in ("regressed", "improved", "unchanged", "new", "not compared")
+                       if base[k])
+    return (f"against the baseline {base['path']}: {counts or 'no model compared'}"
+            + (f"; no longer in the suite: {', '.join(base['missing'])}" if base["missing"] else ""))
+
+
+def baseline_changes(data: dict) -> list[tuple[str, str, str]]:
+    """(model id, "REGRESSION" | "improved", text) of every model, in suite order."""
+    return [(r["id"], what, text) for r in data["models"] if r.get("baseline")
+            for what, key in (("REGRESSION", "regressions"), ("improved", "improvements"))
+            for text in r["baseline"][key]]
+
+
 def markdown(data: dict) -> str:
-    counts, backends = data["counts"], data["backends"]
+    counts, backends, base = data["counts"], data["backends"], data.get("baseline")
     lines = [f"# simrun suite: {'PASSED' if data['exit_code'] == 0 else 'FAILED'} "
              f"(exit {data['exit_code']})", "",
              f"{counts['models']} model(s): {counts['passed']} passed, {counts['failed']} failed"
              f"; {data['seconds']:.1f} s" + (f"; merged from {len(data['merged_from'])} shard(s)"
-                                             if data.get("merged_from") else ""), "",
-             "| model | verdict | " + " | ".join(f"`{b}`" for b in backends) + " | seconds |",
-             "|---|---|" + "---|" * len(backends) + "---|"]
+                                             if data.get("merged_from") else ""), ""]
+    if base:
+        lines += [baseline_line(base), ""]
+    lines += ["| model | verdict | " + " | ".join(f"`{b}`" for b in backends)
+              + (" | vs baseline" if base else "") + " | seconds |",
+              "|---|---|" + "---|" * len(backends) + ("---|" if base else "") + "---|"]
     for r in data["models"]:
         cells = [cell_text(r["cells"].get(b)) if b in r["backends"] else "" for b in backends]
+        cells += [baseline_cell(r)] if base else []
         lines.append(f"| [{r['id']}]({r['report']}/) | {_verdict(r)} | " + " | ".join(cells)
                      + f" | {r.get('seconds', 0.0):.1f} |")
+    changes = baseline_changes(data)
+    if changes:
+        lines += ["", "## Against the baseline", ""] + [f"- **{i}**: {what}: {t}" for i, what, t in changes]
     failing = [(r["id"], f) for r in data["models"] for f in r["failures"]]
     if failing:
         lines += ["", "## Failures", ""] + [f"- **{i}**: {f}" for i, f in failing]
@@ -157,7 +183,7 @@ code{font-size:.95em}.meta{color:#555}"""
 
 
 def html(data: dict, out_dir: Path) -> str:
-    backends, counts = data["backends"], data["counts"]
+    backends, counts, base = data["backends"], data["counts"], data.get("baseline")
     ok = data["exit_code"] == 0
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>simrun suite</title>"
            f"<style>{_CSS}</style></head><body>",
@@ -166,11 +192,12 @@ def html(data: dict, out_dir: Path) -> str:
            f"<p class='meta'>{counts['models']} model(s): {counts['passed']} passed, "
            f"{counts['failed']} failed · exit {data['exit_code']} · {data['seconds']:.1f} s"
            + (f" · merged from {len(data['merged_from'])} shard(s)" if data.get("merged_from") else "")
-           + "</p>",
+           + "</p>" + (f"<p>{escape(baseline_line(base))}</p>" if base else ""),
            "<p class='meta'>Each cell: the backend against the model's reference (its own cell says "
            "<i>reference</i>) and the first layer where they differ.</p>",
            "<table><tr><th>model</th><th>verdict</th>"
-           + "".join(f"<th><code>{escape(b)}</code></th>" for b in backends) + "<th>s</th><th>peak MiB</th></tr>"]
+           + "".join(f"<th><code>{escape(b)}</code></th>" for b in backends)
+           + ("<th>vs baseline</th>" if base else "") + "<th>s</th><th>peak MiB</th></tr>"]
     for r in data["models"]:
         report = out_dir / r["report"] / "report.html" if r.get("report") else None
         link = (f"{r['report']}/report.html" if report is not None and report.is_file()
@@ -189,8 +216,16 @@ def html(data: dict, out_dir: Path) -> str:
             title = f" title='{escape(cell['message'])}'" if cell.get("message") else ""
             css = cell["status"].replace(" (warn)", "-warn")
             out.append(f"<td class='{escape(css)}'{title}>{escape(cell_text(cell))}</td>")
+        if base:
+            status = (r.get("baseline") or {}).get("status", "")
+            css = {"regressed": "fail", "improved": "bit-exact", "unchanged": "pass"}.get(status, "alone")
+            out.append(f"<td class='{css}'>{escape(baseline_cell(r))}</td>")
         out.append(f"<td>{r.get('seconds', 0.0):.1f}</td><td>{r.get('peak_rss_mib', 0.0):.0f}</td></tr>")
     out.append("</table>")
+    changes = baseline_changes(data)
+    if changes:
+        out.append("<h3>Against the baseline</h3><ul>" + "".join(
+            f"<li><b>{escape(i)}</b>: {escape(what)}: {escape(t)}</li>" for i, what, t in changes) + "</ul>")
     failing = [(r["id"], f) for r in data["models"] for f in r["failures"]]
     if failing:
         out.append("<h3>Failures</h3><ul>" + "".join(f"<li><b>{escape(i)}</b>: {escape(f)}</li>"

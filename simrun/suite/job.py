@@ -10,6 +10,10 @@ whole, so nothing else may live in it):
     {"event": "backend", "label": "tflm-host", "what": "started"|"finished"|"failed"}
     {"event": "done", "record": RECORD}          # see record() below
 
+JOB.json is SuiteEntry.job() plus "jobs" (the backends it may run at once), "baseline" (the
+summary.json to judge against, or null) and "baseline_section" (why there is none). SIGUSR1
+from the scheduler grants one core more (simrun.backends.parallel.grant).
+
 Exit status: the diff's exit code (simrun.errors), 130 when stopped (SIGTERM or Ctrl-C).
 """
 from __future__ import annotations
@@ -18,9 +22,11 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, SimrunError
+from . import baseline as suite_baseline
 
 
 def main(argv: list[str]) -> int:
@@ -40,13 +46,28 @@ def main(argv: list[str]) -> int:
     def stop(_signum, _frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
+
+    from ..backends import parallel
+
+    def more(_signum, _frame):
+        # The scheduler freed a core for this diff: one backend more at once. From a thread of
+        # its own, so the handler takes no lock the interrupted code might hold.
+        os.write(1, b"[suite] one core more for this diff's backends\n")
+        threading.Thread(target=parallel.grant, args=(1,), daemon=True).start()
+    signal.signal(signal.SIGUSR1, more)
+    parallel.accept_grants()
     from ..api import diff
+    # The scheduler's share of the suite's --jobs for this diff (simrun.suite.scheduler.core_share).
+    jobs = job.get("jobs", 1)
+    print(f"[suite] {job['id']}: up to {jobs} backend(s) at once", flush=True)
     try:
         result = diff(job["model"], job["inputs"] or None, backends=job["backends"],
                       policy=job["policy"], count=job["count"], reference=job["reference"],
                       diagnose=job["diagnose"], timeout=job["timeout"],
                       emulator=options.get("emulator", "qemu"), sources=options.get("sources"),
-                      report=report_dir, progress=progress)
+                      report=report_dir, progress=progress, jobs=jobs, baseline=job.get("baseline"),
+                      firmware={label: elf for label, elf in options.get("firmware", {}).items()
+                                if label in job["backends"]})
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except SimrunError as err:
@@ -62,9 +83,12 @@ def main(argv: list[str]) -> int:
 
 
 def failed_record(job: dict, code: int, message: str) -> dict:
+    against = None
+    if job.get("baseline") or job.get("baseline_section"):
+        against = suite_baseline.section("not compared", notes=[message])
     return {"id": job["id"], "model": job["model"], "backends": job["backends"], "exit_code": code,
             "passed": False, "error": message, "reference": None, "cells": {}, "failures": [message],
-            "inputs": [], "report": f"models/{job['id']}"}
+            "inputs": [], "report": f"models/{job['id']}", "baseline": against}
 
 
 def record(job: dict, result) -> dict:
@@ -73,7 +97,7 @@ def record(job: dict, result) -> dict:
 
     RECORD = {"id", "model", "backends": [label], "exit_code", "passed", "error": null,
               "reference": label|null, "inputs": [name], "failures": [str],
-              "report": "models/<id>",
+              "report": "models/<id>", "baseline": simrun.suite.baseline's section | null,
               "cells": {label: {"status", "first_divergent": {"input", "id", "op"}|null,
                                 "max_abs_delta": number|null, "message": str|null}}}
     """
@@ -95,7 +119,9 @@ def record(job: dict, result) -> dict:
     return {"id": job["id"], "model": job["model"], "backends": job["backends"],
             "exit_code": result.exit_code, "passed": result.passed, "error": None, "reference": ref,
             "inputs": list(run.input_names), "failures": list(verdict.failures), "cells": cells,
-            "report": f"models/{job['id']}"}
+            "report": f"models/{job['id']}",
+            "baseline": (suite_baseline.from_verdict(verdict) if verdict.baseline is not None
+                         else job.get("baseline_section"))}
 
 
 def _against(run, verdict, ref: str, label: str) -> dict:

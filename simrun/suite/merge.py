@@ -82,6 +82,10 @@ def merge(dirs: list[Path], out_dir: Path) -> tuple[list[dict], dict]:
         log = src.with_name(src.name + ".log.txt")      # the model's log, beside its folder
         if log.is_file():
             shutil.copy2(log, dst.with_name(dst.name + ".log.txt"))
+    # Shards run --baseline against the whole suite, so any of them names the baseline's folder
+    # and the models it has that the suite no longer has.
+    against = next((data["baseline"] for _, data in outputs if data.get("baseline")), None)
     meta = {"merged_from": [str(d) for d, _ in outputs], "shard": None,
-            "jobs": None, "seconds": sum(data.get("seconds", 0.0) for _, data in outputs)}
+            "jobs": None, "seconds": sum(data.get("seconds", 0.0) for _, data in outputs),
+            "baseline": None if against is None else {"path": against["path"], "missing": against["missing"]}}
     return records, meta
