@@ -22,6 +22,7 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
       "preprocessing": str|null,                   # how image files became model inputs
       "repro": [str, ...],                         # reproducer bundle folders (simrun/report/repro.py)
       "diagnosis": [str],                          # the sentences the reports open with
+      "remedies": [REMEDY, ...],                   # what to do per pair and cause (below)
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
                     "variants": {label: why}, "failed": {label: message}} | null,
@@ -82,6 +83,13 @@ A run that stopped before its verdict (bad input, exit 2; Ctrl-C, 130; a backend
 failure) writes {"schema_version", "kind", "complete": false, "exit_code", "error": message,
 "run": RUN, "verdict": {"passed": false, "failures": [message], "warnings": []}} and nothing else.
 
+    REMEDY = {"a", "b", "cause", "layers": ["0:3/12 CONV_2D", ...], "action": str,
+              "check": str,               # what simrun measured of the action
+              "status": "verified"|"refuted"|"per-layer"|"not checked",   # verified/refuted: the
+                                          # whole model in the other-rounding firmware vs the other side
+              "variant": label|null,      # the backend that realises it
+              "repro": [folder, ...]}     # reproducer bundles of its layers
+
     TASK = {"task": str, "settings": {key: value}, "units": "inputs"|"sequences",
             "backends": {label: {...}},   # wakeword: {"trigger_steps": {sequence: step|null}}
             "pairs": [{"a", "b", "verdict": "pass"|"fail"|"unjudged", "summary": str,
@@ -99,7 +107,7 @@ from ..analysis.diffrun import DiffRun
 from .baseline import summary as baseline_summary
 from .cost import cost_json
 from .provenance import SCHEMA_VERSION
-from . import sequences, task
+from . import remedy, sequences, task
 from .digest import agreement_classes, headline
 
 
@@ -156,6 +164,7 @@ def summary(run: DiffRun, verdict, record=None, exit_code: int | None = None) ->
         "preprocessing": run.preprocessing,
         "repro": list(run.repro),
         "diagnosis": headline(run, verdict),
+        "remedies": remedy.json_section(run),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
         "cost": cost_json(run.cost),
