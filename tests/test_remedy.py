@@ -5,8 +5,10 @@ that introduces the difference; and every report showing them after the diagnosi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from simrun.analysis.compare import compare
 from simrun.analysis.diagnose import diagnose_run
@@ -91,7 +93,7 @@ def test_kernel_names_the_implementation_that_agrees_and_where_to_report():
     run = diagnosed({REF: layers, TGT: normal_b}, {TGT: own_only, SINGLE: own_only, TREF: layers})
     [r] = remedies(run)
     assert r.cause == "kernel" and r.variant == TREF and r.status == "per-layer"
-    assert r.action == (f"run a kernel that agrees ({TREF} agree with {REF}), or report CMSIS-NN (mve path) "
+    assert r.action == (f"run a kernel that agrees ({TREF} agrees with {REF}), or report CMSIS-NN (mve path) "
                         "to CMSIS-NN (github.com/ARM-software/CMSIS-NN) with the reproducer")
     assert f"{TGT} (CMSIS-NN (mve path)) does not" in r.check
     assert r.repro == [(0, 2, "CONV_2D")]
@@ -128,3 +130,71 @@ def test_every_report_shows_the_remedy_after_the_diagnosis():
     from simrun.report import html
     page = html.render(run, verdict, {})
     assert page.index("class='diagnosis'") < page.index("What to do</h3>") < page.index("id='backends'")
+
+
+# --- end to end on the host backends ---------------------------------------------------------
+@pytest.mark.backends
+def test_the_detector_diff_opens_with_the_task_then_names_what_to_do_in_every_report(tf_model, tmp_path, capsys):
+    """YOLO-style detector, tflite-optimized differs: the XNNPACK layers' remedy names LiteRT
+    without XNNPACK as agreeing, the LOGISTICs' traces back to a CONV_2D, each names its bundle."""
+    from test_diff import simrun_diff
+    from testmodels import yolo_detector_int8
+    report = tmp_path / "report"
+    code = simrun_diff(tf_model(yolo_detector_int8), "--input", "random:1", "--count", "6", "--task", "detect",
+                       "--task-option", "score_threshold=0.6", "--backends",
+                       "tflite-reference,tflite-optimized,tflm-host", "--report", report)
+    assert code == 1                                    # a detection changes (tests/test_task_diff.py)
+    out = capsys.readouterr().out
+    assert out.index("task detect over 6 inputs:") < out.index("diagnosis:") < out.index("what to do:")
+    s = json.loads((report / "summary.json").read_text())
+    mine = [r for r in s["remedies"] if (r["a"], r["b"]) == ("tflite-reference", "tflite-optimized")]
+    xnn = [r for r in mine if r["cause"] == "kernel" and "XNNPACK (github.com/google/XNNPACK)" in r["action"]]
+    assert xnn and "tflite-optimized-nodelegate" in xnn[0]["action"] and xnn[0]["status"] == "per-layer"
+    # every kernel layer has its bundle, named in the terminal too
+    for r in (r for r in mine if r["cause"] == "kernel"):
+        assert len(r["repro"]) == len(r["layers"])
+        assert all(Path(b).parents[1] == report / "repro" for b in r["repro"])
+        assert f"reproducer: {r['repro'][0]}" in out
+    [amp] = [r for r in mine if r["cause"] == "amplified"]
+    assert amp["layers"][0].endswith("LOGISTIC") and "CONV_2D (kernel)" in amp["action"]
+    md = (report / "summary.md").read_text()
+    assert md.index("### Task detect over 6 inputs") < md.index("- tflite-reference and tflm-host agree") \
+        < md.index("### What to do") < md.index("### Backend agreement")
+    page = (report / "report.html").read_text()
+    assert page.index("id='task'") < page.index("class='diagnosis'") < page.index("id='remedies'")
+    assert "repro/tflite-reference_vs_tflite-optimized/0_0_CONV_2D/README.md" in page
+
+
+@pytest.mark.tflm
+def test_the_rounding_remedy_on_the_emulated_device_is_one_whole_model_run_checked_directly(
+        models_dir, tflm_firmware, tmp_path, capsys):
+    """With TFLM sources (skipped otherwise): on kws_ref_model tflite-optimized's layers are
+    `rounding` against cortex-m55's reference firmware; the remedy runs the single-rounding
+    firmware once on the whole model, and what it says matches that firmware compared directly."""
+    from simrun.analysis.compare import compare_pair
+    from simrun.backends import run_backend
+    from simrun.device.build import ensure_firmware
+    from simrun.inputs import load_named_inputs
+    from simrun.model import Model
+    from test_diff import simrun_diff
+    tflm_firmware("cortex-m55", "reference")
+    ensure_firmware("cortex-m55", "reference", rounding="single")
+    path = models_dir / "kws_ref_model.tflite"
+    report = tmp_path / "report"
+    simrun_diff(path, "--input", "random:1", "--backends", "tflite-reference,tflite-optimized,target",
+                "--cpu", "cortex-m55", "--kernels", "reference", "--report", report, "--timeout", "600")
+    err = capsys.readouterr().err
+    assert err.count("on the whole model to check the rounding remedy") == 1    # one run for every pair
+    s = json.loads((report / "summary.json").read_text())
+    variant = "target:cortex-m55:reference:single-rounding"
+    [r] = [r for r in s["remedies"] if (r["a"], r["b"]) == ("target:cortex-m55:reference", "tflite-optimized")
+           and r["cause"] == "rounding"]
+    assert r["variant"] == variant and r["status"] in ("verified", "refuted")
+    model = Model.from_file(path)
+    samples = [sample for _, sample in load_named_inputs(model, ["random:1"])]
+    direct = compare_pair(model, "tflite-optimized", run_backend("tflite-optimized", path, samples)[0],
+                          variant, run_backend(variant, path, samples)[0])
+    equal = not any(x.diverges for x in direct.layers + direct.outputs)
+    assert (r["status"] == "verified") == equal, r["check"]
+    assert r["check"].startswith(f"{variant} equals tflite-optimized on every layer" if equal
+                                 else f"{variant} still differs from tflite-optimized")

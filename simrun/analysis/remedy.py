@@ -119,7 +119,15 @@ def remedies(run, checks: dict[tuple[str, str], WholeModelCheck] | None = None) 
             by_cause.setdefault(d.cause, []).append((n, d))
         for cause, members in by_cause.items():
             make = _MAKERS.get(cause)
-            if make is not None:
+            if make is None:
+                continue
+            if cause == "kernel":
+                # One remedy per pair of kernel families: each has its own place to report to.
+                families: dict[tuple, list] = {}
+                for n, d in members:
+                    families.setdefault((d.kernel_a, d.kernel), []).append((n, d))
+                out += [make(run, a, b, group, checks) for group in families.values()]
+            else:
                 out.append(make(run, a, b, members, checks))
     return out
 
@@ -241,9 +249,10 @@ def _kernel(run, a, b, members, checks) -> Remedy:
                       why, "per-layer" if agree[a] or agree[b] else "not checked", repro=repro)
     good = a if odd == b else b
     alt = agree[good][0]
-    how = (f"run a kernel that agrees ({', '.join(agree[good])} agree with {good}), or report "
+    s = "" if len(agree[good]) > 1 else "s"
+    how = (f"run a kernel that agrees ({', '.join(agree[good])} agree{s} with {good}), or report "
            f"{family} to {_upstream(family)} with the reproducer")
-    text = (f"isolated on the same inputs, {', '.join(agree[good])} equal {good} on {_count(names)} "
+    text = (f"isolated on the same inputs, {', '.join(agree[good])} equal{s} {good} on {_count(names)} "
             f"where {odd} ({family}) does not")
     return Remedy(a, b, "kernel", names, how, text, "per-layer", alt, repro)
 
@@ -267,7 +276,8 @@ def _amplified(run, a, b, members, checks) -> Remedy:
         how = f"remove the difference where it starts: {where} (its remedy above); the magnified one goes with it"
     else:
         how = "remove the difference of its inputs upstream; the operator itself computes what the reference does"
-    text = "; ".join(sources) if sources else \
+    more = f" (+{len(sources) - 2} more)" if len(sources) > 2 else ""
+    text = "; ".join(sources[:2]) + more if sources else \
         f"isolated on the reference's inputs, {_count(names)} add at most 1 step themselves"
     return Remedy(a, b, "amplified", names, how, text, "per-layer")
 
@@ -340,6 +350,6 @@ def _steps(x: float) -> str:
 
 def _upstream(family: str | None) -> str:
     for prefix, where in UPSTREAM:
-        if family and prefix in family:
+        if family and family.startswith(prefix):
             return where
     return family or "the kernel's maintainers"

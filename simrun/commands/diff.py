@@ -278,11 +278,11 @@ def show_and_report(result, report_dir, *, record=None, junit_layers: bool = Fal
     from ..report.provenance import RunRecord
     from ..report.repro import write_bundles
 
-    print(report.terminal.render(result.run, result.verdict))
     record = record or RunRecord("diff", list(sys.argv))
     record.end(result.exit_code)
     owned = not isinstance(report_dir, ReportFolder)
     folder = ReportFolder(report_dir) if owned else report_dir
+    shown = False
     try:
         if samples is not None and (repro_dir is not None or not result.passed):
             # Inside the temporary folder, so they move with it; summary.json names where they end up.
@@ -293,9 +293,14 @@ def show_and_report(result, report_dir, *, record=None, junit_layers: bool = Fal
             if bundles:
                 print(f"[diff] reproducers: {len(bundles)} bundle(s) in {final} (each: README.md, and "
                       f"one simrun diff command in repro.json)", file=sys.stderr)
+        # After the bundles, so that the remedies name them.
+        print(report.terminal.render(result.run, result.verdict))
+        shown = True
         written = report.write_into(folder.path, result, record=record, junit_layers=junit_layers)
         target = folder.commit()
     finally:
+        if not shown:              # writing the bundles failed: the answer is still shown
+            print(report.terminal.render(result.run, result.verdict))
         if owned:                  # else its owner (reporting_stops) reports a failure to write
             folder.discard()
     if result.run.sequences:

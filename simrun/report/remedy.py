@@ -24,7 +24,7 @@ def grouped(run) -> list[tuple[object, int]]:
     klass = {b: i for i, c in enumerate(agreement_classes(run)) for b in c}
     out: dict[tuple, list] = {}
     for r in remedies:
-        key = (klass.get(r.a, r.a), klass.get(r.b, r.b), r.cause)
+        key = (klass.get(r.a, r.a), klass.get(r.b, r.b), r.cause, tuple(r.layers))
         if key in out:
             out[key][1] += 1
         else:
@@ -49,8 +49,10 @@ def terminal_lines(run) -> list[str]:
         alike = f" (+{n - 1} pair(s) alike)" if n > 1 else ""
         lines.append(f"  {r.pair}{alike}: {r.cause} at {_layers(r.layers)}: {r.action}")
         lines.append(f"    [{_MARK[r.status]}] {r.check}")
-        lines += [f"    reproducer: {b}" for b in bundles(run, r)[:3]]
-        if r.repro and not bundles(run, r):
+        found = bundles(run, r)
+        if found:
+            lines.append(f"    reproducer: {found[0]}" + (f" (+{len(found) - 1} more beside it)" if len(found) > 1 else ""))
+        elif r.repro:
             lines.append("    reproducer: rerun with --repro DIR (written by default when the policy fails)")
     return lines + [""]
 
