@@ -217,8 +217,9 @@ def test_ab_refuses_a_task_over_sequences_before_converting(detector, tmp_path, 
     (["quantize", "{tflite}"], "already a .tflite model"),
     (["quantize", "{not_keras}"], "cannot load Keras model"),
 ])
-def test_bad_input_is_one_message_and_exit_2(argv, message, detector, tmp_path, capsys):
+def test_bad_input_is_one_message_and_exit_2(argv, message, detector, tmp_path, capsys, monkeypatch):
     keras, _ = detector
+    monkeypatch.chdir(tmp_path)         # the stopped run's report goes to ./simrun-ab: not the checkout's
     np.save(tmp_path / "bad.npy", np.zeros((3, 5), np.float32))
     (tmp_path / "m.tflite").write_bytes(b"x")
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
