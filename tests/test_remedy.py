@@ -200,3 +200,20 @@ def test_the_rounding_remedy_on_the_emulated_device_is_one_whole_model_run_check
     assert (r["status"] == "verified") == equal, r["check"]
     assert r["check"].startswith(f"{variant} equals tflite-optimized on every layer" if equal
                                  else f"{variant} still differs from tflite-optimized")
+
+
+def test_float_layers_get_fp_contract_off_xnnpack_and_each_sides_remedy():
+    """tests/test_diagnose_sides.py's float chain: the device's FMA contraction, XNNPACK's own
+    summation, and the pair of the two, each with its action."""
+    from test_diagnose_sides import OPT, TGT as FTGT, _float_run
+    run, _ = _float_run()
+    by = {(r.a, r.b, r.cause): r for r in remedies(run)}
+    fma = by[REF, FTGT, "float-contraction"]
+    assert "-ffp-contract=off" in fma.action and "--fp-contract off" in fma.action
+    assert fma.status == "per-layer" and fma.variant == FTGT + ":no-fp-contract"
+    xnn = by[REF, OPT, "kernel"]
+    assert "tflite-optimized-nodelegate" in xnn.action and "XNNPACK (github.com/google/XNNPACK)" in xnn.action
+    both = [r for (a, b, cause), r in by.items() if cause == "both-sides"]
+    assert len(both) == 1 and {both[0].a, both[0].b} == {FTGT, OPT}
+    assert f"{FTGT} vs {REF}: float-contraction on 1 layer" in both[0].check
+    assert f"{OPT} vs {REF}: kernel on 1 layer" in both[0].check

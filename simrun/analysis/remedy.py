@@ -16,6 +16,8 @@ is made by simrun.pipeline.remedies. Per cause:
   it, with the reproducer bundle of its layers (simrun.report.repro);
 - amplified: the upstream layer whose small difference the value-wise operator magnifies,
   and the layer that introduces that difference: removing it there removes this too;
+- both-sides: a pair without the reference whose sides each differ from it: each side's own
+  remedies, in its pair with the reference;
 - unexplained: the reproducer, for the kernel's maintainers to look at.
 """
 from __future__ import annotations
@@ -203,7 +205,8 @@ def _rounding(run, a, b, members, checks) -> Remedy:
     where = "only in the final outputs" if first is None or first.op_index is None else \
         f"from {first.id} {first.op_name}" + (f" (#{first.depth})" if first.depth is not None else "") + " on"
     others = Counter(d.cause for _, d in _introducing_by_pair(run).get((a, b), []) if d.cause != "rounding")
-    rest = ("; the pair's other causes remain: " + ", ".join(f"{c} {k}" for k, c in others.items())
+    rest = ("; the pair's other causes remain: " + ", ".join(f"{cause} on {_n_layers(n)}"
+                                                             for cause, n in others.items())
             if others else "")
     text = (f"{variant}{source} still differs from {other} {where}: up to {check.max_abs_delta:g} "
             f"step(s), {check.mismatch_ratio:.2%} of values on {inputs}{rest}")
@@ -291,7 +294,23 @@ def _unexplained(run, a, b, members, checks) -> Remedy:
                   repro=[(d.subgraph, d.op_index, d.op_name) for _, d in members])
 
 
-_MAKERS = {"rounding": _rounding, "float-contraction": _float_contraction, "kernel": _kernel,
+def _both_sides(run, a, b, members, checks) -> Remedy:
+    """Each side differs from the reference on its own: its remedy is in its own pair with it."""
+    ref = run.diagnosis.reference
+    causes: dict[str, Counter] = {a: Counter(), b: Counter()}
+    for _, d in members:
+        for side, cause in d.side_causes.items():
+            causes.setdefault(side, Counter())[cause] += 1
+    parts = [f"{side} vs {ref}: " + ", ".join(f"{cause} on {_n_layers(n)}" for cause, n in found.most_common())
+             for side, found in causes.items() if found]
+    names = _layer_names(members)
+    return Remedy(a, b, "both-sides", names,
+                  f"remove each side's own error against {ref} (the remedies of {a} vs {ref} and {b} vs {ref})",
+                  f"isolated on {ref}'s inputs, both sides differ from it on {_count(names)}"
+                  + (f" ({'; '.join(parts)})" if parts else ""), "per-layer")
+
+
+_MAKERS = {"both-sides": _both_sides, "rounding": _rounding, "float-contraction": _float_contraction, "kernel": _kernel,
            "amplified": _amplified, "unexplained": _unexplained}
 
 
@@ -342,6 +361,10 @@ def _layer_names(members) -> list[str]:
 
 def _count(names: list[str]) -> str:
     return f"its {len(names)} layers" if len(names) > 1 else f"{names[0]}"
+
+
+def _n_layers(n: int) -> str:
+    return f"{n} layer" + ("" if n == 1 else "s")
 
 
 def _steps(x: float) -> str:
