@@ -189,7 +189,7 @@ def test_the_rounding_remedy_on_the_emulated_device_is_one_whole_model_run_check
     assert err.count("on the whole model to check the rounding remedy") == 1    # one run for every pair
     s = json.loads((report / "summary.json").read_text())
     variant = "target:cortex-m55:reference:single-rounding"
-    [r] = [r for r in s["remedies"] if (r["a"], r["b"]) == ("target:cortex-m55:reference", "tflite-optimized")
+    [r] = [r for r in s["remedies"] if {r["a"], r["b"]} == {"target:cortex-m55:reference", "tflite-optimized"}
            and r["cause"] == "rounding"]
     assert r["variant"] == variant and r["status"] in ("verified", "refuted")
     model = Model.from_file(path)
