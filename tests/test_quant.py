@@ -162,6 +162,47 @@ def test_ab_terminal_table_and_progress(detector, tmp_path, capsys):
     assert "[ab] quantize: detector per-tensor: wrote" in captured.err
 
 
+@pytest.mark.backends
+def test_ab_with_a_task_reports_the_decisions_per_scheme_first(detector, tmp_path, capsys):
+    """classify on the detector's class head: per scheme the float model's top-1 against the
+    quantized model's, and between backends as each scheme's own diff report has them."""
+    keras, data = detector
+    report = tmp_path / "r"
+    code = main(["ab", str(keras), "--dataset", str(data), "--count", "2", "--report", str(report),
+                 "--backends", "tflite-reference,tflite-optimized,tflm-host", "--schemes", "per-channel,per-tensor",
+                 "--task", "classify", "--task-option", "output=2", "--task-option", "top_k=2"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    assert out.startswith("task classify per scheme") and out.index("task classify") < out.index(
+        "quantization error vs float")
+    s = json.loads((report / "summary.json").read_text())
+    for sch in s["schemes"]:
+        task = sch["task"]
+        vs = task["vs_float"]
+        assert (vs["a"], vs["b"]) == ("float", sch["quantization_error"]["measured_on"])
+        assert vs["metrics"]["inputs"] == 2 and len(vs["inputs"]) == 2
+        # the class scores' largest move is the quantization error of that output
+        head = Model.from_file(sch["model"]).outputs[2].name
+        [err] = [e for e in sch["quantization_error"]["outputs"] if e["name"] == head]
+        assert vs["metrics"]["max_score_delta"] == pytest.approx(err["max_error"], abs=1e-6)
+        own = json.loads((report / sch["scheme"] / "summary.json").read_text())["task"]
+        assert task["between_backends"] == own and {(p["a"], p["b"]) for p in own["pairs"]} >= {
+            ("tflite-reference", "tflm-host")}
+        assert f"{sch['scheme']}  " in out
+    md = (report / "summary.md").read_text()
+    assert md.index("### Task classify, per scheme") < md.index("### per-channel")
+    assert "| `float vs tflite-reference` | per-tensor |" in md
+    assert "<h2>Task: classify, per scheme</h2>" in (report / "report.html").read_text()
+
+
+def test_ab_refuses_a_task_over_sequences_before_converting(detector, tmp_path, capsys):
+    keras, data = detector
+    assert main(["ab", str(keras), "--dataset", str(data), "--report", str(tmp_path / "r"),
+                 "--task", "wakeword"]) == 2
+    err = capsys.readouterr().err
+    assert "simrun ab does not run" in err and "Traceback" not in err and "loading TensorFlow" not in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["ab", "missing.keras"], "model missing.keras: no such file"),
     (["quantize", "missing.keras"], "model missing.keras: no such file"),
@@ -169,13 +210,16 @@ def test_ab_terminal_table_and_progress(detector, tmp_path, capsys):
     (["quantize", "{keras}", "--schemes", ","], "--schemes is empty"),
     (["ab", "{keras}", "--range", "1,0"], "LO must be below HI"),
     (["ab", "{keras}", "--cpu", "cortex-m99"], "cortex-m99"),
+    (["ab", "{keras}", "--task", "segment"], "unknown task 'segment'"),
+    (["ab", "{keras}", "--task", "classify", "--task-option", "top_k"], "write KEY=VALUE"),
     (["quantize", "{keras}", "--dataset", "nowhere.npy"], "dataset 'nowhere.npy': no such file"),
     (["quantize", "{keras}", "--dataset", "{bad_npy}"], "does not fit input"),
     (["quantize", "{tflite}"], "already a .tflite model"),
     (["quantize", "{not_keras}"], "cannot load Keras model"),
 ])
-def test_bad_input_is_one_message_and_exit_2(argv, message, detector, tmp_path, capsys):
+def test_bad_input_is_one_message_and_exit_2(argv, message, detector, tmp_path, capsys, monkeypatch):
     keras, _ = detector
+    monkeypatch.chdir(tmp_path)         # the stopped run's report goes to ./simrun-ab: not the checkout's
     np.save(tmp_path / "bad.npy", np.zeros((3, 5), np.float32))
     (tmp_path / "m.tflite").write_bytes(b"x")
     (tmp_path / "broken.keras").write_bytes(b"not a zip")

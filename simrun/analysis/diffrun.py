@@ -17,6 +17,7 @@ from ..model import Model
 from .compare import Comparison, LayerStats, PairResult, backend_rank
 from .cost import CostSummary
 from .diagnose import Diagnosis, LayerDiagnosis, PairDiagnosis
+from .remedy import Remedy
 from .tasks import TaskResult
 
 
@@ -41,6 +42,7 @@ class DiffRun:
     task: TaskResult | None = None
     preprocessing: str | None = None        # how image inputs became model inputs (inputs.preprocessing)
     repro: list[str] = field(default_factory=list)   # reproducer bundle folders (report/repro.py)
+    remedies: list[Remedy] = field(default_factory=list)   # what to do per pair and cause (analysis/remedy.py)
 
     def __post_init__(self):
         if not self.input_names:

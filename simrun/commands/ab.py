@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import BadInput
 from ..device.targets import DEFAULT_ROUNDING, EMULATORS, KERNEL_VARIANTS, TARGETS
 from ..run_options import DEFAULT_TIMEOUT, RunOptions
-from .diff import backend_labels
+from .diff import add_task_options, backend_labels, task_spec
 from .quantize import add_conversion_options, check_model_path, parse_range
 
 
@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--diagnose", action=argparse.BooleanOptionalAction, default=True,
                    help="own-vs-inherited error per layer from isolated runs (default on; "
                         "--no-diagnose halves the runs)")
+    add_task_options(p)
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help=f"per-backend time limit in seconds (default: {DEFAULT_TIMEOUT:g} times the emulator's "
                         f"slowdown: QEMU 1, Renode 6; host backends {DEFAULT_TIMEOUT:g})")
@@ -91,12 +92,17 @@ def _run(args: argparse.Namespace, record, folder) -> int:
     if args.reference is not None and args.reference not in labels:
         raise BadInput(f"--reference {args.reference}: not among the backends ({', '.join(labels)})")
     policy = Policy.load(args.policy)
+    # Checked against each scheme's model once it is converted (simrun.quant.ab).
+    task = task_spec(args.task, args.task_options, policy)
+    if task is not None and task.needs_sequences:
+        raise BadInput(f"task {task.name} follows a streaming model over sequences, which simrun ab "
+                       f"does not run: use simrun diff --sequence on each quantized model")
     # The models go into the temporary folder with the reports, and move with them.
     ab = run_ab(args.model, schemes, labels, folder.path, dataset=args.dataset,
                 dataset_count=args.samples, value_range=value_range, inputs=args.inputs,
                 count=args.count, policy=policy, progress=_progress,
                 options=RunOptions(timeout=args.timeout, emulator=args.emulator, sources_dir=args.sources),
-                reference=args.reference, diagnose=args.diagnose)
+                reference=args.reference, diagnose=args.diagnose, task=task)
     print(ab_report.render(ab))
     code = 0 if ab_report.passed(ab) else 1
     record.end(code)

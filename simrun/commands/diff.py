@@ -26,14 +26,7 @@ def register(sub) -> None:
     p.add_argument("--count", type=int, default=None, metavar="N",
                    help="samples per random input spec (default 1); the first N samples of a folder "
                         "(default all)")
-    p.add_argument("--task", metavar="TASK",
-                   help="decode the outputs and compare the decisions: classify, detect, wakeword or "
-                        "python:FILE.py:FUNCTION; the policy then judges the decisions and reports "
-                        "tensor drift (default: the policy's [task] kind, else none)")
-    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
-                   dest="task_options",
-                   help="a setting of the task's decoder, e.g. score_threshold=0.3 (repeatable; "
-                        "overrides the policy's [task] table)")
+    add_task_options(p)
     p.add_argument("--sequence", action="store_true",
                    help="each --input is a sequence for a stateful (streaming) model: the leading "
                         "axis of an .npy/.npz is time; each sequence runs on a fresh interpreter, "
@@ -224,9 +217,9 @@ def _run(args: argparse.Namespace, record, folder) -> int:
     return result.exit_code
 
 
-def task_spec(name: str | None, options: list[str], policy, model):
+def task_spec(name: str | None, options: list[str], policy, model=None):
     """The task to decode, from --task/--task-option over the policy's [task] table, checked
-    against the model before any backend runs (None: no task)."""
+    against the model (when given) before any backend runs (None: no task)."""
     from ..analysis.tasks import parse_task
     kind = name or policy.task.kind
     if kind is None:
@@ -240,6 +233,18 @@ def task_spec(name: str | None, options: list[str], policy, model):
             raise BadInput(f"--task-option {option!r}: write KEY=VALUE, e.g. score_threshold=0.3")
         settings[key.strip()] = value.strip()
     return parse_task(kind, settings, model)
+
+
+def add_task_options(p) -> None:
+    """--task and --task-option, as `simrun diff` and `simrun ab` take them."""
+    p.add_argument("--task", metavar="TASK",
+                   help="decode the outputs and compare the decisions: classify, detect, wakeword or "
+                        "python:FILE.py:FUNCTION; the policy then judges the decisions and reports "
+                        "tensor drift (default: the policy's [task] kind, else none)")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   dest="task_options",
+                   help="a setting of the task's decoder, e.g. score_threshold=0.3 (repeatable; "
+                        "overrides the policy's [task] table)")
 
 
 def _check_attach(args: argparse.Namespace, labels: list[str]) -> None:
@@ -278,11 +283,11 @@ def show_and_report(result, report_dir, *, record=None, junit_layers: bool = Fal
     from ..report.provenance import RunRecord
     from ..report.repro import write_bundles
 
-    print(report.terminal.render(result.run, result.verdict))
     record = record or RunRecord("diff", list(sys.argv))
     record.end(result.exit_code)
     owned = not isinstance(report_dir, ReportFolder)
     folder = ReportFolder(report_dir) if owned else report_dir
+    shown = False
     try:
         if samples is not None and (repro_dir is not None or not result.passed):
             # Inside the temporary folder, so they move with it; summary.json names where they end up.
@@ -293,9 +298,14 @@ def show_and_report(result, report_dir, *, record=None, junit_layers: bool = Fal
             if bundles:
                 print(f"[diff] reproducers: {len(bundles)} bundle(s) in {final} (each: README.md, and "
                       f"one simrun diff command in repro.json)", file=sys.stderr)
+        # After the bundles, so that the remedies name them.
+        print(report.terminal.render(result.run, result.verdict))
+        shown = True
         written = report.write_into(folder.path, result, record=record, junit_layers=junit_layers)
         target = folder.commit()
     finally:
+        if not shown:              # writing the bundles failed: the answer is still shown
+            print(report.terminal.render(result.run, result.verdict))
         if owned:                  # else its owner (reporting_stops) reports a failure to write
             folder.discard()
     if result.run.sequences:

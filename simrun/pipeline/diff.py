@@ -15,7 +15,9 @@ Diagnosing (on by default) adds, after the normal runs:
    error: the other rounding mode of a target, a target built -ffp-contract=off for float
    layers, LiteRT without XNNPACK for tflite-optimized. Firmware variants are built when
    missing; every extra run is announced through `progress`;
-3. simrun.analysis.diagnose over all of it (run.diagnosis).
+3. simrun.analysis.diagnose over all of it (run.diagnosis);
+4. what to do about each cause (run.remedies, simrun.analysis.remedy), the rounding one checked
+   by one whole-model run of the other-rounding firmware (simrun.pipeline.remedies).
 An isolated run that fails is reported in the diagnosis (its layers "not isolated"), never
 fatal: the normal comparison stands.
 """
@@ -34,6 +36,7 @@ from ..backend_id import BackendId
 from ..backends import MatrixResult, parse_backend, run_backend, run_matrix
 from ..backends.parallel import run_each
 from ..analysis.tasks import evaluate_task
+from .remedies import check_remedies
 from ..errors import BackendError, BadInput
 from ..device.targets import TARGETS
 from ..run_options import RunOptions
@@ -102,6 +105,7 @@ def diff_matrix(model, input_names, matrix: MatrixResult, options: RunOptions | 
         with FirmwarePrefetch(ahead, options, _say(progress)):
             diagnose_matrix(run, samples, options, reference=reference, progress=progress, sequences=lengths,
                             jobs=jobs)
+        check_remedies(run, samples, options, progress=progress, sequences=lengths, jobs=jobs)
     return judge(run, policy, baseline)
 
 

@@ -29,6 +29,8 @@ from ..model import Model
 from ..analysis.diffrun import DiffRun
 from ..analysis.policy import Policy, Verdict
 from ..analysis.result import DiffResult
+from ..analysis.tasks import PairOutcome, TaskSpec, check_model, evaluate_outputs
+from ..analysis.tasks.base import real_outputs
 from ..pipeline import diff_run
 from ..run_options import RunOptions
 from .accuracy import ErrorStats, layer_errors, output_errors
@@ -48,6 +50,9 @@ class SchemeResult:
     outputs: list[ErrorStats] = field(default_factory=list)
     layers: list[ErrorStats] = field(default_factory=list)
     error: str | None = None                # why the float comparison is missing
+    # With a task: the decisions of the quantized model (on `measured_on`) against the float
+    # model's on the same inputs; the decisions between backends are in run.task.
+    task_vs_float: PairOutcome | None = None
 
     @property
     def run(self) -> DiffRun | None:
@@ -73,10 +78,12 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
            dataset: str = "random:0", dataset_count: int = DEFAULT_COUNT,
            value_range: tuple[float, float] = (0.0, 1.0), inputs: str | None = None,
            count: int = 2, policy: Policy | None = None, progress=None, options: RunOptions | None = None,
-           reference: str | None = None, diagnose: bool = True) -> ABRun:
+           reference: str | None = None, diagnose: bool = True, task: TaskSpec | None = None) -> ABRun:
     """Quantize `model_path` under `schemes` into out_dir/models and measure both errors;
     `policy` (None: the built-in one) judges each scheme's differential run. `options`: how
-    every backend runs (RunOptions). `progress(stage, message)` hears every step."""
+    every backend runs (RunOptions). `progress(stage, message)` hears every step.
+    `task` (simrun.analysis.tasks.TaskSpec): also decode the outputs and compare the decisions,
+    quantized vs float and between backends, per scheme."""
     options = options or RunOptions()
     say = progress or (lambda stage, msg: None)
     if count < 1:
@@ -119,10 +126,12 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
 
     for i, res in enumerate(results):
         model = Model.from_file(res.model_path)
+        if task is not None:
+            check_model(task, model)
         say(res.scheme, f"differential run on {', '.join(labels)}")
         res.result = diff_run(
             model, names, quant_inputs[i], labels, options, reference=reference, diagnose=diagnose,
-            policy=policy,
+            policy=policy, task=task,
             progress=lambda label, event, seconds, message, _s=res.scheme:
             say(_s, _event(label, event, seconds, message)))
         if float_caps is None:
@@ -135,8 +144,28 @@ def run_ab(model_path: Path, schemes: list[Scheme], labels: list[str], out_dir: 
         caps = res.result.captures[res.measured_on]
         res.outputs = output_errors(float_caps[i], caps, model)
         res.layers = layer_errors(float_caps[i], caps, model)
+        if task is not None:
+            res.task_vs_float = _task_vs_float(task, model, names, float_caps[i], caps, res.measured_on)
     return ABRun(source.describe(), float_conv.path, data.describe(), names, list(labels),
                  results, tf.__version__)
+
+
+def _task_vs_float(task: TaskSpec, model: Model, names, float_caps, caps, measured_on: str) -> PairOutcome:
+    """The float model's decisions against the quantized model's (on `measured_on`): the float
+    outputs are taken by name, in the quantized model's output order, for its decoder."""
+    wanted = [info.name for info in model.outputs]
+    floats = []
+    for name, cap in zip(names, float_caps):
+        by_name = {t.name: t.values.astype(np.float64) for t in cap.outputs}
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            raise BadInput(f"task {task.name}: the float model has no output named {missing[0]!r} "
+                           f"(the quantized model's outputs: {', '.join(wanted)})")
+        floats.append([by_name[n] for n in wanted])
+    quantized = [real_outputs(model, cap) for cap in caps]
+    result = evaluate_outputs(task, model, names, {FLOAT.name: floats, measured_on: quantized},
+                              pairs=[(FLOAT.name, measured_on)])
+    return result.pairs[0]
 
 
 def _event(label: str, event: str, seconds: float, message: str) -> str:

@@ -17,6 +17,8 @@ summary.json (schema_version 2, kind "simrun ab"; NaN/inf are null; version 1 ha
       "passed": bool,                            # every scheme passed the policy
       "schemes": [{
         "scheme": "per-channel"|"per-tensor"|"int16x8",
+        "task": {...}|null,                      # with --task: decisions vs float and between
+                                                 #   backends (layout in simrun/report/ab_task.py)
         "model": str, "settings": str,           # the .tflite and its converter settings JSON
         "converter": {...},                      # settings["converter"]: what was set
         "weights": {"per_channel": int, "per_tensor": int},   # weight tensors as converted
@@ -62,6 +64,7 @@ from pathlib import Path
 
 from ..analysis.compare import finite_or_none
 from ..quant.ab import ABRun, SchemeResult, implementation_figures
+from . import ab_task
 
 KIND = "simrun ab"
 
@@ -104,6 +107,7 @@ def _scheme(res: SchemeResult) -> dict:
             "layers": [e.as_dict() for e in res.layers],
             "worst_output_rel_error": finite_or_none(worst),
         },
+        "task": ab_task.scheme_json(res),
         "implementation_error": {
             "report": f"{res.scheme}/summary.json",
             "verdict": {"passed": res.verdict.passed, "failures": list(res.verdict.failures)}
@@ -133,7 +137,9 @@ def _pair(f) -> dict:
 
 # --- terminal ----------------------------------------------------------------------------------
 def render(ab: ABRun) -> str:
-    lines = [f"quantization error vs float (float model on the same real inputs, {len(ab.input_names)} "
+    # The answer first: with a task, whether a scheme changes the decisions.
+    lines = ab_task.terminal_lines(ab)
+    lines += [f"quantization error vs float (float model on the same real inputs, {len(ab.input_names)} "
              f"input(s); dequantized units)"]
     rows = [("output", "scheme", "MAE", "max err", "steps", "rel err", "cosine", "range")]
     names = list(dict.fromkeys(e.name for res in ab.schemes for e in res.outputs))
@@ -242,7 +248,7 @@ def render_html(ab: ABRun) -> str:
                    f"<td class='num'>{sch['weights']['per_channel']} / {sch['weights']['per_tensor']}</td>"
                    f"<td><code>{escape(json.dumps(sch['converter']))}</code></td><td>{verdict}</td>"
                    f"<td><a href='{escape(sch['scheme'])}/report.html'>{escape(sch['scheme'])}/report.html</a></td></tr>")
-    out.append("</table><h2>Quantization error vs float, at the outputs</h2>"
+    out.append("</table>" + ab_task.html(ab) + "<h2>Quantization error vs float, at the outputs</h2>"
                "<table><tr><th>output</th><th>scheme</th><th>MAE</th><th>max error</th><th>steps</th>"
                "<th>rel error</th><th>cosine</th><th>float range</th></tr>")
     for name in dict.fromkeys(e["name"] for sch in s["schemes"] for e in sch["quantization_error"]["outputs"]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from . import junit
+from . import ab_task, junit
 from . import markdown as diff_markdown
 from .digest import headline
 
@@ -43,6 +43,7 @@ def markdown(ab, exit_code: int | None = None) -> str:
     code = f" (exit {exit_code})" if exit_code is not None else ""
     name = str(ab.source.get("path") or "model").rstrip("/").rsplit("/", 1)[-1]
     lines = [f"## simrun ab {name}: {'PASSED' if passed else 'FAILED'}{code}", ""]
+    lines += ab_task.markdown_lines(ab)
     for res in ab.schemes:
         if res.result is None:
             lines += [f"### {res.scheme}: no differential run", "", res.error or "", ""]

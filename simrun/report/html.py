@@ -22,6 +22,7 @@ from .cost import html_section as cost_section
 from . import sequences
 from . import html_layers as layers_html
 from .aggregate import pair_summary, shown_pairs
+from .remedy import html_section as remedy_section
 from .task import html_section as task_section, repro_section
 from .digest import agreement_classes, cells, headline
 from .graph import graph_svg, legend as graph_legend
@@ -39,7 +40,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str], out_dir: Pa
                  if (ps := pair_summary(run, verdict, a, b)) is not None]
     graph = _graph_section(run, verdict, summaries)
     baseline = baseline_section(verdict)
-    sections = [("summary", "Diagnosis")] + ([("task", "Task")] if run.task is not None else [])
+    sections = ([("task", "Task")] if run.task is not None else []) + [("summary", "Diagnosis")]
+    sections += [("remedies", "What to do")] if run.remedies else []
     sections += ([("baseline", "Baseline")] if baseline else []) + ([("repro", "Reproducers")] if run.repro else [])
     sections += [("backends", "Backends")]
     sections += [("graph", "Graph")] if graph else []
@@ -55,7 +57,8 @@ def render(run: DiffRun, verdict, plots: dict[tuple[int, str], str], out_dir: Pa
            f"<p class='meta'>{len(run.input_names)} input(s): {escape(_inputs_text(run.input_names))}"
            f" · {len(run.backends)} backend(s) · policy: {escape(verdict.policy_source)}</p>",
            task_section(run, verdict, parts.badge),
-           "<ul class='diagnosis'>" + "".join(f"<li>{escape(s)}</li>" for s in _sentences(run, verdict)) + "</ul>"]
+           "<ul class='diagnosis'>" + "".join(f"<li>{escape(s)}</li>" for s in _sentences(run, verdict)) + "</ul>",
+           remedy_section(run, out_dir or Path.cwd())]
     if verdict.failures:
         out.append(_folded_list("Failures", verdict.failures))
     if verdict.warnings:

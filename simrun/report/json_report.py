@@ -7,6 +7,12 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
       "kind": "simrun diff",
       "complete": true,                            # false: the run stopped early (see below)
       "exit_code": int|null,                       # the run's exit code (DiffResult.exit_code)
+      # the answer first:
+      "verdict": {"passed": bool, "failures": [str], "warnings": [str],
+                  "known": [str]},                 # with --baseline: failures it had too
+      "task": TASK|null,                           # with --task: the decisions (simrun/report/task.py)
+      "diagnosis": [str],                          # the sentences the reports open with
+      "remedies": [REMEDY, ...],                   # what to do per pair and cause (below)
       "run": RUN|null,                             # provenance: simrun/report/provenance.py
       "model": {"path": str|null, "sha256": str},
       "inputs": [str, ...],                        # input names, in comparison order
@@ -15,13 +21,9 @@ Shape (schema_version 2; compact JSON, one line); every float that is NaN/inf is
       "backend_errors": {label: {"message": str, "action": "fail"|"warn"|"known"}},
       "policy": {"source": str, "path": str|null,  # the policy file (null: built-in), its
                  "sha256": str|null, "text": str|null},   # sha256 and its whole text
-      "verdict": {"passed": bool, "failures": [str], "warnings": [str],
-                  "known": [str]},                 # with --baseline: failures it had too
       "baseline": BASELINE|null,                   # --baseline: layout in simrun/report/baseline.py
-      "task": TASK|null,                           # with --task: the decisions (simrun/report/task.py)
       "preprocessing": str|null,                   # how image files became model inputs
       "repro": [str, ...],                         # reproducer bundle folders (simrun/report/repro.py)
-      "diagnosis": [str],                          # the sentences the reports open with
       "agreement": [[label, ...], ...],            # backends bit-exact with each other, rank order
       "isolation": {"reference": label,            # null when no diagnosis ran
                     "variants": {label: why}, "failed": {label: message}} | null,
@@ -82,6 +84,13 @@ A run that stopped before its verdict (bad input, exit 2; Ctrl-C, 130; a backend
 failure) writes {"schema_version", "kind", "complete": false, "exit_code", "error": message,
 "run": RUN, "verdict": {"passed": false, "failures": [message], "warnings": []}} and nothing else.
 
+    REMEDY = {"a", "b", "cause", "layers": ["0:3/12 CONV_2D", ...], "action": str,
+              "check": str,               # what simrun measured of the action
+              "status": "verified"|"refuted"|"per-layer"|"not checked",   # verified/refuted: the
+                                          # whole model in the other-rounding firmware vs the other side
+              "variant": label|null,      # the backend that realises it
+              "repro": [folder, ...]}     # reproducer bundles of its layers
+
     TASK = {"task": str, "settings": {key: value}, "units": "inputs"|"sequences",
             "backends": {label: {...}},   # wakeword: {"trigger_steps": {sequence: step|null}}
             "pairs": [{"a", "b", "verdict": "pass"|"fail"|"unjudged", "summary": str,
@@ -99,7 +108,7 @@ from ..analysis.diffrun import DiffRun
 from .baseline import summary as baseline_summary
 from .cost import cost_json
 from .provenance import SCHEMA_VERSION
-from . import sequences, task
+from . import remedy, sequences, task
 from .digest import agreement_classes, headline
 
 
@@ -140,6 +149,12 @@ def summary(run: DiffRun, verdict, record=None, exit_code: int | None = None) ->
         "kind": KIND,
         "complete": True,
         "exit_code": exit_code,
+        # The answer first: the verdict, the decisions (with a task), the diagnosis, what to do.
+        "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
+                    "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
+        "task": task.json_section(run, verdict),
+        "diagnosis": headline(run, verdict),
+        "remedies": remedy.json_section(run),
         "run": run_json,
         "model": {"path": str(getattr(run.model, "path", None) or "") or None,
                   "sha256": getattr(run.model, "sha256", None)},
@@ -150,12 +165,8 @@ def summary(run: DiffRun, verdict, record=None, exit_code: int | None = None) ->
                            for label, msg in run.backend_errors.items()},
         "policy": run_json["policy"] if run_json else {
             "source": getattr(verdict, "policy_source", None), "path": None, "sha256": None, "text": None},
-        "verdict": {"passed": verdict.passed, "failures": list(verdict.failures),
-                    "warnings": list(verdict.warnings), "known": list(getattr(verdict, "known", []))},
-        "task": task.json_section(run, verdict),
         "preprocessing": run.preprocessing,
         "repro": list(run.repro),
-        "diagnosis": headline(run, verdict),
         "agreement": agreement_classes(run),
         "isolation": _isolation(run),
         "cost": cost_json(run.cost),

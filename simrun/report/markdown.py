@@ -2,7 +2,9 @@
 $GITHUB_STEP_SUMMARY, GitLab and Jenkins Markdown), and GitHub's ::error annotations.
 
     ## simrun diff kws_ref_model.tflite: FAILED (exit 1)
+    ### Task detect over 6 inputs   with a task: the decisions per pair, first
     - the diagnosis sentences every report opens with
+    ### What to do                  per pair and cause: the action and what simrun checked
     ### Backend agreement           the matrix: = bit-exact, Δn from #d, ✗ fails the policy
     ### Failing pairs               input, pair, first failing layer, cause, reasons
     ### Backend errors
@@ -14,6 +16,8 @@ from pathlib import Path
 from ..analysis.diffrun import DiffRun
 from ..errors import EXIT_CODES
 from .digest import agreement_classes, cell_between, cells, headline
+from .remedy import markdown_lines as remedy_markdown
+from .task import markdown_lines as task_markdown
 
 _MARK = {"fail": " ✗", "pass": "", "unjudged": " (not judged)"}
 
@@ -23,7 +27,10 @@ def render(run: DiffRun, verdict, exit_code: int | None = None, title: str | Non
     state = "PASSED" if verdict.passed else "FAILED"
     code = f" (exit {exit_code})" if exit_code is not None else ""
     lines = [f"## {title or 'simrun diff'} {model}: {state}{code}", ""]
+    # The answer first: the decisions (with a task), then the tensor diagnosis and what to do.
+    lines += task_markdown(run, verdict)
     lines += [f"- {_md(s)}" for s in headline(run, verdict)] + [""]
+    lines += remedy_markdown(run)
     lines += _matrix(run, verdict)
     failing = _failing_rows(run, verdict)
     if failing:

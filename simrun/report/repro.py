@@ -86,7 +86,7 @@ def _bundle(run, n, pair, d, cut, sample, diagnosis, out_dir: Path) -> Path | No
             return None
         outputs.append([got[i] for i in cut.outputs])
 
-    folder = out_dir / _slug(f"{pair.a}_vs_{pair.b}") / _slug(f"{d.subgraph}_{d.op_index}_{d.op_name}")
+    folder = out_dir.joinpath(*bundle_key(pair.a, pair.b, d.subgraph, d.op_index, d.op_name))
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -157,6 +157,11 @@ def _readme(info: dict) -> str:
             f"Versions:\n{versions}\n"
             + ("".join(f"\nFirmware {label}: " + ", ".join(f"{k} {v}" for k, v in fw.items()) + "\n"
                        for label, fw in info["firmware"].items())))
+
+
+def bundle_key(a: str, b: str, subgraph: int, op_index: int, op_name: str) -> tuple[str, str]:
+    """The bundle's two folder names below the repro folder: <a>_vs_<b>, <sg>_<op>_<OP_NAME>."""
+    return _slug(f"{a}_vs_{b}"), _slug(f"{subgraph}_{op_index}_{op_name}")
 
 
 def _slug(text: str) -> str:

@@ -26,6 +26,38 @@ def terminal_lines(run, verdict) -> list[str]:
     return lines + _preprocessing_lines(run) + [""]
 
 
+def markdown_lines(run, verdict) -> list[str]:
+    """summary.md's opening section: the decisions per pair, before the tensor diagnosis."""
+    result = run.task
+    if result is None:
+        return [f"Inputs: {_md(run.preprocessing)}", ""] if getattr(run, "preprocessing", None) else []
+    count = len(run.sequences) if result.units == "sequences" else len(run.input_names)
+    settings = ", ".join(f"{k} {v}" for k, v in result.settings.items())
+    lines = [f"### Task {_md(result.task)} over {count} {result.units}", ""]
+    if settings:
+        lines += [f"Settings: {_md(settings)}", ""]
+    for label, facts in result.backends.items():
+        steps = facts.get("trigger_steps")
+        if steps is not None:
+            lines.append(f"- `{label}` triggers at " + ", ".join(
+                f"{_md(name)} step {s}" if s is not None else f"{_md(name)} never" for name, s in steps.items()))
+    if any("trigger_steps" in f for f in result.backends.values()):
+        lines.append("")
+    lines += ["| pair | verdict | decisions |", "|---|---|---|"]
+    for o in result.pairs:
+        status = verdict.task_pairs.get((o.a, o.b), "unjudged")
+        mark = {"fail": "✗ FAIL", "pass": "pass", "unjudged": "not judged"}[status]
+        lines.append(f"| `{o.a}` vs `{o.b}` | {mark} | {_md(o.summary)} |")
+    lines.append("")
+    if getattr(run, "preprocessing", None):
+        lines += [f"Inputs: {_md(run.preprocessing)}", ""]
+    return lines
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
+
+
 def _preprocessing_lines(run) -> list[str]:
     return [f"inputs: {run.preprocessing}"] if getattr(run, "preprocessing", None) else []
 

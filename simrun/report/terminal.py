@@ -11,6 +11,7 @@ from ..analysis.diffrun import DiffRun
 from .baseline import terminal_lines as baseline_lines
 from .cost import terminal_lines as cost_lines
 from .digest import agreement_classes, headline
+from .remedy import terminal_lines as remedy_lines
 from .task import terminal_lines as task_lines
 
 _HEADER = ("input", "pair", "layers", "first divergent", "worst layer", "mismatch", "max |Δ|",
@@ -21,6 +22,7 @@ def render(run: DiffRun, verdict) -> str:
     # The answer first: what the differences do to the application's decisions (with a task).
     lines = task_lines(run, verdict)
     lines += ["diagnosis:"] + [f"  {sentence}" for sentence in headline(run, verdict)] + [""]
+    lines += remedy_lines(run)
     rows, exact, repeats = [_HEADER], {}, 0
     klass = {b: i for i, c in enumerate(agreement_classes(run)) for b in c}
     verdicts = {(pv.input_name, pv.a, pv.b): pv for pv in verdict.pairs}

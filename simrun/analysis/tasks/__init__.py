@@ -20,7 +20,8 @@ from . import classify, detect, python_decoder, wakeword
 from .base import DecodeContext, PairOutcome, TaskData, TaskResult, real_outputs, settings_from
 
 TASKS = {m.NAME: m for m in (classify, detect, wakeword)}
-__all__ = ["TASKS", "TaskSpec", "TaskResult", "PairOutcome", "parse_task", "evaluate_task"]
+__all__ = ["TASKS", "TaskSpec", "TaskResult", "PairOutcome", "parse_task", "check_model", "evaluate_task",
+           "evaluate_outputs"]
 
 
 @dataclass(frozen=True)
@@ -53,27 +54,42 @@ def parse_task(text: str, options: dict | None = None, model=None) -> TaskSpec:
         spec = TaskSpec(text, settings_from(TASKS[text].Settings, options, text))
     else:
         raise BadInput(f"unknown task {text!r}: use {', '.join(TASKS)} or python:FILE.py:FUNCTION")
-    if model is not None and spec.code is None:
-        spec.module.check(spec.settings, model)
-        # Decode outputs of the model's shapes once now: a head the decoder cannot read is a
-        # usage error before minutes of backends, not after.
-        h, w, names, ranges = _context_fields(model)
-        zeros = [np.zeros(tuple(max(d, 1) for d in o.shape)) for o in model.outputs]
-        spec.module.decode(spec.settings, zeros, DecodeContext("(shape check)", h, w, names, "-", ranges))
+    if model is not None:
+        check_model(spec, model)
     return spec
+
+
+def check_model(spec: TaskSpec, model) -> None:
+    """The task's settings against one model (a python: decoder is the user's to check)."""
+    if spec.code is not None:
+        return
+    spec.module.check(spec.settings, model)
+    # Decode outputs of the model's shapes once now: a head the decoder cannot read is a
+    # usage error before minutes of backends, not after.
+    h, w, names, ranges = _context_fields(model)
+    zeros = [np.zeros(tuple(max(d, 1) for d in o.shape)) for o in model.outputs]
+    spec.module.decode(spec.settings, zeros, DecodeContext("(shape check)", h, w, names, "-", ranges))
 
 
 def evaluate_task(spec: TaskSpec, model, input_names: list[str], captures: dict[str, list],
                   sequences: dict[str, list[int]] | None = None, pairs=None) -> TaskResult:
     """Decode every backend's outputs for every input and compare every pair (default: every
     pair of backends that produced results, the more reference-like first)."""
+    outputs = {label: [real_outputs(model, cap) for cap in caps] for label, caps in captures.items()}
+    return evaluate_outputs(spec, model, input_names, outputs, sequences, pairs)
+
+
+def evaluate_outputs(spec: TaskSpec, model, input_names: list[str], outputs: dict[str, list],
+                     sequences: dict[str, list[int]] | None = None, pairs=None) -> TaskResult:
+    """evaluate_task from real-valued outputs: label -> per input, the model's final outputs in
+    `model`'s output order (the quantization A/B puts the float model's beside a scheme's)."""
     from ..compare import default_pairs
     ctx_base = _context_fields(model)
     decisions = {}
-    for label, caps in captures.items():
+    for label, per_input in outputs.items():
         decisions[label] = [
-            _decode(spec, real_outputs(model, cap), DecodeContext(name, *ctx_base[:3], label, ctx_base[3]))
-            for name, cap in zip(input_names, caps)]
+            _decode(spec, outs, DecodeContext(name, *ctx_base[:3], label, ctx_base[3]))
+            for name, outs in zip(input_names, per_input)]
     data = TaskData(list(input_names), decisions, dict(sequences or {}))
     result = TaskResult(spec.name, spec.settings_json(), [],
                         units="sequences" if spec.needs_sequences else "inputs")
