@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Measured on the 2-core development machine (issue 22): a cold cortex-m55
-# reference build, 162 object files, 829 s with other work running: ~5 s a file.
-DEFAULT_SECONDS_PER_FILE = 5.0
-# Object files of a cold reference build (cortex-m4 and cortex-m55 at the pinned TFLM).
-FIRST_BUILD_FILES = 162
+# Measured on the 2-core development machine (issue 22, bench/build_time.py, idle): a cold
+# cortex-m55 reference build with precompiled headers, 163 files (the PCH one of them), 227 s.
+DEFAULT_SECONDS_PER_FILE = 1.4
+# Files of a cold reference build (cortex-m4 and cortex-m55 at the pinned TFLM, with the PCH).
+FIRST_BUILD_FILES = 163
 MIN_FILES_FOR_FIGURE = 100        # fewer: an incremental build or a second rounding mode (~25 files, one the PCH)
 FIGURE_FILE = "build-speed.json"
 
