@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -44,6 +45,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "models"
 REPLICA_DIR = Path(__file__).resolve().parent / "renode_replica"
+
+# A shell that starts pytest in the background (`cmd &` without job control) leaves SIGINT
+# ignored, and an ignored signal stays ignored across exec: every simrun a test starts
+# would then shrug off the Ctrl-C the interrupt tests send it. Give SIGINT back its handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _TOKEN = f"SIMRUN_TEST_RUN={uuid.uuid4().hex}"
 os.environ["SIMRUN_TEST_RUN"] = _TOKEN.split("=", 1)[1]
