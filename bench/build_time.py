@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -44,6 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine  # noqa: E402
 
 from simrun.device import build  # noqa: E402
 from simrun.errors import SimrunError  # noqa: E402
@@ -67,12 +69,6 @@ with open(os.environ["SIMRUN_BENCH_TIMES"], "a") as log:
     log.write(json.dumps({{"file": src, "wall": wall, "cpu": use.ru_utime + use.ru_stime}}) + "\\n")
 sys.exit(code)
 """
-
-
-def machine() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
-    return f"{os.cpu_count()} cores, {cpu}, load average {os.getloadavg()[0]:.1f} at start"
 
 
 def children_cpu() -> float:
@@ -260,7 +256,7 @@ def main() -> int:
     if not set(modes) <= set(MODES):
         p.error(f"--modes takes {', '.join(MODES)}")
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    print(f"machine: {machine()}; {build.JOBS} compile jobs; {args.cpu}; {len(variants)} variants per mode", flush=True)
+    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f} at start; {build.JOBS} compile jobs; {args.cpu}; {len(variants)} variants per mode", flush=True)
     results: dict[str, list[VariantTime]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="simrun-bench-") as name:
